@@ -1,0 +1,124 @@
+//! Everything the actor tree needs to know, with the defaults of CONTRACT §5.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::window::WindowSpec;
+
+/// Exponential backoff with jitter for reconnects and actor restarts.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Backoff {
+    /// The first delay.
+    pub initial: Duration,
+    /// No delay is longer than this.
+    pub max: Duration,
+    /// Each delay is drawn uniformly from `[d·(1−jitter), d]`, so that many sessions
+    /// dropped by one network blip do not come back in lockstep.
+    pub jitter: f64,
+}
+
+impl Backoff {
+    /// The delay before attempt `attempt` (0-based), before jitter.
+    pub fn base_delay(&self, attempt: u32) -> Duration {
+        let factor = 2u32.saturating_pow(attempt.min(30));
+        self.initial.saturating_mul(factor).min(self.max)
+    }
+
+    /// The delay before attempt `attempt`, with jitter applied.
+    pub fn delay(&self, attempt: u32) -> Duration {
+        use rand::RngExt;
+        let base = self.base_delay(attempt);
+        let jitter = self.jitter.clamp(0.0, 1.0);
+        if jitter == 0.0 {
+            return base;
+        }
+        let keep = rand::rng().random_range((1.0 - jitter)..=1.0);
+        base.mul_f64(keep)
+    }
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self {
+            initial: Duration::from_secs(1),
+            max: Duration::from_secs(60),
+            jitter: 0.2,
+        }
+    }
+}
+
+/// Configuration of the supervisor and every org actor.
+#[derive(Clone, Debug)]
+pub struct SupervisorConfig {
+    /// The sessions directory (CONTRACT §7).
+    pub sessions_dir: PathBuf,
+    /// How many backups to keep per organization.
+    pub backups_kept: usize,
+    /// Undecryptable messages that force a cleanup.
+    pub bad_mac: WindowSpec,
+    /// Stream errors that force a cleanup.
+    pub stream: WindowSpec,
+    /// Automatic cleanups of one org allowed in a period; one more quarantines it.
+    pub cleanups: WindowSpec,
+    /// Reconnect backoff for a session whose connection dropped.
+    pub reconnect: Backoff,
+    /// Restart backoff for an org actor that crashed.
+    pub actor_restart: Backoff,
+    /// How long a send waits for a `reconnecting` session to come back.
+    pub send_wait: Duration,
+    /// How long a `banned` session waits when WhatsApp gave no expiry.
+    pub default_ban: Duration,
+    /// How long a graceful shutdown of one connection may take before it is dropped.
+    pub shutdown_grace: Duration,
+}
+
+impl SupervisorConfig {
+    /// The defaults of CONTRACT §5 for a sessions directory.
+    pub fn new(sessions_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            sessions_dir: sessions_dir.into(),
+            backups_kept: 3,
+            bad_mac: WindowSpec::new(3, Duration::from_secs(30)),
+            stream: WindowSpec::new(2, Duration::from_secs(60)),
+            cleanups: WindowSpec::new(3, Duration::from_secs(3600)),
+            reconnect: Backoff::default(),
+            actor_restart: Backoff {
+                initial: Duration::from_millis(500),
+                max: Duration::from_secs(30),
+                jitter: 0.2,
+            },
+            send_wait: Duration::from_secs(20),
+            default_ban: Duration::from_secs(3600),
+            shutdown_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_its_cap() {
+        let b = Backoff {
+            initial: Duration::from_secs(1),
+            max: Duration::from_secs(10),
+            jitter: 0.0,
+        };
+        let delays: Vec<u64> = (0..6).map(|a| b.delay(a).as_secs()).collect();
+        assert_eq!(delays, [1, 2, 4, 8, 10, 10]);
+        assert_eq!(b.base_delay(u32::MAX), Duration::from_secs(10));
+    }
+
+    #[test]
+    fn jitter_stays_inside_its_band() {
+        let b = Backoff::default();
+        for attempt in 0..8 {
+            let base = b.base_delay(attempt);
+            for _ in 0..50 {
+                let d = b.delay(attempt);
+                assert!(d <= base && d >= base.mul_f64(0.8), "{d:?} vs {base:?}");
+            }
+        }
+    }
+}

@@ -1,0 +1,37 @@
+//! What can go wrong when the daemon asks the actor tree for something.
+//!
+//! Each variant maps to one HTTP answer in the daemon; errors about a session carry
+//! its status so the caller can show it (CONTRACT §2).
+
+use crate::SessionStatus;
+
+/// A failed session operation (start, logout, clean).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SessionError {
+    /// The organization has no session.
+    #[error("no session for this organization")]
+    NoSession,
+    /// The sessions directory could not be changed.
+    #[error("the session store failed: {0}")]
+    Storage(String),
+    /// The supervisor is stopping or did not answer in time.
+    #[error("the supervisor is unavailable")]
+    Unavailable,
+}
+
+/// A failed send.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// The organization has no session.
+    #[error("no session for this organization")]
+    NoSession,
+    /// The session is not connected (and did not come back within the wait).
+    #[error("the session is not connected (status {status})")]
+    NotConnected { status: SessionStatus },
+    /// WhatsApp (or the connection) refused the message.
+    #[error("the message could not be sent: {reason}")]
+    Failed { reason: String },
+    /// The supervisor is stopping or did not answer in time.
+    #[error("the supervisor is unavailable")]
+    Unavailable,
+}

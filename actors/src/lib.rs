@@ -1,0 +1,46 @@
+//! The actor core of wa-supervisor: one actor per organization owns its WhatsApp
+//! connection and heals it by itself. No HTTP here; the daemon drives it through
+//! the [`Supervisor`] handle.
+//!
+//! ```text
+//!                         Supervisor (handle: Clone, used by the HTTP facade)
+//!                              │ start / logout / clean        ▲ snapshots (watch)
+//!                              ▼                               │
+//!   ┌──────────────── SupervisorActor ───────────────┐         │
+//!   │ org id → OrgActor, restarts crashed ones,      │         │
+//!   │ cleanup intensity (quarantine), phone book     │         │
+//!   └───────┬───────────────────┬────────────────────┘         │
+//!      spawn_linked        spawn_linked                         │
+//!           ▼                   ▼                               │
+//!       OrgActor "2"        OrgActor "7" ── status ─────────────┘
+//!        │  ▲ events(gen)       (state machine of CONTRACT §3, error windows)
+//!  cmds  ▼  │
+//!      driver task ── Connection (sim or whatsapp-rust)   ← the only await on the network
+//!           │
+//!           ▼
+//!      StorageActor: org dirs 0700, backup = atomic rename, keep newest N, wipe
+//! ```
+//!
+//! Message flow of a heal: the connection reports `Undecryptable` → the org actor
+//! records it in its Bad MAC window → at the limit it bumps its generation (stale
+//! events are ignored from then on) and tells its driver to wipe → the driver shuts
+//! the connection down, asks the storage actor to back up and wipe, and reports
+//! `Healed` → the org actor opens a fresh connection in pairing mode → `qr_ready`.
+
+pub mod config;
+pub mod connection;
+pub mod error;
+pub mod org_id;
+mod phone_book;
+mod session;
+pub mod status;
+pub mod storage;
+mod supervisor;
+pub mod window;
+
+pub use config::{Backoff, SupervisorConfig};
+pub use error::{SendError, SessionError};
+pub use org_id::{OrgId, OrgIdError};
+pub use status::{SessionSnapshot, SessionStatus};
+pub use supervisor::{CleanOutcome, SentMessage, StartOutcome, Supervisor};
+pub use window::{ErrorWindow, WindowSpec};

@@ -1,0 +1,293 @@
+//! The file operations behind the storage actor, as plain functions so that each
+//! can be tested on a temporary directory.
+//!
+//! Crash safety comes from using only `rename` to move a session: at every instant
+//! the org's files are whole in exactly one place, live or backup.
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+
+use crate::OrgId;
+
+/// The directory under the sessions directory that holds backups.
+pub const BACKUPS_DIR: &str = "_backups";
+
+/// Where one org's live session lives.
+pub fn live_dir(root: &Path, org: &OrgId) -> PathBuf {
+    root.join(org.as_str())
+}
+
+/// Where one org's backups live.
+pub fn backups_dir(root: &Path, org: &OrgId) -> PathBuf {
+    root.join(BACKUPS_DIR).join(org.as_str())
+}
+
+/// Creates `dir` (and missing parents) with mode 0700, and tightens it to 0700 if
+/// it already existed.
+pub fn ensure_private_dir(dir: &Path) -> io::Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+}
+
+/// Whether a directory exists and holds at least one entry.
+fn has_content(dir: &Path) -> io::Result<bool> {
+    match fs::read_dir(dir) {
+        Ok(mut entries) => Ok(entries.next().is_some()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Keeps a reason to what a directory name may safely hold.
+fn sanitize_reason(reason: &str) -> String {
+    let clean: String = reason
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .take(40)
+        .collect();
+    if clean.is_empty() {
+        "manual".into()
+    } else {
+        clean
+    }
+}
+
+/// Moves the live session into a new backup and removes the live directory; when
+/// `recreate`, a fresh empty live directory takes its place. Returns the backup's
+/// name, or `None` when the live directory was missing or empty (nothing to keep).
+/// Afterwards only the newest `keep` backups remain.
+pub fn backup_and_wipe(
+    root: &Path,
+    org: &OrgId,
+    reason: &str,
+    now: DateTime<Utc>,
+    keep: usize,
+    recreate: bool,
+) -> io::Result<Option<String>> {
+    let live = live_dir(root, org);
+    let backup = if has_content(&live)? {
+        let parent = backups_dir(root, org);
+        ensure_private_dir(&root.join(BACKUPS_DIR))?;
+        ensure_private_dir(&parent)?;
+        let stamp = now.format("%Y%m%dT%H%M%S%.6fZ");
+        let reason = sanitize_reason(reason);
+        let mut name = format!("{stamp}_{reason}");
+        let mut n = 1;
+        while parent.join(&name).exists() {
+            n += 1;
+            // `~` sorts after `_`, so a same-instant backup still lists as newer.
+            name = format!("{stamp}~{n:03}_{reason}");
+        }
+        let target = parent.join(&name);
+        // The one step that moves the session: atomic on one filesystem.
+        fs::rename(&live, &target)?;
+        sync_dir(&parent);
+        sync_dir(root);
+        tighten(&target)?;
+        prune(&parent, keep)?;
+        Some(name)
+    } else {
+        match fs::remove_dir(&live) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        None
+    };
+    if recreate {
+        ensure_private_dir(&live)?;
+    }
+    Ok(backup)
+}
+
+/// The names of an org's backups, oldest first.
+pub fn list_backups(root: &Path, org: &OrgId) -> io::Result<Vec<String>> {
+    let dir = backups_dir(root, org);
+    let mut names = match fs::read_dir(&dir) {
+        Ok(entries) => entries
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .filter_map(|e| e.file_name().into_string().ok())
+            .collect::<Vec<_>>(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(e),
+    };
+    // Names start with a UTC timestamp, so the lexical order is the time order.
+    names.sort();
+    Ok(names)
+}
+
+/// The orgs with a live directory for which `has_credentials` holds, by id.
+pub fn orgs_with_credentials(
+    root: &Path,
+    has_credentials: &dyn Fn(&Path) -> bool,
+) -> io::Result<Vec<OrgId>> {
+    let entries = match fs::read_dir(root) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut orgs: Vec<OrgId> = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter_map(|e| OrgId::parse(e.file_name().to_str()?).ok())
+        .filter(|org| has_credentials(&live_dir(root, org)))
+        .collect();
+    orgs.sort();
+    Ok(orgs)
+}
+
+/// Removes the oldest backups beyond `keep`.
+fn prune(parent: &Path, keep: usize) -> io::Result<()> {
+    let mut names: Vec<String> = fs::read_dir(parent)?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
+    names.sort();
+    let excess = names.len().saturating_sub(keep);
+    for name in &names[..excess] {
+        fs::remove_dir_all(parent.join(name))?;
+    }
+    Ok(())
+}
+
+/// Directories 0700 and files 0600, all the way down.
+fn tighten(dir: &Path) -> io::Result<()> {
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            tighten(&entry.path())?;
+        } else if kind.is_file() {
+            fs::set_permissions(entry.path(), fs::Permissions::from_mode(0o600))?;
+        }
+    }
+    Ok(())
+}
+
+/// Makes a rename durable; best effort, since not every filesystem allows it.
+fn sync_dir(dir: &Path) {
+    if let Ok(handle) = fs::File::open(dir) {
+        let _ = handle.sync_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    fn org() -> OrgId {
+        OrgId::parse("7").unwrap()
+    }
+
+    fn mode(path: &Path) -> u32 {
+        fs::metadata(path).unwrap().mode() & 0o777
+    }
+
+    #[test]
+    fn backup_moves_the_session_and_tightens_modes() {
+        let root = tempfile::tempdir().unwrap();
+        let live = live_dir(root.path(), &org());
+        ensure_private_dir(&live.join("sub")).unwrap();
+        fs::write(live.join("creds.json"), b"{}").unwrap();
+        fs::write(live.join("sub/x"), b"1").unwrap();
+        let name = backup_and_wipe(root.path(), &org(), "Bad MAC!", Utc::now(), 3, true)
+            .unwrap()
+            .expect("there was something to back up");
+        assert!(name.ends_with("_bad_mac_"), "{name}");
+        let backup = backups_dir(root.path(), &org()).join(&name);
+        assert_eq!(fs::read(backup.join("creds.json")).unwrap(), b"{}");
+        assert_eq!(mode(&backup), 0o700);
+        assert_eq!(mode(&backup.join("creds.json")), 0o600);
+        assert_eq!(mode(&backup.join("sub/x")), 0o600);
+        assert_eq!(mode(&root.path().join(BACKUPS_DIR)), 0o700);
+        assert_eq!(fs::read_dir(&live).unwrap().count(), 0, "live dir empty");
+        assert_eq!(mode(&live), 0o700);
+    }
+
+    #[test]
+    fn only_the_newest_backups_are_kept() {
+        let root = tempfile::tempdir().unwrap();
+        let live = live_dir(root.path(), &org());
+        let t0 = Utc::now();
+        let mut made = Vec::new();
+        for i in 0..5 {
+            ensure_private_dir(&live).unwrap();
+            fs::write(live.join("creds.json"), format!("{i}")).unwrap();
+            let when = t0 + chrono::Duration::seconds(i);
+            made.push(
+                backup_and_wipe(root.path(), &org(), "x", when, 3, true)
+                    .unwrap()
+                    .unwrap(),
+            );
+        }
+        assert_eq!(
+            list_backups(root.path(), &org()).unwrap(),
+            made[2..].to_vec()
+        );
+    }
+
+    #[test]
+    fn same_instant_backups_do_not_collide() {
+        let root = tempfile::tempdir().unwrap();
+        let live = live_dir(root.path(), &org());
+        let now = Utc::now();
+        let mut made = Vec::new();
+        for _ in 0..2 {
+            ensure_private_dir(&live).unwrap();
+            fs::write(live.join("creds.json"), b"x").unwrap();
+            made.push(
+                backup_and_wipe(root.path(), &org(), "x", now, 3, true)
+                    .unwrap()
+                    .unwrap(),
+            );
+        }
+        assert_eq!(
+            list_backups(root.path(), &org()).unwrap(),
+            made,
+            "oldest first"
+        );
+    }
+
+    #[test]
+    fn an_empty_session_is_removed_without_a_backup() {
+        let root = tempfile::tempdir().unwrap();
+        ensure_private_dir(&live_dir(root.path(), &org())).unwrap();
+        assert_eq!(
+            backup_and_wipe(root.path(), &org(), "x", Utc::now(), 3, false).unwrap(),
+            None
+        );
+        assert!(!live_dir(root.path(), &org()).exists());
+        assert!(!root.path().join(BACKUPS_DIR).exists());
+    }
+
+    #[test]
+    fn lists_orgs_that_hold_credentials() {
+        let root = tempfile::tempdir().unwrap();
+        for name in ["b", "a", "empty"] {
+            ensure_private_dir(&root.path().join(name)).unwrap();
+        }
+        fs::write(root.path().join("a/c"), b"").unwrap();
+        fs::write(root.path().join("b/c"), b"").unwrap();
+        ensure_private_dir(&root.path().join(BACKUPS_DIR).join("z")).unwrap();
+        fs::write(root.path().join(BACKUPS_DIR).join("z/c"), b"").unwrap();
+        let got = orgs_with_credentials(root.path(), &|dir| dir.join("c").exists()).unwrap();
+        let names: Vec<&str> = got.iter().map(|o| o.as_str()).collect();
+        assert_eq!(names, ["a", "b"]);
+    }
+}

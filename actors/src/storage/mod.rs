@@ -1,0 +1,143 @@
+//! The storage actor: the only writer of the sessions directory's layout.
+//!
+//! Serializing every create, backup and wipe through one mailbox means two org
+//! operations can never interleave on the disk. The file work itself runs on the
+//! blocking pool so the runtime's workers stay free.
+
+pub mod fs_ops;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::Utc;
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+
+use crate::OrgId;
+
+/// A storage failure, with the io error's text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct StorageError(pub String);
+
+/// Decides whether an org directory holds credentials (given by the connector).
+pub type CredentialsProbe = Arc<dyn Fn(&Path) -> bool + Send + Sync>;
+
+pub struct StorageArgs {
+    pub root: PathBuf,
+    pub backups_kept: usize,
+    pub has_credentials: CredentialsProbe,
+}
+
+pub enum StorageMsg {
+    /// Creates the org's live directory (0700) and returns its path.
+    Prepare {
+        org: OrgId,
+        reply: RpcReplyPort<Result<PathBuf, StorageError>>,
+    },
+    /// Backs the live session up and wipes it (see [`fs_ops::backup_and_wipe`]).
+    BackupAndWipe {
+        org: OrgId,
+        reason: String,
+        recreate: bool,
+        reply: RpcReplyPort<Result<Option<String>, StorageError>>,
+    },
+    /// The orgs whose directories hold credentials.
+    ListWithCredentials {
+        reply: RpcReplyPort<Result<Vec<OrgId>, StorageError>>,
+    },
+}
+
+pub struct StorageActor;
+
+pub struct StorageState {
+    args: Arc<StorageArgs>,
+}
+
+impl Actor for StorageActor {
+    type Msg = StorageMsg;
+    type State = StorageState;
+    type Arguments = StorageArgs;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        args: StorageArgs,
+    ) -> Result<StorageState, ActorProcessingErr> {
+        fs_ops::ensure_private_dir(&args.root)?;
+        Ok(StorageState {
+            args: Arc::new(args),
+        })
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        msg: StorageMsg,
+        state: &mut StorageState,
+    ) -> Result<(), ActorProcessingErr> {
+        let args = state.args.clone();
+        match msg {
+            StorageMsg::Prepare { org, reply } => {
+                let result = blocking(move || {
+                    let dir = fs_ops::live_dir(&args.root, &org);
+                    fs_ops::ensure_private_dir(&dir).map(|()| dir)
+                })
+                .await;
+                let _ = reply.send(result);
+            }
+            StorageMsg::BackupAndWipe {
+                org,
+                reason,
+                recreate,
+                reply,
+            } => {
+                let result = blocking(move || {
+                    let outcome = fs_ops::backup_and_wipe(
+                        &args.root,
+                        &org,
+                        &reason,
+                        Utc::now(),
+                        args.backups_kept,
+                        recreate,
+                    );
+                    if let Ok(Some(name)) = &outcome {
+                        tracing::info!(org_id = %org, backup = %name, reason = %reason, "session backed up and wiped");
+                    }
+                    outcome
+                })
+                .await;
+                let _ = reply.send(result);
+            }
+            StorageMsg::ListWithCredentials { reply } => {
+                let result = blocking(move || {
+                    fs_ops::orgs_with_credentials(&args.root, args.has_credentials.as_ref())
+                })
+                .await;
+                let _ = reply.send(result);
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> Result<T, StorageError> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(StorageError(e.to_string())),
+        Err(e) => Err(StorageError(format!("storage task failed: {e}"))),
+    }
+}
+
+/// Calls the storage actor and flattens every failure into a [`StorageError`].
+pub(crate) async fn ask<T: Send + 'static>(
+    storage: &ActorRef<StorageMsg>,
+    msg: impl FnOnce(RpcReplyPort<Result<T, StorageError>>) -> StorageMsg,
+) -> Result<T, StorageError> {
+    match storage.call(msg, None).await {
+        Ok(ractor::rpc::CallResult::Success(result)) => result,
+        Ok(_) => Err(StorageError("the storage actor did not answer".into())),
+        Err(e) => Err(StorageError(format!("the storage actor is gone: {e}"))),
+    }
+}
