@@ -1,0 +1,142 @@
+//! Wires the daemon together: connector, API key, supervisor, HTTP server, and the
+//! orderly stop. `main` only parses the command line and the configuration.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use wa_actors::connection::Connector;
+use wa_actors::connection::sim::SimConnector;
+use wa_actors::{SessionError, Supervisor};
+
+use crate::api_key::{ApiKey, ApiKeyError};
+use crate::config::{Config, ConnectionKind};
+use crate::http::{self, AppState};
+
+/// Why the daemon could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(
+        "the whatsapp connection is not built into this version yet; \
+         run with --sim (or [connection] kind = \"sim\") for simulation mode"
+    )]
+    WhatsappNotBuilt,
+    #[error(transparent)]
+    ApiKey(#[from] ApiKeyError),
+    #[error("cannot start the session supervisor: {0}")]
+    Supervisor(#[from] SessionError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("the HTTP server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+/// The connection the org actors open, and the fake phones when it is the simulator.
+pub struct Connection {
+    pub connector: Arc<dyn Connector>,
+    pub sim: Option<SimConnector>,
+}
+
+/// Builds the connector `[connection] kind` names.
+pub fn connection(config: &Config) -> Result<Connection, DaemonError> {
+    match config.connection.kind {
+        ConnectionKind::Sim => {
+            let sim = SimConnector::new(config.sim_timing());
+            Ok(Connection {
+                connector: Arc::new(sim.clone()),
+                sim: Some(sim),
+            })
+        }
+        ConnectionKind::Whatsapp => Ok(Connection {
+            connector: whatsapp_connector(config)?,
+            sim: None,
+        }),
+    }
+}
+
+/// The real WhatsApp Web connector. It does not exist yet; this is the one place
+/// that will build it.
+fn whatsapp_connector(_config: &Config) -> Result<Arc<dyn Connector>, DaemonError> {
+    Err(DaemonError::WhatsappNotBuilt)
+}
+
+/// Runs the daemon until `shutdown` completes, then stops accepting requests,
+/// lets the ones in flight finish and stops every session (flushed, not logged out).
+///
+/// `env_api_key` is the value of `WHATSAPP_SERVER_API_KEY`, if set.
+pub async fn run(
+    config: Config,
+    env_api_key: Option<String>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), DaemonError> {
+    let connection = connection(&config)?;
+    let (api_key, _source) = ApiKey::resolve(
+        env_api_key,
+        config.server.api_key_file.as_deref(),
+        &config.sessions.dir,
+    )?;
+    let supervisor = Supervisor::spawn(config.supervisor_config(), connection.connector).await?;
+
+    let addr = config.server.listen;
+    let listener = match TcpListener::bind(addr).await {
+        Ok(listener) => listener,
+        Err(source) => {
+            supervisor.shutdown().await;
+            return Err(DaemonError::Bind { addr, source });
+        }
+    };
+    let local = listener.local_addr().unwrap_or(addr);
+    tracing::info!(
+        addr = %local,
+        connection = config.connection.kind.as_str(),
+        sessions_dir = %config.sessions.dir.display(),
+        "listening"
+    );
+
+    // Resuming may take a while (it is staggered); serve meanwhile.
+    tokio::spawn(resume(supervisor.clone()));
+
+    let app = http::router(AppState {
+        supervisor: supervisor.clone(),
+        api_key: Arc::new(api_key),
+        sim: connection.sim,
+    });
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await;
+    tracing::info!("stopping every session");
+    supervisor.shutdown().await;
+    tracing::info!("stopped");
+    served.map_err(DaemonError::Serve)
+}
+
+async fn resume(supervisor: Supervisor) {
+    match supervisor.resume_stored().await {
+        Ok(orgs) => tracing::info!(count = orgs.len(), "stored sessions resumed"),
+        Err(e) => tracing::error!(error = %e, "resuming stored sessions failed"),
+    }
+}
+
+/// Completes on SIGTERM (systemd stop) or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let terminate = async {
+        match signal(SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!(signal = "SIGINT", "shutting down"),
+        () = terminate => tracing::info!(signal = "SIGTERM", "shutting down"),
+    }
+}

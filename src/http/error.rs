@@ -1,0 +1,281 @@
+//! Every error the HTTP API answers, and its status code and JSON body.
+//!
+//! CONTRACT §2: every error body is JSON with at least `{"error"}`; errors about a
+//! session also carry `"status"`, and `"hint"` where a person can act. The deployed
+//! Django client branches on status codes, so the mapping lives here, in one table,
+//! rather than in each handler.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use wa_actors::connection::sim::{Fault, SimError};
+use wa_actors::{OrgIdError, SendError, SessionError, SessionStatus};
+
+use crate::phone::PhoneError;
+use crate::qr_render::QrRenderError;
+
+/// The hint of every "this org has no session" answer.
+pub const START_HINT: &str = "POST /api/start-session first";
+
+/// An error answer of the HTTP API.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("unauthorized")]
+    Unauthorized,
+    /// A request that is wrong in a way the message explains (missing field,
+    /// malformed JSON, empty message, …).
+    #[error("{0}")]
+    BadRequest(String),
+    #[error(transparent)]
+    OrgId(#[from] OrgIdError),
+    #[error("invalid phone: {0}")]
+    Phone(#[from] PhoneError),
+    #[error("request body is larger than {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("not found")]
+    NotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("no session for this organization")]
+    NoSession,
+    #[error("no QR code to show (status {status})")]
+    NoQr { status: SessionStatus },
+    #[error("the session is not connected (status {status})")]
+    NotConnected { status: SessionStatus },
+    #[error("the message could not be sent: {reason}")]
+    SendFailed {
+        reason: String,
+        status: Option<SessionStatus>,
+    },
+    #[error("the session store failed: {0}")]
+    Storage(String),
+    #[error("the supervisor is unavailable")]
+    Unavailable,
+    #[error("the QR code could not be rendered: {0}")]
+    Render(#[from] QrRenderError),
+    #[error("unknown fault {0:?}; valid faults: {names}", names = Fault::NAMES.join(", "))]
+    UnknownFault(String),
+    #[error("{error}")]
+    Sim {
+        error: SimError,
+        status: SessionStatus,
+    },
+}
+
+impl ApiError {
+    /// Attaches the session's status to an error that can carry one but did not
+    /// know it where it was raised.
+    pub fn with_status(self, status: SessionStatus) -> Self {
+        match self {
+            Self::SendFailed { reason, .. } => Self::SendFailed {
+                reason,
+                status: Some(status),
+            },
+            other => other,
+        }
+    }
+
+    pub fn status_code(&self) -> StatusCode {
+        match self {
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::BadRequest(_)
+            | Self::OrgId(_)
+            | Self::Phone(_)
+            | Self::NotConnected { .. }
+            | Self::UnknownFault(_) => StatusCode::BAD_REQUEST,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::NotFound | Self::NoSession | Self::NoQr { .. } => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::SendFailed { .. } | Self::Storage(_) | Self::Render(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Sim {
+                error: SimError::Store(_),
+                ..
+            } => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Sim { .. } => StatusCode::CONFLICT,
+        }
+    }
+
+    fn session_status(&self) -> Option<SessionStatus> {
+        match self {
+            Self::NoSession => Some(SessionStatus::NotStarted),
+            Self::NoQr { status } | Self::NotConnected { status } | Self::Sim { status, .. } => {
+                Some(*status)
+            }
+            Self::SendFailed { status, .. } => *status,
+            _ => None,
+        }
+    }
+
+    fn hint(&self) -> Option<&'static str> {
+        match self {
+            Self::NoSession => Some(START_HINT),
+            Self::NoQr { status } | Self::NotConnected { status } => Some(hint_for(*status)),
+            Self::Sim {
+                error: SimError::NoQrShown,
+                ..
+            } => Some("POST /api/start-session and wait for status qr_ready"),
+            Self::Sim {
+                error: SimError::NoConnection,
+                ..
+            } => Some(START_HINT),
+            Self::Unavailable => Some("the daemon is stopping or overloaded; retry shortly"),
+            Self::UnknownFault(_) => Some("see valid_faults"),
+            _ => None,
+        }
+    }
+}
+
+/// What a person can do about a session that is not (yet) connected.
+fn hint_for(status: SessionStatus) -> &'static str {
+    use SessionStatus as S;
+    match status {
+        S::NotStarted => START_HINT,
+        S::Connecting => "the session is starting; its QR code appears in a few seconds",
+        S::QrReady => "scan the QR code (GET /api/qr/<organization_id>) with the shop's phone",
+        S::Connected => "the session is connected now; retry",
+        S::Reconnecting => "the session is reconnecting by itself; retry in a few seconds",
+        S::Disconnected => "POST /api/start-session to connect again",
+        S::LoggedOut => "the phone removed this device; POST /api/start-session and scan a new QR",
+        S::Conflict => {
+            "another client took over this number; POST /api/start-session to take it back"
+        }
+        S::NumberInUse => {
+            "this number is already connected for another organization; pair another number"
+        }
+        S::Banned => "WhatsApp banned this number for a while; wait until retry_at",
+        S::ClientOutdated => "WhatsApp rejected this client version; the daemon must be upgraded",
+        S::Quarantined => {
+            "the session was cleaned too often; check the phone, then POST /api/start-session"
+        }
+        S::Blocked => "the connection-attempt budget is spent; wait until retry_at",
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody {
+    error: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<SessionStatus>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hint: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    valid_faults: Option<&'static [&'static str]>,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let code = self.status_code();
+        if code.is_server_error() {
+            tracing::error!(error = %self, "request failed");
+        }
+        let body = ErrorBody {
+            error: self.to_string(),
+            status: self.session_status(),
+            hint: self.hint(),
+            valid_faults: matches!(self, Self::UnknownFault(_)).then_some(&Fault::NAMES[..]),
+        };
+        (code, Json(body)).into_response()
+    }
+}
+
+impl From<SessionError> for ApiError {
+    fn from(e: SessionError) -> Self {
+        match e {
+            SessionError::NoSession => Self::NoSession,
+            SessionError::Storage(msg) => Self::Storage(msg),
+            SessionError::Unavailable => Self::Unavailable,
+        }
+    }
+}
+
+impl From<SendError> for ApiError {
+    fn from(e: SendError) -> Self {
+        match e {
+            SendError::NoSession => Self::NoSession,
+            SendError::NotConnected { status } => Self::NotConnected { status },
+            SendError::Failed { reason } => Self::SendFailed {
+                reason,
+                status: None,
+            },
+            SendError::Unavailable => Self::Unavailable,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn body(e: ApiError) -> (StatusCode, serde_json::Value) {
+        let resp = e.into_response();
+        let code = resp.status();
+        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (code, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[tokio::test]
+    async fn every_actor_error_maps_to_a_json_answer() {
+        let (code, b) = body(SendError::NoSession.into()).await;
+        assert_eq!(code, StatusCode::NOT_FOUND);
+        assert_eq!(b["status"], "not_started");
+        assert_eq!(b["hint"], START_HINT);
+
+        let (code, b) = body(
+            SendError::NotConnected {
+                status: SessionStatus::QrReady,
+            }
+            .into(),
+        )
+        .await;
+        assert_eq!(code, StatusCode::BAD_REQUEST);
+        assert_eq!(b["status"], "qr_ready");
+        assert!(b["hint"].as_str().unwrap().contains("QR"));
+
+        let (code, b) = body(
+            ApiError::from(SendError::Failed {
+                reason: "boom".into(),
+            })
+            .with_status(SessionStatus::Connected),
+        )
+        .await;
+        assert_eq!(code, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(b["status"], "connected");
+        assert!(b["error"].as_str().unwrap().contains("boom"));
+
+        for (e, want) in [
+            (SessionError::NoSession, StatusCode::NOT_FOUND),
+            (
+                SessionError::Storage("disk".into()),
+                StatusCode::INTERNAL_SERVER_ERROR,
+            ),
+            (SessionError::Unavailable, StatusCode::SERVICE_UNAVAILABLE),
+        ] {
+            let (code, b) = body(e.into()).await;
+            assert_eq!(code, want);
+            assert!(b["error"].is_string());
+        }
+        let (code, _) = body(SendError::Unavailable.into()).await;
+        assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
+
+        let (code, b) = body(OrgIdError::Empty.into()).await;
+        assert_eq!(code, StatusCode::BAD_REQUEST);
+        assert_eq!(b["error"], "organization_id is empty");
+
+        let (code, b) = body(ApiError::Unauthorized).await;
+        assert_eq!(code, StatusCode::UNAUTHORIZED);
+        assert_eq!(b, serde_json::json!({"error": "unauthorized"}));
+    }
+
+    #[test]
+    fn every_status_has_a_hint() {
+        for status in SessionStatus::ALL {
+            assert!(!hint_for(status).is_empty());
+        }
+    }
+}

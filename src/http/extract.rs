@@ -1,0 +1,182 @@
+//! Request extractors that answer every rejection in JSON.
+//!
+//! axum's own `Json` and `Path` reject in plain text and ask for a JSON content
+//! type; the Django client and curl users deserve `{"error": …}` and a body that
+//! parses whatever its content type. These wrappers do that, and turn the loosely
+//! typed `organization_id` (a string or a number, CONTRACT §2) into an [`OrgId`].
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use serde::Deserialize;
+use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
+use wa_actors::OrgId;
+
+use super::error::ApiError;
+
+/// The largest request body accepted (CONTRACT: a text message, not a file).
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// A JSON request body of type `T`; any content type is accepted.
+#[derive(Debug)]
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge { limit: BODY_LIMIT }
+            } else {
+                ApiError::BadRequest(format!(
+                    "cannot read the request body: {}",
+                    rejection.body_text()
+                ))
+            }
+        })?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(ApiError::BadRequest(
+                "request body is empty; expected a JSON object".into(),
+            ));
+        }
+        let mut de = serde_json::Deserializer::from_slice(&bytes);
+        let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+            // Name the field: "organization_id: invalid type: floating point `2.5`…".
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            if path == "." {
+                json_error(inner)
+            } else {
+                json_error_at(&path, inner)
+            }
+        })?;
+        de.end().map_err(json_error)?;
+        Ok(ApiJson(value))
+    }
+}
+
+fn json_error(e: serde_json::Error) -> ApiError {
+    use serde_json::error::Category;
+    ApiError::BadRequest(match e.classify() {
+        Category::Syntax | Category::Eof | Category::Io => format!("malformed JSON: {e}"),
+        Category::Data => format!("invalid request body: {e}"),
+    })
+}
+
+fn json_error_at(path: &str, e: serde_json::Error) -> ApiError {
+    match e.classify() {
+        serde_json::error::Category::Data => ApiError::BadRequest(format!("{path}: {e}")),
+        _ => json_error(e),
+    }
+}
+
+/// The `{org}` segment of a path, validated.
+#[derive(Debug, Clone)]
+pub struct OrgPath(pub OrgId);
+
+impl<S: Send + Sync> FromRequestParts<S> for OrgPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Path(raw) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::BadRequest(e.body_text()))?;
+        Ok(Self(OrgId::parse(&raw)?))
+    }
+}
+
+/// A JSON field that may be a string or an integer (`"2"` or `2`), kept as text.
+///
+/// The Django client sends organization ids as numbers; the Node server took both.
+/// Floats, booleans, arrays and objects are refused with a message naming the
+/// expected types.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Text(pub String);
+
+impl<'de> Deserialize<'de> for Text {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Text;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string or an integer")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Text, E> {
+                Ok(Text(v.to_owned()))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Text, E> {
+                Ok(Text(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Text, E> {
+                Ok(Text(v.to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Text, E> {
+                Ok(Text(v.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// The `organization_id` of a body: present, and a valid [`OrgId`].
+pub fn required_org(field: Option<Text>) -> Result<OrgId, ApiError> {
+    let raw = field.ok_or_else(|| ApiError::BadRequest("organization_id is required".into()))?;
+    Ok(OrgId::parse(&raw.0)?)
+}
+
+/// A required text field of a body.
+pub fn required(field: Option<Text>, name: &str) -> Result<String, ApiError> {
+    field
+        .map(|t| t.0)
+        .ok_or_else(|| ApiError::BadRequest(format!("{name} is required")))
+}
+
+/// A body holding only `organization_id` (logout, clean); other fields are ignored.
+#[derive(Debug, Deserialize)]
+pub struct OrgBody {
+    pub organization_id: Option<Text>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_takes_strings_and_integers_only() {
+        let parse = |j: &str| serde_json::from_str::<OrgBody>(j).map(|b| b.organization_id);
+        assert_eq!(
+            parse(r#"{"organization_id":"2"}"#).unwrap(),
+            Some(Text("2".into()))
+        );
+        assert_eq!(
+            parse(r#"{"organization_id":2}"#).unwrap(),
+            Some(Text("2".into()))
+        );
+        assert_eq!(parse(r#"{"organization_id":null}"#).unwrap(), None);
+        assert_eq!(parse(r#"{"x":1}"#).unwrap(), None);
+        for bad in [
+            r#"{"organization_id":2.5}"#,
+            r#"{"organization_id":true}"#,
+            r#"{"organization_id":[2]}"#,
+        ] {
+            let err = parse(bad).unwrap_err().to_string();
+            assert!(err.contains("a string or an integer"), "{err}");
+        }
+    }
+
+    #[test]
+    fn org_ids_are_validated() {
+        assert_eq!(required_org(Some(Text("7".into()))).unwrap().as_str(), "7");
+        assert!(matches!(required_org(None), Err(ApiError::BadRequest(_))));
+        assert!(matches!(
+            required_org(Some(Text("../x".into()))),
+            Err(ApiError::OrgId(_))
+        ));
+    }
+}

@@ -1,0 +1,47 @@
+//! `POST /api/send-message`.
+
+use axum::Json;
+use axum::extract::State;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::error::ApiError;
+use super::extract::{ApiJson, Text, required, required_org};
+use crate::phone::normalize_phone;
+
+#[derive(Debug, Deserialize)]
+pub struct SendBody {
+    organization_id: Option<Text>,
+    phone: Option<Text>,
+    message: Option<String>,
+}
+
+/// Sends a text. A `reconnecting` session is waited for (up to `[send]
+/// wait_seconds`) by the actor; any other status that is not `connected` is a 400
+/// naming the status, so the caller knows whether to show a QR or retry.
+pub async fn send(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<SendBody>,
+) -> Result<Json<Value>, ApiError> {
+    let org = required_org(body.organization_id)?;
+    let phone = normalize_phone(&required(body.phone, "phone")?)?;
+    let text = body
+        .message
+        .ok_or_else(|| ApiError::BadRequest("message is required".into()))?;
+    if text.trim().is_empty() {
+        return Err(ApiError::BadRequest("message is empty".into()));
+    }
+    let sent = state
+        .supervisor
+        .send_text(&org, &phone, &text)
+        .await
+        .map_err(|e| ApiError::from(e).with_status(state.supervisor.status(&org).status))?;
+    tracing::info!(org_id = %org, message_id = %sent.message_id, "message sent");
+    Ok(Json(json!({
+        "success": true,
+        "message": "Message sent successfully",
+        "phone": format!("{}@s.whatsapp.net", sent.phone),
+        "message_id": sent.message_id,
+    })))
+}

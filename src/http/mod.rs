@@ -1,0 +1,175 @@
+//! The HTTP facade: the CONTRACT §2 surface over a [`Supervisor`].
+//!
+//! Handlers are thin: they validate input, call the supervisor and shape JSON.
+//! Everything they can fail with is an [`error::ApiError`]; anything axum or
+//! tower-http answers by itself (unknown route, wrong method, body too large) is
+//! turned into the same JSON shape by [`json_errors`], so a client never has to
+//! parse plain text.
+
+pub mod auth;
+pub mod error;
+pub mod extract;
+pub mod health;
+pub mod messages;
+pub mod qr;
+pub mod rate_limit;
+pub mod sessions;
+pub mod sim;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Router, middleware};
+use tower::ServiceBuilder;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use tracing::Span;
+use wa_actors::Supervisor;
+use wa_actors::connection::sim::SimConnector;
+
+use crate::api_key::ApiKey;
+use error::ApiError;
+use extract::BODY_LIMIT;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub supervisor: Supervisor,
+    pub api_key: Arc<ApiKey>,
+    /// The fake phones, in simulation mode only; their routes exist only then.
+    pub sim: Option<SimConnector>,
+}
+
+/// Builds the whole router: `/health`, the keyed `/api/*` routes, and `/sim/*` in
+/// simulation mode.
+pub fn router(state: AppState) -> Router {
+    let mut keyed = Router::new()
+        .route("/api/start-session", post(sessions::start))
+        .route("/api/qr/{org}", get(qr::qr))
+        .route("/api/status/{org}", get(sessions::status))
+        .route("/api/send-message", post(messages::send))
+        .route("/api/logout", post(sessions::logout))
+        .route("/api/force-clean-session", post(sessions::force_clean))
+        .route("/api/clear-corrupted-session", post(sessions::force_clean))
+        .route("/api/clear-session", post(sessions::force_clean))
+        .route("/api/sessions", get(sessions::list))
+        .route("/api/rate-limit-status", get(rate_limit::rate_limit_status));
+    if state.sim.is_some() {
+        keyed = keyed.merge(sim::routes());
+    }
+    // `route_layer`: the key is checked only on matched routes (so an unknown path
+    // is a 404, not a 401) and before any extractor touches the body.
+    let keyed = keyed.route_layer(middleware::from_fn_with_state(
+        state.clone(),
+        auth::require_api_key,
+    ));
+
+    Router::new()
+        .route("/health", get(health::health))
+        .merge(keyed)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        // Bodies are read only by extractors; both limits give a 413, the second
+        // without reading a body whose Content-Length is already too large.
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
+        .layer(middleware::map_response(json_errors))
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+                .layer(
+                    TraceLayer::new_for_http()
+                        .make_span_with(request_span)
+                        .on_request(())
+                        .on_response(log_response)
+                        .on_failure(()),
+                )
+                .layer(PropagateRequestIdLayer::x_request_id()),
+        )
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
+/// One span per request. Only method, path and request id: never headers (the API
+/// key travels in one) and never the query.
+fn request_span(req: &Request) -> Span {
+    let request_id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    tracing::info_span!(
+        "request",
+        method = %req.method(),
+        path = req.uri().path(),
+        request_id,
+    )
+}
+
+/// Failed requests at `info` (an operator wants to see them), the rest at `debug`
+/// (the Django client polls status every few seconds).
+fn log_response(resp: &Response, latency: Duration, _span: &Span) {
+    let status = resp.status().as_u16();
+    let latency_ms = latency.as_millis() as u64;
+    if status >= 400 {
+        tracing::info!(status, latency_ms, "request answered");
+    } else {
+        tracing::debug!(status, latency_ms, "request answered");
+    }
+}
+
+/// Gives every error response that is not JSON yet (axum's own 405, tower-http's
+/// 413, a plain-text rejection) the JSON error body of CONTRACT §2, keeping its
+/// status and headers such as `Allow`.
+async fn json_errors(resp: Response) -> Response {
+    let status = resp.status();
+    if !(status.is_client_error() || status.is_server_error()) || is_json(&resp) {
+        return resp;
+    }
+    let replacement = match status {
+        StatusCode::NOT_FOUND => ApiError::NotFound.into_response(),
+        StatusCode::METHOD_NOT_ALLOWED => ApiError::MethodNotAllowed.into_response(),
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::PayloadTooLarge { limit: BODY_LIMIT }.into_response()
+        }
+        other => {
+            let error = other
+                .canonical_reason()
+                .unwrap_or("request failed")
+                .to_lowercase();
+            (other, axum::Json(serde_json::json!({ "error": error }))).into_response()
+        }
+    };
+    let (mut parts, _old_body) = resp.into_parts();
+    let (new_parts, body) = replacement.into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        new_parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .cloned()
+            .unwrap_or(HeaderValue::from_static("application/json")),
+    );
+    Response::from_parts(parts, Body::new(body))
+}
+
+fn is_json(resp: &Response) -> bool {
+    resp.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/json"))
+}

@@ -1,0 +1,93 @@
+//! Simulation routes (CONTRACT §9): drive the fake phone of an org.
+//!
+//! They exist only when the daemon runs with `--sim` (the router does not mount
+//! them otherwise, so they are a plain 404 in production) and, like `/api/*`, only
+//! with the API key.
+
+use axum::extract::State;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use wa_actors::OrgId;
+use wa_actors::connection::sim::{Fault, SimConnector, SimError};
+
+use super::AppState;
+use super::error::ApiError;
+use super::extract::{ApiJson, OrgPath, Text, required};
+use crate::phone::normalize_phone;
+
+/// The `/sim/*` routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/sim/{org}/scan", post(scan))
+        .route("/sim/{org}/inject", post(inject))
+        .route("/sim/{org}/sent", get(sent))
+}
+
+fn sim(state: &AppState) -> Result<&SimConnector, ApiError> {
+    // The routes are mounted only with a simulator; this is a guard, not a path.
+    state.sim.as_ref().ok_or(ApiError::NotFound)
+}
+
+fn sim_error(state: &AppState, org: &OrgId, error: SimError) -> ApiError {
+    ApiError::Sim {
+        error,
+        status: state.supervisor.status(org).status,
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ScanBody {
+    phone: Option<Text>,
+}
+
+/// The fake phone scans the QR on screen and pairs as `phone`.
+async fn scan(
+    State(state): State<AppState>,
+    OrgPath(org): OrgPath,
+    ApiJson(body): ApiJson<ScanBody>,
+) -> Result<Json<Value>, ApiError> {
+    let phone = normalize_phone(&required(body.phone, "phone")?)?;
+    sim(&state)?
+        .scan(&org, &phone)
+        .map_err(|e| sim_error(&state, &org, e))?;
+    tracing::info!(org_id = %org, "sim: QR scanned");
+    Ok(Json(
+        json!({ "success": true, "organization_id": org, "phone": phone }),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct InjectBody {
+    fault: Option<String>,
+    code: Option<u16>,
+}
+
+/// The connection reports a CONTRACT §4 signal.
+async fn inject(
+    State(state): State<AppState>,
+    OrgPath(org): OrgPath,
+    ApiJson(body): ApiJson<InjectBody>,
+) -> Result<Json<Value>, ApiError> {
+    let name = body
+        .fault
+        .ok_or_else(|| ApiError::BadRequest("fault is required".into()))?;
+    let fault = Fault::parse(&name, body.code).ok_or(ApiError::UnknownFault(name.clone()))?;
+    sim(&state)?
+        .inject(&org, fault)
+        .map_err(|e| sim_error(&state, &org, e))?;
+    tracing::info!(org_id = %org, fault = %name, code = ?body.code, "sim: fault injected");
+    Ok(Json(
+        json!({ "success": true, "organization_id": org, "fault": name }),
+    ))
+}
+
+/// Every message the org's fake phone sent, in order.
+async fn sent(
+    State(state): State<AppState>,
+    OrgPath(org): OrgPath,
+) -> Result<Json<Value>, ApiError> {
+    let messages = sim(&state)?.sent(&org);
+    Ok(Json(json!({ "messages": messages })))
+}

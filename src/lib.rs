@@ -1,0 +1,15 @@
+//! wa-supervisor: keeps one WhatsApp Web session per organization and serves the
+//! HTTP API of the Node/Baileys server it replaces (CONTRACT §2).
+//!
+//! This crate is the daemon around the actor core in `wa_actors`; it knows nothing
+//! of WhatsApp. It is a library as well as a binary so that end-to-end tests and
+//! benchmarks can build the same router and daemon that `main` runs.
+
+pub mod api_key;
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod http;
+pub mod phone;
+pub mod qr_render;
+pub mod telemetry;

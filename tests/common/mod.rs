@@ -1,0 +1,188 @@
+//! Starts the real `wa-supervisor` binary in simulation mode on a free loopback
+//! port with its own sessions directory, and talks to it over HTTP.
+
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+pub const API_KEY: &str = "e2e-known-key-5f1c9a7b3d2e4f60a8b9c0d1e2f3a4b5";
+
+pub struct Daemon {
+    pub child: Child,
+    pub port: u16,
+    pub dir: TempDir,
+    pub http: reqwest::Client,
+}
+
+impl Daemon {
+    /// Starts the daemon in sim mode and waits until `/health` answers.
+    pub async fn start() -> Self {
+        Self::start_with("").await
+    }
+
+    /// Like [`Daemon::start`], with extra TOML appended to the configuration.
+    pub async fn start_with(extra_toml: &str) -> Self {
+        Self::launch(tempfile::tempdir().unwrap(), extra_toml).await
+    }
+
+    /// Stops this daemon (SIGTERM) and starts a new one on the same directory.
+    pub async fn restart(mut self) -> Self {
+        let status = self.terminate();
+        assert!(status.success(), "exit status {status:?}\n{}", self.logs());
+        let dir = tempfile::tempdir().unwrap();
+        let old = std::mem::replace(&mut self.dir, dir);
+        Self::launch(old, "").await
+    }
+
+    async fn launch(dir: TempDir, extra_toml: &str) -> Self {
+        let port = free_port();
+        let sessions = dir.path().join("auth_sessions");
+        let config = dir.path().join("config.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[server]\nlisten = \"127.0.0.1:{port}\"\n[sessions]\ndir = \"{}\"\n{extra_toml}",
+                sessions.display()
+            ),
+        )
+        .unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.path().join("daemon.log"))
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_wa-supervisor"))
+            .args(["serve", "--sim", "--config"])
+            .arg(&config)
+            .current_dir(dir.path())
+            .env("WHATSAPP_SERVER_API_KEY", API_KEY)
+            .env("RUST_LOG", "info")
+            .env_remove("PORT")
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("the binary starts");
+        let daemon = Self {
+            child,
+            port,
+            dir,
+            http: reqwest::Client::new(),
+        };
+        daemon.wait_healthy().await;
+        daemon
+    }
+
+    async fn wait_healthy(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(r) = self.http.get(self.url("/health")).send().await
+                && r.status().is_success()
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the daemon did not become healthy:\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn sessions_dir(&self) -> PathBuf {
+        self.dir.path().join("auth_sessions")
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let r = self
+            .http
+            .get(self.url(path))
+            .header("X-API-Key", API_KEY)
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let r = self
+            .http
+            .post(self.url(path))
+            .header("X-API-Key", API_KEY)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Polls `/api/status/{org}` until it reports `status` (20 s at most).
+    pub async fn wait_status(&self, org: &str, status: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let (code, body) = self.get(&format!("/api/status/{org}")).await;
+            assert_eq!(code, 200, "{body}");
+            if body["status"] == status {
+                return body;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{org} never reached {status}; last {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Every file below `dir`, relative to it.
+pub fn files_below(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(files_below(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
