@@ -30,6 +30,7 @@
 pub mod config;
 pub mod connection;
 pub mod error;
+pub mod events;
 pub mod org_id;
 mod phone_book;
 mod session;
@@ -40,6 +41,7 @@ pub mod window;
 
 pub use config::{Backoff, SupervisorConfig};
 pub use error::{SendError, SessionError};
+pub use events::{EventKind, EventSink, SessionEvent};
 pub use org_id::{OrgId, OrgIdError};
 pub use status::{SessionSnapshot, SessionStatus};
 pub use supervisor::{CleanOutcome, SentMessage, StartOutcome, Supervisor};

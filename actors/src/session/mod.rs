@@ -18,6 +18,7 @@ use tokio::time::Instant;
 use crate::connection::{
     Class, Connection, ConnectionError, ConnectionEvent, Connector, StartMode, classify,
 };
+use crate::events::{Emitter, EventKind, EventSink};
 use crate::phone_book::PhoneBook;
 use crate::storage::{StorageError, StorageMsg, fs_ops};
 use crate::supervisor::{CleanOutcome, SentMessage, StartOutcome};
@@ -90,6 +91,7 @@ pub(crate) struct OrgArgs {
     pub lease: Arc<tokio::sync::Mutex<()>>,
     pub cleanups: Arc<Mutex<ErrorWindow>>,
     pub phones: PhoneBook,
+    pub events: Arc<dyn EventSink>,
     pub begin: Begin,
 }
 
@@ -110,6 +112,7 @@ pub(crate) struct OrgState {
     snapshot: watch::Sender<SessionSnapshot>,
     cleanups: Arc<Mutex<ErrorWindow>>,
     phones: PhoneBook,
+    emitter: Emitter,
     driver: mpsc::UnboundedSender<DriverCmd>,
     generation: u64,
     conn: Option<Arc<dyn Connection>>,
@@ -145,7 +148,12 @@ impl Actor for OrgActor {
             },
             myself.clone(),
         );
+        let emitter = Emitter {
+            org: args.org.clone(),
+            sink: args.events,
+        };
         let mut state = OrgState {
+            emitter,
             bad_mac: ErrorWindow::new(args.config.bad_mac),
             stream: ErrorWindow::new(args.config.stream),
             org: args.org,
@@ -222,6 +230,9 @@ impl Actor for OrgActor {
             }
             OrgMsg::OpenFailed { generation, error } if generation == state.generation => {
                 tracing::warn!(org_id = %state.org, error = %error, "connection could not be opened");
+                state
+                    .emitter
+                    .emit(state.status(), EventKind::StreamError { code: None });
                 state.stream_error(&myself, &format!("connect failed: {error}"));
             }
             OrgMsg::Event { generation, event } if generation == state.generation => {
@@ -285,6 +296,13 @@ impl OrgState {
         });
         if before != status {
             tracing::info!(org_id = %self.org, from = %before, to = %status, reason, "session status changed");
+            self.emitter.emit(
+                status,
+                EventKind::StatusChanged {
+                    from: before,
+                    reason: reason.to_owned(),
+                },
+            );
         }
         match status {
             SessionStatus::Connected => {
@@ -402,9 +420,14 @@ impl OrgState {
         result: Result<Option<String>, StorageError>,
     ) {
         let then = self.after_wipe.take();
-        if result.is_ok() {
+        if let Ok(backup) = &result {
             self.bad_mac.clear();
             self.stream.clear();
+            let cleaned = EventKind::Cleaned {
+                reason: reason.to_owned(),
+                backup: backup.clone(),
+            };
+            self.emitter.emit(self.status(), cleaned);
         }
         match then {
             Some(AfterWipe::Remove(reply)) => {
@@ -458,6 +481,7 @@ impl OrgState {
         text: String,
         reply: RpcReplyPort<Result<SentMessage, SendError>>,
     ) {
+        let reply = waiting::Reply::new(reply, self.emitter.clone());
         let status = self.status();
         match (&self.conn, status) {
             (Some(conn), SessionStatus::Connected) => waiting::send_now(conn, phone, text, reply),
@@ -465,9 +489,7 @@ impl OrgState {
                 let id = self.waiting.park(phone, text, reply);
                 myself.send_after(self.config.send_wait, move || OrgMsg::SendExpired { id });
             }
-            (_, status) => {
-                let _ = reply.send(Err(SendError::NotConnected { status }));
-            }
+            (_, status) => reply.finish(&phone, status, Err(SendError::NotConnected { status })),
         }
     }
 
@@ -479,11 +501,18 @@ impl OrgState {
                 if let ConnectionEvent::Undecryptable { sender, reason } = &event {
                     tracing::warn!(org_id = %self.org, sender, reason, "message could not be decrypted");
                 }
+                self.emitter.emit(self.status(), EventKind::DecryptError);
                 if self.bad_mac.record(now) {
                     self.heal("bad_mac");
                 }
             }
             Class::StreamError => {
+                let code = match &event {
+                    ConnectionEvent::StreamError { code, .. } => *code,
+                    _ => None,
+                };
+                self.emitter
+                    .emit(self.status(), EventKind::StreamError { code });
                 let text = match &event {
                     ConnectionEvent::StreamError { code, text } => {
                         format!(
@@ -576,10 +605,15 @@ impl OrgState {
                     SessionStatus::QrReady,
                     "scan the QR code with WhatsApp",
                     |s| {
-                        s.qr = Some(code);
-                        s.pairing_code = keep;
+                        s.qr = Some(code.clone());
+                        s.pairing_code = keep.clone();
                     },
                 );
+                let qr = EventKind::Qr {
+                    code,
+                    pairing_code: keep,
+                };
+                self.emitter.emit(SessionStatus::QrReady, qr);
             }
             ConnectionEvent::PairingCode { code } => {
                 let qr = self.snapshot.borrow().qr.clone();
@@ -587,10 +621,17 @@ impl OrgState {
                     SessionStatus::QrReady,
                     "enter the pairing code in WhatsApp",
                     |s| {
-                        s.pairing_code = Some(code);
-                        s.qr = qr;
+                        s.pairing_code = Some(code.clone());
+                        s.qr = qr.clone();
                     },
                 );
+                if let Some(qr) = qr {
+                    let event = EventKind::Qr {
+                        code: qr,
+                        pairing_code: Some(code),
+                    };
+                    self.emitter.emit(SessionStatus::QrReady, event);
+                }
             }
             ConnectionEvent::Paired { phone } if self.claim(&phone) => {
                 self.paired = true;
@@ -602,8 +643,10 @@ impl OrgState {
                 self.paired = true;
                 self.attempt = 0;
                 self.set(SessionStatus::Connected, "connected", |s| {
-                    s.phone_number = Some(phone)
+                    s.phone_number = Some(phone.clone())
                 });
+                self.emitter
+                    .emit(SessionStatus::Connected, EventKind::Connected { phone });
             }
             _ => {}
         }

@@ -6,10 +6,45 @@ use std::sync::Arc;
 use ractor::RpcReplyPort;
 
 use crate::connection::{Connection, ConnectionError};
+use crate::events::{Emitter, EventKind};
 use crate::supervisor::SentMessage;
 use crate::{SendError, SessionStatus};
 
-type Reply = RpcReplyPort<Result<SentMessage, SendError>>;
+/// The answer to one send, which also reports the outcome as an event.
+pub(super) struct Reply {
+    port: RpcReplyPort<Result<SentMessage, SendError>>,
+    emitter: Emitter,
+}
+
+impl Reply {
+    pub(super) fn new(
+        port: RpcReplyPort<Result<SentMessage, SendError>>,
+        emitter: Emitter,
+    ) -> Self {
+        Self { port, emitter }
+    }
+
+    /// Answers the caller and emits `message.sent` or `message.failed`.
+    pub(super) fn finish(
+        self,
+        to: &str,
+        status: SessionStatus,
+        result: Result<SentMessage, SendError>,
+    ) {
+        let kind = match &result {
+            Ok(sent) => EventKind::MessageSent {
+                message_id: sent.message_id.clone(),
+                to: to.to_owned(),
+            },
+            Err(e) => EventKind::MessageFailed {
+                to: to.to_owned(),
+                reason: e.to_string(),
+            },
+        };
+        self.emitter.emit(status, kind);
+        let _ = self.port.send(result);
+    }
+}
 
 #[derive(Default)]
 pub(super) struct WaitingSends {
@@ -28,8 +63,8 @@ impl WaitingSends {
     /// The wait of one send ran out.
     pub(super) fn expire(&mut self, id: u64, status: SessionStatus) {
         if let Some(pos) = self.parked.iter().position(|p| p.0 == id) {
-            let (_, _, _, reply) = self.parked.swap_remove(pos);
-            let _ = reply.send(Err(SendError::NotConnected { status }));
+            let (_, phone, _, reply) = self.parked.swap_remove(pos);
+            reply.finish(&phone, status, Err(SendError::NotConnected { status }));
         }
     }
 
@@ -42,8 +77,8 @@ impl WaitingSends {
 
     /// The session will not come back by itself: fail everything that waited.
     pub(super) fn fail_all(&mut self, status: SessionStatus) {
-        for (_, _, _, reply) in self.parked.drain(..) {
-            let _ = reply.send(Err(SendError::NotConnected { status }));
+        for (_, phone, _, reply) in self.parked.drain(..) {
+            reply.finish(&phone, status, Err(SendError::NotConnected { status }));
         }
     }
 }
@@ -53,7 +88,10 @@ pub(super) fn send_now(conn: &Arc<dyn Connection>, phone: String, text: String, 
     let conn = conn.clone();
     tokio::spawn(async move {
         let result = match conn.send_text(&phone, &text).await {
-            Ok(message_id) => Ok(SentMessage { message_id, phone }),
+            Ok(message_id) => Ok(SentMessage {
+                message_id,
+                phone: phone.clone(),
+            }),
             Err(ConnectionError::NotConnected) => Err(SendError::NotConnected {
                 status: SessionStatus::Reconnecting,
             }),
@@ -61,6 +99,6 @@ pub(super) fn send_now(conn: &Arc<dyn Connection>, phone: String, text: String, 
                 reason: e.to_string(),
             }),
         };
-        let _ = reply.send(result);
+        reply.finish(&phone, SessionStatus::Connected, result);
     });
 }

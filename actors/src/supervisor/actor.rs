@@ -18,6 +18,7 @@ use tokio::time::Instant;
 use super::handle::{CleanOutcome, StartOutcome};
 use super::registry::{OrgSlot, Registry};
 use crate::connection::Connector;
+use crate::events::EventSink;
 use crate::phone_book::PhoneBook;
 use crate::session::{Begin, OrgActor, OrgArgs, OrgMsg};
 use crate::storage::{self, StorageActor, StorageArgs, StorageMsg};
@@ -53,6 +54,7 @@ pub(crate) struct SupervisorArgs {
     pub config: Arc<SupervisorConfig>,
     pub connector: Arc<dyn Connector>,
     pub registry: Registry,
+    pub events: Arc<dyn EventSink>,
 }
 
 pub(crate) struct SupervisorActor;
@@ -63,6 +65,7 @@ pub(crate) struct SupervisorState {
     registry: Registry,
     storage: ActorRef<StorageMsg>,
     phones: PhoneBook,
+    events: Arc<dyn EventSink>,
     /// Which org each running org actor serves.
     orgs_by_actor: HashMap<ActorId, OrgId>,
     /// Recent crashes per org, for the restart backoff.
@@ -97,6 +100,7 @@ impl Actor for SupervisorActor {
             registry: args.registry,
             storage,
             phones: PhoneBook::default(),
+            events: args.events,
             orgs_by_actor: HashMap::new(),
             crashes: HashMap::new(),
         })
@@ -275,6 +279,7 @@ impl SupervisorState {
             lease,
             cleanups,
             phones: self.phones.clone(),
+            events: self.events.clone(),
             begin,
         };
         let (actor, _) = Actor::spawn_linked(None, OrgActor, args, myself.get_cell())

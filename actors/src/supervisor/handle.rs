@@ -10,6 +10,7 @@ use tokio::sync::watch;
 use super::actor::{SupervisorActor, SupervisorArgs, SupervisorMsg};
 use super::registry::Registry;
 use crate::connection::Connector;
+use crate::events::{EventSink, NoEvents};
 use crate::session::OrgMsg;
 use crate::{OrgId, SendError, SessionError, SessionSnapshot, SessionStatus, SupervisorConfig};
 
@@ -52,6 +53,15 @@ impl Supervisor {
         config: SupervisorConfig,
         connector: Arc<dyn Connector>,
     ) -> Result<Self, SessionError> {
+        Self::spawn_with_events(config, connector, Arc::new(NoEvents)).await
+    }
+
+    /// Like [`Supervisor::spawn`], reporting every session event to `events`.
+    pub async fn spawn_with_events(
+        config: SupervisorConfig,
+        connector: Arc<dyn Connector>,
+        events: Arc<dyn EventSink>,
+    ) -> Result<Self, SessionError> {
         let registry: Registry = Arc::new(RwLock::new(HashMap::new()));
         let send_timeout = config.send_wait + config.shutdown_grace + Duration::from_secs(30);
         let call_timeout = config.shutdown_grace * 2 + Duration::from_secs(30);
@@ -62,6 +72,7 @@ impl Supervisor {
                 config: Arc::new(config),
                 connector,
                 registry: registry.clone(),
+                events,
             },
         )
         .await

@@ -550,3 +550,88 @@ async fn an_escaping_org_id_never_reaches_the_disk() {
     assert_eq!(entries, 0, "nothing was created");
     assert!(!rig.root.path().parent().unwrap().join("x").exists());
 }
+
+/// Records every event, for assertions.
+#[derive(Default)]
+struct Recorder(std::sync::Mutex<Vec<crate::SessionEvent>>);
+
+impl crate::EventSink for Recorder {
+    fn emit(&self, event: crate::SessionEvent) {
+        self.0.lock().unwrap().push(event);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_step_of_a_session_is_reported_in_order() {
+    use crate::EventKind as K;
+    let root = tempfile::tempdir().unwrap();
+    let sim = SimConnector::default();
+    let recorder = Arc::new(Recorder::default());
+    let sup = Supervisor::spawn_with_events(
+        SupervisorConfig::new(root.path()),
+        Arc::new(sim.clone()),
+        recorder.clone(),
+    )
+    .await
+    .unwrap();
+    let (a, b) = (org("a"), org("b"));
+    sup.start(&b, None).await.unwrap();
+    sup.start(&a, None).await.unwrap();
+    sup.wait_for(&a, LONG, |s| s.status == SessionStatus::QrReady)
+        .await
+        .unwrap();
+    sim.scan(&a, "573001234567").unwrap();
+    sup.wait_for(&a, LONG, |s| s.status == SessionStatus::Connected)
+        .await
+        .unwrap();
+    sup.send_text(&a, "573009999999", "hola").await.unwrap();
+    sim.inject(&a, Fault::SendFails).unwrap();
+    assert!(sup.send_text(&a, "573009999999", "hola").await.is_err());
+    for _ in 0..3 {
+        sim.inject(&a, Fault::BadMac).unwrap();
+        settle().await;
+    }
+    sup.wait_for(&a, LONG, |s| s.status == SessionStatus::QrReady)
+        .await
+        .unwrap();
+    settle().await;
+
+    let events = recorder.0.lock().unwrap().clone();
+    assert!(events.iter().all(|e| e.org == a || e.org == b));
+    let names: Vec<String> = events
+        .iter()
+        .filter(|e| e.org == a)
+        .map(|e| match &e.kind {
+            K::StatusChanged { .. } => format!("status:{}", e.status),
+            K::Qr { .. } => "qr".into(),
+            K::Connected { phone } => format!("connected:{phone}"),
+            K::Cleaned { reason, backup } => {
+                assert!(backup.is_some());
+                format!("cleaned:{reason}")
+            }
+            K::DecryptError => "decrypt".into(),
+            K::StreamError { .. } => "stream".into(),
+            K::MessageSent { to, .. } => format!("sent:{to}"),
+            K::MessageFailed { .. } => "failed".into(),
+        })
+        .collect();
+    let expected = [
+        "status:connecting",
+        "status:qr_ready",
+        "qr",
+        "status:reconnecting",
+        "status:connected",
+        "connected:573001234567",
+        "sent:573009999999",
+        "failed",
+        "decrypt",
+        "decrypt",
+        "decrypt",
+        "status:connecting",
+        "cleaned:bad_mac",
+        "status:qr_ready",
+        "qr",
+    ];
+    // The QR rotates only after 60 s, so nothing else can sneak in.
+    assert_eq!(names, expected, "{names:?}");
+}

@@ -1,0 +1,88 @@
+//! Session events: what the actor tree tells the world as it happens.
+//!
+//! Org actors emit into an [`EventSink`] that the daemon provides (webhooks,
+//! metrics). `emit` is called from inside actor handlers and send tasks, so a sink
+//! must never block or await: queue and return.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use crate::{OrgId, SessionStatus};
+
+/// One thing that happened to one org's session.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SessionEvent {
+    pub org: OrgId,
+    pub at: DateTime<Utc>,
+    /// The session's status right after the event.
+    pub status: SessionStatus,
+    pub kind: EventKind,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum EventKind {
+    /// The status changed.
+    StatusChanged { from: SessionStatus, reason: String },
+    /// A new QR code (raw payload), with the pairing code when one was asked for.
+    Qr {
+        code: String,
+        pairing_code: Option<String>,
+    },
+    /// Connected as this number (digits).
+    Connected { phone: String },
+    /// The session was backed up and wiped (`backup`: the backup's name, if any).
+    Cleaned {
+        reason: String,
+        backup: Option<String>,
+    },
+    /// A message could not be decrypted.
+    DecryptError,
+    /// The server sent a stream error (or a connect failed).
+    StreamError { code: Option<u16> },
+    /// A message was accepted by WhatsApp.
+    MessageSent { message_id: String, to: String },
+    /// A message could not be sent.
+    MessageFailed { to: String, reason: String },
+}
+
+/// Receives session events. Must return at once.
+pub trait EventSink: Send + Sync + 'static {
+    fn emit(&self, event: SessionEvent);
+}
+
+/// A sink that drops everything.
+pub struct NoEvents;
+
+impl EventSink for NoEvents {
+    fn emit(&self, _event: SessionEvent) {}
+}
+
+/// Several sinks as one.
+pub struct FanOut(pub Vec<Arc<dyn EventSink>>);
+
+impl EventSink for FanOut {
+    fn emit(&self, event: SessionEvent) {
+        for sink in &self.0 {
+            sink.emit(event.clone());
+        }
+    }
+}
+
+/// A handle that stamps events of one org.
+#[derive(Clone)]
+pub(crate) struct Emitter {
+    pub org: OrgId,
+    pub sink: Arc<dyn EventSink>,
+}
+
+impl Emitter {
+    pub(crate) fn emit(&self, status: SessionStatus, kind: EventKind) {
+        self.sink.emit(SessionEvent {
+            org: self.org.clone(),
+            at: Utc::now(),
+            status,
+            kind,
+        });
+    }
+}
