@@ -86,6 +86,9 @@ impl Default for ServerConfig {
 pub struct SessionsConfig {
     pub dir: PathBuf,
     pub backups_kept: usize,
+    /// Average gap between two stored sessions resumed at start-up (randomized
+    /// ±50%), so a restart never reconnects every shop at once.
+    pub resume_gap_ms: u64,
 }
 
 impl Default for SessionsConfig {
@@ -93,6 +96,7 @@ impl Default for SessionsConfig {
         Self {
             dir: PathBuf::from("auth_sessions"),
             backups_kept: 3,
+            resume_gap_ms: 250,
         }
     }
 }

@@ -13,6 +13,9 @@ use wa_actors::{SessionError, Supervisor};
 use crate::api_key::{ApiKey, ApiKeyError};
 use crate::config::{Config, ConnectionKind};
 use crate::http::{self, AppState};
+use crate::instance_lock::{self, LockError};
+use crate::metrics::MetricsSink;
+use crate::systemd::{self, Notifier};
 
 /// Why the daemon could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -22,6 +25,8 @@ pub enum DaemonError {
          run with --sim (or [connection] kind = \"sim\") for simulation mode"
     )]
     WhatsappNotBuilt,
+    #[error(transparent)]
+    Lock(#[from] LockError),
     #[error(transparent)]
     ApiKey(#[from] ApiKeyError),
     #[error("cannot start the session supervisor: {0}")]
@@ -74,12 +79,20 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), DaemonError> {
     let connection = connection(&config)?;
+    // Before anything touches the directory: one daemon per sessions directory.
+    let _lock = instance_lock::acquire(&config.sessions.dir)?;
     let (api_key, _source) = ApiKey::resolve(
         env_api_key,
         config.server.api_key_file.as_deref(),
         &config.sessions.dir,
     )?;
-    let supervisor = Supervisor::spawn(config.supervisor_config(), connection.connector).await?;
+    crate::metrics::handle();
+    let supervisor = Supervisor::spawn_with_events(
+        config.supervisor_config(),
+        connection.connector,
+        Arc::new(MetricsSink),
+    )
+    .await?;
 
     let addr = config.server.listen;
     let listener = match TcpListener::bind(addr).await {
@@ -98,24 +111,35 @@ pub async fn run(
     );
 
     // Resuming may take a while (it is staggered); serve meanwhile.
-    tokio::spawn(resume(supervisor.clone()));
+    let gap = std::time::Duration::from_millis(config.sessions.resume_gap_ms);
+    tokio::spawn(resume(supervisor.clone(), gap));
 
     let app = http::router(AppState {
         supervisor: supervisor.clone(),
         api_key: Arc::new(api_key),
         sim: connection.sim,
     });
+    let notifier = Notifier::from_env();
+    let period = systemd::watchdog_period(|name| std::env::var(name).ok());
+    let watchdog = tokio::spawn(systemd::supervise(notifier, period, supervisor.clone()));
+    notifier.ready();
+    tracing::info!(watchdog_ms = period.map(|p| p.as_millis() as u64), "ready");
+
     let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            notifier.stopping();
+        })
         .await;
+    watchdog.abort();
     tracing::info!("stopping every session");
     supervisor.shutdown().await;
     tracing::info!("stopped");
     served.map_err(DaemonError::Serve)
 }
 
-async fn resume(supervisor: Supervisor) {
-    match supervisor.resume_stored().await {
+async fn resume(supervisor: Supervisor, gap: std::time::Duration) {
+    match supervisor.resume_stored(gap).await {
         Ok(orgs) => tracing::info!(count = orgs.len(), "stored sessions resumed"),
         Err(e) => tracing::error!(error = %e, "resuming stored sessions failed"),
     }

@@ -23,6 +23,29 @@ pub fn routes() -> Router<AppState> {
         .route("/sim/{org}/scan", post(scan))
         .route("/sim/{org}/inject", post(inject))
         .route("/sim/{org}/sent", get(sent))
+        .route("/sim/stall", post(stall))
+}
+
+#[derive(Debug, Deserialize)]
+struct StallBody {
+    seconds: Option<u64>,
+}
+
+/// Wedges the supervisor for a while (at most 60 s), as a deadlock would: what the
+/// systemd watchdog exists for.
+async fn stall(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<StallBody>,
+) -> Result<Json<Value>, ApiError> {
+    sim(&state)?;
+    let seconds = body
+        .seconds
+        .filter(|s| (1..=60).contains(s))
+        .ok_or_else(|| ApiError::BadRequest("seconds must be between 1 and 60".into()))?;
+    state
+        .supervisor
+        .stall(std::time::Duration::from_secs(seconds));
+    Ok(Json(json!({ "success": true, "stalled_seconds": seconds })))
 }
 
 fn sim(state: &AppState) -> Result<&SimConnector, ApiError> {

@@ -38,7 +38,8 @@ pub(crate) enum SupervisorMsg {
         org: OrgId,
         reply: RpcReplyPort<Result<CleanOutcome, SessionError>>,
     },
-    ResumeStored {
+    /// The orgs whose directories hold credentials.
+    Stored {
         reply: RpcReplyPort<Result<Vec<OrgId>, SessionError>>,
     },
     /// Restart a crashed org actor (sent to itself after the backoff).
@@ -47,6 +48,10 @@ pub(crate) enum SupervisorMsg {
     },
     Ping {
         reply: RpcReplyPort<()>,
+    },
+    /// Fault injection: keep the supervisor's mailbox blocked for a while.
+    Stall {
+        duration: std::time::Duration,
     },
 }
 
@@ -189,9 +194,12 @@ impl Actor for SupervisorActor {
                     let _ = reply.send(result);
                 }
             },
-            SupervisorMsg::ResumeStored { reply } => {
-                let result = state.resume_stored(&myself).await;
-                let _ = reply.send(result);
+            SupervisorMsg::Stored { reply } => {
+                let listed = storage::ask(&state.storage, |reply| {
+                    StorageMsg::ListWithCredentials { reply }
+                })
+                .await;
+                let _ = reply.send(listed.map_err(|e| SessionError::Storage(e.0)));
             }
             SupervisorMsg::Respawn { org } => {
                 if state.running(&org).is_none()
@@ -202,6 +210,11 @@ impl Actor for SupervisorActor {
             }
             SupervisorMsg::Ping { reply } => {
                 let _ = reply.send(());
+            }
+            SupervisorMsg::Stall { duration } => {
+                let ms = duration.as_millis() as u64;
+                tracing::warn!(ms, "supervisor stalled on purpose");
+                tokio::time::sleep(duration).await;
             }
         }
         Ok(())
@@ -360,31 +373,5 @@ impl SupervisorState {
                 .send_replace(SessionSnapshot::not_started(org.clone()));
         }
         Ok(CleanOutcome { backup })
-    }
-
-    async fn resume_stored(
-        &mut self,
-        myself: &ActorRef<SupervisorMsg>,
-    ) -> Result<Vec<OrgId>, SessionError> {
-        let stored = storage::ask(&self.storage, |reply| StorageMsg::ListWithCredentials {
-            reply,
-        })
-        .await
-        .map_err(|e| SessionError::Storage(e.0))?;
-        let mut resumed = Vec::new();
-        for org in stored {
-            if self.running(&org).is_none() {
-                self.spawn_org(
-                    myself,
-                    &org,
-                    Begin::Start {
-                        phone_for_code: None,
-                    },
-                )
-                .await?;
-                resumed.push(org);
-            }
-        }
-        Ok(resumed)
     }
 }

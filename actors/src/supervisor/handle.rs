@@ -197,13 +197,25 @@ impl Supervisor {
         .await?
     }
 
-    /// Starts every org whose directory holds credentials; returns them.
-    pub async fn resume_stored(&self) -> Result<Vec<OrgId>, SessionError> {
-        self.call(
-            |reply| SupervisorMsg::ResumeStored { reply },
-            self.call_timeout,
-        )
-        .await?
+    /// Starts every org whose directory holds credentials, one after another with
+    /// about `gap` between two (randomized ±50%, so that a restart never reconnects
+    /// every number at once); returns the orgs it started.
+    pub async fn resume_stored(&self, gap: Duration) -> Result<Vec<OrgId>, SessionError> {
+        let stored = self
+            .call(|reply| SupervisorMsg::Stored { reply }, self.call_timeout)
+            .await??;
+        let mut resumed = Vec::new();
+        for (i, org) in stored.into_iter().enumerate() {
+            if i > 0 && !gap.is_zero() {
+                use rand::RngExt;
+                let factor = rand::rng().random_range(0.5..=1.5);
+                tokio::time::sleep(gap.mul_f64(factor)).await;
+            }
+            if !self.start(&org, None).await?.already_running {
+                resumed.push(org);
+            }
+        }
+        Ok(resumed)
     }
 
     /// Whether the supervisor answers within `deadline` (for a watchdog).
@@ -214,6 +226,13 @@ impl Supervisor {
                 .await,
             Ok(CallResult::Success(()))
         )
+    }
+
+    /// Fault injection (simulation mode and tests): blocks the supervisor's mailbox
+    /// for `duration`, as a wedged supervisor would. Sessions keep running; starts,
+    /// cleans and pings wait.
+    pub fn stall(&self, duration: Duration) {
+        let _ = self.actor.cast(SupervisorMsg::Stall { duration });
     }
 
     /// Stops every session with its state flushed (never logging out), then the

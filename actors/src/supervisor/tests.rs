@@ -529,7 +529,10 @@ async fn stored_sessions_resume_without_a_qr() {
     )
     .await
     .unwrap();
-    assert_eq!(sup.resume_stored().await.unwrap(), vec![a.clone()]);
+    assert_eq!(
+        sup.resume_stored(Duration::from_millis(250)).await.unwrap(),
+        vec![a.clone()]
+    );
     let seen = sup
         .wait_for(&a, LONG, |s| {
             assert_ne!(s.status, SessionStatus::QrReady, "no QR on resume");
@@ -634,4 +637,43 @@ async fn every_step_of_a_session_is_reported_in_order() {
     ];
     // The QR rotates only after 60 s, so nothing else can sneak in.
     assert_eq!(names, expected, "{names:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn stored_sessions_resume_one_after_another() {
+    let rig = Rig::new().await;
+    let orgs = [org("a"), org("b"), org("c")];
+    for (i, o) in orgs.iter().enumerate() {
+        rig.connect(o, &format!("57300000000{i}")).await;
+    }
+    rig.sup.shutdown().await;
+    let sup = Supervisor::spawn(
+        SupervisorConfig::new(rig.root.path()),
+        Arc::new(rig.sim.clone()),
+    )
+    .await
+    .unwrap();
+    let started = |sup: &Supervisor| {
+        orgs.iter()
+            .filter(|o| sup.status(o).status != SessionStatus::NotStarted)
+            .count()
+    };
+    let resume = tokio::spawn({
+        let sup = sup.clone();
+        async move { sup.resume_stored(Duration::from_secs(1)).await }
+    });
+    settle().await;
+    assert_eq!(started(&sup), 1, "the first at once");
+    tokio::time::advance(Duration::from_millis(450)).await;
+    settle().await;
+    assert_eq!(started(&sup), 1, "no second before half the gap");
+    tokio::time::advance(Duration::from_millis(1100)).await;
+    settle().await;
+    assert_eq!(started(&sup), 2, "the second within 1.5 gaps");
+    assert_eq!(resume.await.unwrap().unwrap().len(), 3);
+    for o in &orgs {
+        sup.wait_for(o, LONG, |s| s.status == SessionStatus::Connected)
+            .await
+            .unwrap();
+    }
 }
