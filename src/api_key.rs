@@ -116,6 +116,26 @@ impl ApiKey {
     }
 }
 
+impl ApiKey {
+    /// Finds the key as [`ApiKey::resolve`] does, but never creates one: for a
+    /// client (the CLI) talking to a running daemon.
+    pub fn find(
+        env_key: Option<String>,
+        key_file: Option<&Path>,
+        sessions_dir: &Path,
+    ) -> Result<Self, ApiKeyError> {
+        if let Some(key) = env_key {
+            let key = Self::new(key);
+            return if key.0.is_empty() {
+                Err(ApiKeyError::EmptyEnv)
+            } else {
+                Ok(key)
+            };
+        }
+        read_key(key_file.unwrap_or(&sessions_dir.join(GENERATED_FILE)))
+    }
+}
+
 fn read_key(path: &Path) -> Result<ApiKey, ApiKeyError> {
     let text = std::fs::read_to_string(path).map_err(|source| ApiKeyError::Read {
         path: path.to_owned(),

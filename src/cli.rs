@@ -27,6 +27,65 @@ pub struct Cli {
 pub enum Command {
     /// Run the daemon: resume stored sessions and serve the HTTP API.
     Serve(ServeArgs),
+    /// Show one organization's session, or every session.
+    Status {
+        org: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// List every session.
+    Sessions {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Draw an organization's QR code in the terminal until it is scanned.
+    Qr {
+        org: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Start (or resume) an organization's session.
+    Start {
+        org: String,
+        /// Also ask for a pairing code for this phone number.
+        #[arg(long, value_name = "NUMBER")]
+        phone: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Stop an organization's session, back it up and remove it.
+    Clean {
+        org: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Log an organization's device out of WhatsApp, back it up and remove it.
+    Logout {
+        org: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Send a text from an organization's number.
+    Send {
+        org: String,
+        phone: String,
+        text: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+/// How a client command finds the running daemon. The key comes from
+/// `WHATSAPP_SERVER_API_KEY`, else `[server] api_key_file`, else the daemon's
+/// generated `<sessions dir>/api_key`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ClientArgs {
+    /// The daemon's configuration file (for its address and key); default ./config.toml.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The daemon's base URL, instead of the one the configuration gives.
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Args)]
@@ -68,16 +127,56 @@ mod tests {
 
     #[test]
     fn serve_is_the_default_subcommand() {
-        let Command::Serve(a) = parse(&["wa-supervisor", "--sim", "--log-format", "pretty"]);
+        let serve = |args: &[&str]| match parse(args) {
+            Command::Serve(a) => a,
+            other => panic!("{other:?}"),
+        };
+        let a = serve(&["wa-supervisor", "--sim", "--log-format", "pretty"]);
         assert!(a.sim);
         assert_eq!(a.log_format, Some(LogFormat::Pretty));
 
-        let Command::Serve(a) = parse(&["wa-supervisor", "serve", "--config", "x.toml"]);
+        let a = serve(&["wa-supervisor", "serve", "--config", "x.toml"]);
         assert_eq!(a.config, Some(PathBuf::from("x.toml")));
         assert!(!a.sim);
 
-        let Command::Serve(a) = parse(&["wa-supervisor"]);
+        let a = serve(&["wa-supervisor"]);
         assert!(a.config.is_none() && !a.sim && a.log_format.is_none());
+    }
+
+    #[test]
+    fn client_commands_parse() {
+        match parse(&[
+            "wa-supervisor",
+            "send",
+            "7",
+            "3001234567",
+            "hola",
+            "--url",
+            "http://x",
+        ]) {
+            Command::Send {
+                org,
+                phone,
+                text,
+                client,
+            } => {
+                assert_eq!(
+                    (org.as_str(), phone.as_str(), text.as_str()),
+                    ("7", "3001234567", "hola")
+                );
+                assert_eq!(client.url.as_deref(), Some("http://x"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            parse(&["wa-supervisor", "start", "7", "--phone", "+57 300"]),
+            Command::Start { phone: Some(_), .. }
+        ));
+        assert!(matches!(
+            parse(&["wa-supervisor", "status"]),
+            Command::Status { org: None, .. }
+        ));
+        assert!(Cli::try_parse_from(["wa-supervisor", "send", "7"]).is_err());
     }
 
     #[test]

@@ -7,6 +7,8 @@
 
 pub mod api_key;
 pub mod cli;
+pub mod client;
+pub mod commands;
 pub mod config;
 pub mod daemon;
 pub mod http;

@@ -8,10 +8,13 @@ use clap::Parser;
 use wa_supervisor::api_key::ENV_API_KEY;
 use wa_supervisor::cli::{Cli, Command, ServeArgs};
 use wa_supervisor::config::{Config, ConnectionKind};
-use wa_supervisor::{daemon, telemetry};
+use wa_supervisor::{commands, daemon, telemetry};
 
 fn main() -> ExitCode {
-    let Command::Serve(args) = Cli::parse().into_command();
+    let args = match Cli::parse().into_command() {
+        Command::Serve(args) => args,
+        operator => return run_client(operator),
+    };
     // Before any thread exists: dotenvy writes the process environment, and
     // RUST_LOG may come from `.env`.
     let dotenv = dotenvy::dotenv();
@@ -56,4 +59,49 @@ fn serve(
         .context("cannot start the async runtime")?;
     runtime.block_on(daemon::run(config, env_api_key, daemon::shutdown_signal()))?;
     Ok(())
+}
+
+/// The operator's commands: one call to the running daemon, a clear message and
+/// exit status 1 on failure (no log lines, no backtrace).
+fn run_client(command: Command) -> ExitCode {
+    let _ = dotenvy::dotenv();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        use Command as C;
+        match &command {
+            C::Serve(_) => unreachable!("serve is not a client command"),
+            C::Status { org, client } => {
+                commands::status(&commands::connect(client)?, org.as_deref()).await
+            }
+            C::Sessions { client } => commands::sessions(&commands::connect(client)?).await,
+            C::Qr { org, client } => commands::qr(&commands::connect(client)?, org).await,
+            C::Start { org, phone, client } => {
+                commands::start(&commands::connect(client)?, org, phone.as_deref()).await
+            }
+            C::Clean { org, client } => commands::clean(&commands::connect(client)?, org).await,
+            C::Logout { org, client } => commands::logout(&commands::connect(client)?, org).await,
+            C::Send {
+                org,
+                phone,
+                text,
+                client,
+            } => commands::send(&commands::connect(client)?, org, phone, text).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -34,6 +34,20 @@ pub fn png(payload: &str) -> Result<Vec<u8>, QrRenderError> {
     Ok(out.into_inner())
 }
 
+/// The QR code drawn with Unicode half blocks, two modules a character, light
+/// modules drawn and dark ones blank: what a phone scans from a dark terminal over
+/// ssh.
+pub fn terminal(payload: &str) -> Result<String, QrRenderError> {
+    use qrcode::render::unicode::Dense1x2;
+    let code = QrCode::new(payload.as_bytes())?;
+    Ok(code
+        .render::<Dense1x2>()
+        .dark_color(Dense1x2::Light)
+        .light_color(Dense1x2::Dark)
+        .quiet_zone(true)
+        .build())
+}
+
 /// `data:image/png;base64,…` of [`png`].
 pub fn png_data_url(payload: &str) -> Result<String, QrRenderError> {
     Ok(format!(
