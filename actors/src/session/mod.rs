@@ -175,9 +175,15 @@ impl Actor for OrgActor {
                 state.start(phone_for_code);
             }
             Begin::Recover => {
+                let retry_at = state.snapshot.borrow().retry_at;
                 if state.status().is_active() {
                     state.set(SessionStatus::Disconnected, "recovering", |_| {});
                     state.start(None);
+                } else if let (SessionStatus::Banned, Some(at)) = (state.status(), retry_at) {
+                    // The ban's own timer died with the crashed actor: arm it again.
+                    let left = (at - Utc::now()).to_std().unwrap_or_default();
+                    let generation = state.generation;
+                    myself.send_after(left, move || OrgMsg::Reconnect { generation });
                 }
             }
         }

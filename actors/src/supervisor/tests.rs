@@ -319,6 +319,24 @@ async fn a_temporary_ban_waits_for_its_expiry() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_ban_survives_a_crash_of_its_actor() {
+    let rig = Rig::new().await;
+    let a = org("2");
+    rig.connect(&a, "573001234567").await;
+    rig.inject(&a, Fault::TemporaryBan { seconds: Some(600) })
+        .await;
+    rig.wait(&a, SessionStatus::Banned).await;
+    rig.sup.crash_for_test(&a);
+    rig.settle_for(Duration::from_secs(5)).await;
+    assert_eq!(rig.sup.status(&a).status, SessionStatus::Banned);
+    rig.settle_for(Duration::from_secs(500)).await;
+    assert_eq!(rig.sup.status(&a).status, SessionStatus::Banned);
+    rig.settle_for(Duration::from_secs(100)).await;
+    rig.wait(&a, SessionStatus::Connected).await;
+    assert_eq!(rig.sim.overlaps(), 0);
+}
+
+#[tokio::test(start_paused = true)]
 async fn client_outdated_stops() {
     let rig = Rig::new().await;
     let a = org("2");
