@@ -3,24 +3,8 @@
 
 mod common;
 
-use base64::Engine;
-use common::{API_KEY, Daemon};
+use common::{API_KEY, Daemon, decode_qr_data_url};
 use serde_json::json;
-
-/// Decodes a `data:image/png;base64,…` QR back to its payload.
-fn decode_qr_data_url(url: &str) -> String {
-    let b64 = url
-        .strip_prefix("data:image/png;base64,")
-        .expect("a PNG data URL");
-    let png = base64::engine::general_purpose::STANDARD
-        .decode(b64)
-        .unwrap();
-    let image = image::load_from_memory(&png).expect("a PNG").to_luma8();
-    let mut prepared = rqrr::PreparedImage::prepare(image);
-    let grids = prepared.detect_grids();
-    assert_eq!(grids.len(), 1, "one QR code in the image");
-    grids[0].decode().expect("the QR decodes").1
-}
 
 #[tokio::test]
 async fn a_session_from_start_to_logout() {

@@ -2,17 +2,20 @@
 //! request goes through `tower::ServiceExt::oneshot` into the real router over a
 //! real `Supervisor` whose connections are the simulator's fake phones.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, Request, StatusCode, header};
-use base64::Engine;
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use tower::ServiceExt;
+
+use common::{decode_png_qr, decode_qr_data_url};
 use wa_actors::connection::sim::{SimConnector, SimTiming};
 use wa_actors::{OrgId, SessionSnapshot, SessionStatus, Supervisor, SupervisorConfig};
 use wa_supervisor::api_key::ApiKey;
@@ -172,15 +175,6 @@ impl App {
         self.sim.scan(&org(id), phone).unwrap();
         self.wait(id, SessionStatus::Connected).await
     }
-}
-
-/// Decodes a QR PNG back to its payload.
-fn decode_png_qr(png: &[u8]) -> String {
-    let img = image::load_from_memory(png).expect("a PNG").to_luma8();
-    let mut prepared = rqrr::PreparedImage::prepare(img);
-    let grids = prepared.detect_grids();
-    assert_eq!(grids.len(), 1, "one QR code in the image");
-    grids[0].decode().expect("the QR decodes").1
 }
 
 /// Every keyed route with a valid request body (for the auth matrix).
@@ -516,13 +510,7 @@ async fn qr_routes() {
     assert_eq!(body["has_qr"], true);
     assert!(body.get("pairing_code").is_some());
     let url = body["qr"].as_str().unwrap();
-    let b64 = url
-        .strip_prefix("data:image/png;base64,")
-        .expect("a PNG data URL");
-    let png = base64::engine::general_purpose::STANDARD
-        .decode(b64)
-        .unwrap();
-    assert_eq!(decode_png_qr(&png), payload);
+    assert_eq!(decode_qr_data_url(url), payload);
 
     let r = app.get("/api/qr/5?format=png").await;
     assert_eq!(r.status, StatusCode::OK);

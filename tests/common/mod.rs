@@ -200,3 +200,24 @@ pub fn files_below(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// Decodes a PNG holding one QR code back to its payload.
+pub fn decode_png_qr(png: &[u8]) -> String {
+    let img = image::load_from_memory(png).expect("a PNG").to_luma8();
+    let mut prepared = rqrr::PreparedImage::prepare(img);
+    let grids = prepared.detect_grids();
+    assert_eq!(grids.len(), 1, "one QR code in the image");
+    grids[0].decode().expect("the QR decodes").1
+}
+
+/// Decodes a `data:image/png;base64,…` QR back to its payload.
+pub fn decode_qr_data_url(url: &str) -> String {
+    use base64::Engine;
+    let b64 = url
+        .strip_prefix("data:image/png;base64,")
+        .expect("a PNG data URL");
+    let png = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .unwrap();
+    decode_png_qr(&png)
+}
