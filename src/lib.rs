@@ -13,3 +13,4 @@ pub mod http;
 pub mod phone;
 pub mod qr_render;
 pub mod telemetry;
+pub mod webhook;
