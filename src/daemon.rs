@@ -4,15 +4,18 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use wa_actors::connection::Connector;
 use wa_actors::connection::sim::SimConnector;
-use wa_actors::{SessionError, Supervisor};
+use wa_actors::events::NoEvents;
+use wa_actors::{EventSink, SessionError, Supervisor};
 
 use crate::api_key::{ApiKey, ApiKeyError};
 use crate::config::{Config, ConnectionKind};
 use crate::http::{self, AppState};
+use crate::webhook::Webhooks;
 
 /// Why the daemon could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +27,8 @@ pub enum DaemonError {
     WhatsappNotBuilt,
     #[error(transparent)]
     ApiKey(#[from] ApiKeyError),
+    #[error("cannot start webhooks: {0}")]
+    Webhook(String),
     #[error("cannot start the session supervisor: {0}")]
     Supervisor(#[from] SessionError),
     #[error("cannot listen on {addr}: {source}")]
@@ -79,7 +84,17 @@ pub async fn run(
         config.server.api_key_file.as_deref(),
         &config.sessions.dir,
     )?;
-    let supervisor = Supervisor::spawn(config.supervisor_config(), connection.connector).await?;
+    let webhooks = Webhooks::from_config(&config.webhook).map_err(DaemonError::Webhook)?;
+    let events: Arc<dyn EventSink> = match &webhooks {
+        Some(webhooks) => Arc::new(webhooks.clone()),
+        None => Arc::new(NoEvents),
+    };
+    let supervisor =
+        Supervisor::spawn_with_events(config.supervisor_config(), connection.connector, events)
+            .await?;
+    if let Some(webhooks) = &webhooks {
+        webhooks.attach(supervisor.clone());
+    }
 
     let addr = config.server.listen;
     let listener = match TcpListener::bind(addr).await {
@@ -110,6 +125,16 @@ pub async fn run(
         .await;
     tracing::info!("stopping every session");
     supervisor.shutdown().await;
+    if let Some(webhooks) = &webhooks {
+        // Best effort, bounded: delivery state lives in memory only.
+        let grace = config.webhook.timeout().min(Duration::from_secs(5));
+        if !webhooks.flush(grace).await {
+            tracing::warn!(
+                pending = webhooks.pending(),
+                "webhook events still queued at exit are lost"
+            );
+        }
+    }
     tracing::info!("stopped");
     served.map_err(DaemonError::Serve)
 }
