@@ -28,7 +28,12 @@ impl Daemon {
 
     /// Like [`Daemon::start`], with extra TOML appended to the configuration.
     pub async fn start_with(extra_toml: &str) -> Self {
-        Self::launch(tempfile::tempdir().unwrap(), extra_toml).await
+        Self::start_with_env(extra_toml, &[]).await
+    }
+
+    /// Like [`Daemon::start_with`], with extra environment variables.
+    pub async fn start_with_env(extra_toml: &str, env: &[(&str, &str)]) -> Self {
+        Self::launch(tempfile::tempdir().unwrap(), extra_toml, env).await
     }
 
     /// Stops this daemon (SIGTERM) and starts a new one on the same directory.
@@ -37,10 +42,10 @@ impl Daemon {
         assert!(status.success(), "exit status {status:?}\n{}", self.logs());
         let dir = tempfile::tempdir().unwrap();
         let old = std::mem::replace(&mut self.dir, dir);
-        Self::launch(old, "").await
+        Self::launch(old, "", &[]).await
     }
 
-    async fn launch(dir: TempDir, extra_toml: &str) -> Self {
+    async fn launch(dir: TempDir, extra_toml: &str, env: &[(&str, &str)]) -> Self {
         let port = free_port();
         let sessions = dir.path().join("auth_sessions");
         let config = dir.path().join("config.toml");
@@ -64,6 +69,8 @@ impl Daemon {
             .env("WHATSAPP_SERVER_API_KEY", API_KEY)
             .env("RUST_LOG", "info")
             .env_remove("PORT")
+            .env_remove("WHATSAPP_WEBHOOK_SECRET")
+            .envs(env.iter().copied())
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log))
             .spawn()
