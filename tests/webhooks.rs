@@ -577,3 +577,66 @@ async fn a_receiver_that_never_answers_does_not_slow_send_message() {
         hooked.logs()
     );
 }
+
+#[tokio::test]
+async fn a_ban_is_posted_with_its_retry_at() {
+    let mut rx = receiver(|_, _| Answer::Status(200)).await;
+    let daemon = Daemon::start_with_env(
+        &webhook_toml(&rx.url, ""),
+        &[("WHATSAPP_WEBHOOK_SECRET", SECRET)],
+    )
+    .await;
+    connect(&daemon, "5", "573005555555").await;
+    let (code, _) = daemon
+        .post(
+            "/sim/5/inject",
+            json!({ "fault": "temporary_ban", "code": 3600 }),
+        )
+        .await;
+    assert_eq!(code, 200);
+    let status = daemon.wait_status("5", "banned").await;
+    let ban = loop {
+        let hit = rx.next().await;
+        assert!(hit.signature_ok);
+        if hit.body["event"] == "session.banned" {
+            break hit.body;
+        }
+    };
+    assert_eq!(ban["status"], "banned");
+    assert_eq!(ban["data"]["from"], "connected");
+    let posted =
+        chrono::DateTime::parse_from_rfc3339(ban["data"]["retry_at"].as_str().unwrap()).unwrap();
+    let shown = chrono::DateTime::parse_from_rfc3339(status["retry_at"].as_str().unwrap()).unwrap();
+    // The same instant (the webhook keeps milliseconds).
+    assert!(
+        (posted - shown).num_milliseconds().abs() < 1,
+        "{posted} vs {shown}"
+    );
+    let from_now = posted.with_timezone(&chrono::Utc) - chrono::Utc::now();
+    assert!(from_now > chrono::Duration::minutes(55), "{from_now}");
+}
+
+#[tokio::test]
+async fn a_dead_receiver_does_not_hold_up_the_stop() {
+    let mut rx = receiver(|_, _| Answer::Hang).await;
+    let mut daemon = Daemon::start_with_env(
+        &webhook_toml(&rx.url, "timeout_ms = 300\n"),
+        &[("WHATSAPP_WEBHOOK_SECRET", SECRET)],
+    )
+    .await;
+    let (code, _) = daemon
+        .post("/api/start-session", json!({ "organization_id": "3" }))
+        .await;
+    assert_eq!(code, 200);
+    assert_eq!(rx.next().await.body["event"], "session.qr");
+    // SIGTERM while that event hangs: the flush gives up after min(timeout, 5 s).
+    let status = daemon.terminate();
+    assert!(status.success(), "{status:?}\n{}", daemon.logs());
+    assert!(
+        daemon
+            .logs()
+            .contains("webhook events still queued at exit are lost"),
+        "{}",
+        daemon.logs()
+    );
+}
