@@ -13,6 +13,8 @@ use serde::{Deserialize, Serialize};
 use wa_actors::connection::sim::SimTiming;
 use wa_actors::{Backoff, SupervisorConfig, WindowSpec};
 
+use crate::webhook::{ENV_WEBHOOK_SECRET, WebhookConfig, WebhookSecret};
+
 /// Where `config.toml` is looked for when `--config` is not given.
 pub const DEFAULT_PATH: &str = "config.toml";
 
@@ -58,6 +60,7 @@ pub struct Config {
     pub reconnect: ReconnectConfig,
     pub send: SendConfig,
     pub sim: SimConfig,
+    pub webhook: WebhookConfig,
 }
 
 /// `[server]`: the HTTP listener and the API key.
@@ -316,6 +319,9 @@ impl Config {
             }
             self.sessions.dir = PathBuf::from(dir);
         }
+        self.webhook.secret = env(ENV_WEBHOOK_SECRET)
+            .as_deref()
+            .and_then(WebhookSecret::new);
         Ok(())
     }
 
@@ -356,6 +362,7 @@ impl Config {
         {
             return invalid("[sim] qr_count and the QR seconds must be at least 1");
         }
+        self.webhook.validate().map_err(ConfigError::Invalid)?;
         Ok(())
     }
 
@@ -580,6 +587,26 @@ mod tests {
             matches!(err, ConfigError::Env { name: "PORT", .. }),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_webhook_url_needs_the_secret_from_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(
+            &dir,
+            "[webhook]\nurl = \"http://127.0.0.1:8000/wa/events/\"\nmax_attempts = 3\n",
+        );
+        let err = Config::load(Some(&path), no_env).unwrap_err();
+        assert!(matches!(err, ConfigError::Invalid(_)), "{err}");
+        assert!(err.to_string().contains("WHATSAPP_WEBHOOK_SECRET"), "{err}");
+
+        let env = env_of(&[("WHATSAPP_WEBHOOK_SECRET", "k3y-never-shown")]);
+        let c = Config::load(Some(&path), env).unwrap();
+        assert!(c.webhook.enabled());
+        assert_eq!(c.webhook.max_attempts, 3);
+        assert_eq!(c.webhook.timeout_ms, WebhookConfig::default().timeout_ms);
+        assert_eq!(c.webhook.secret, WebhookSecret::new("k3y-never-shown"));
+        assert!(!format!("{c:?}").contains("k3y-never-shown"));
     }
 
     /// The shipped `config.toml` loads, equals the defaults, and spells out every

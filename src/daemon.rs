@@ -4,11 +4,13 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use wa_actors::connection::Connector;
 use wa_actors::connection::sim::SimConnector;
-use wa_actors::{SessionError, Supervisor};
+use wa_actors::events::FanOut;
+use wa_actors::{EventSink, SessionError, Supervisor};
 
 use crate::api_key::{ApiKey, ApiKeyError};
 use crate::config::{Config, ConnectionKind};
@@ -16,6 +18,7 @@ use crate::http::{self, AppState};
 use crate::instance_lock::{self, LockError};
 use crate::metrics::MetricsSink;
 use crate::systemd::{self, Notifier};
+use crate::webhook::Webhooks;
 
 /// Why the daemon could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +32,8 @@ pub enum DaemonError {
     Lock(#[from] LockError),
     #[error(transparent)]
     ApiKey(#[from] ApiKeyError),
+    #[error("cannot start webhooks: {0}")]
+    Webhook(String),
     #[error("cannot start the session supervisor: {0}")]
     Supervisor(#[from] SessionError),
     #[error("cannot listen on {addr}: {source}")]
@@ -87,12 +92,20 @@ pub async fn run(
         &config.sessions.dir,
     )?;
     crate::metrics::handle();
+    let webhooks = Webhooks::from_config(&config.webhook).map_err(DaemonError::Webhook)?;
+    let mut sinks: Vec<Arc<dyn EventSink>> = vec![Arc::new(MetricsSink)];
+    if let Some(webhooks) = &webhooks {
+        sinks.push(Arc::new(webhooks.clone()));
+    }
     let supervisor = Supervisor::spawn_with_events(
         config.supervisor_config(),
         connection.connector,
-        Arc::new(MetricsSink),
+        Arc::new(FanOut(sinks)),
     )
     .await?;
+    if let Some(webhooks) = &webhooks {
+        webhooks.attach(supervisor.clone());
+    }
 
     let addr = config.server.listen;
     let listener = match TcpListener::bind(addr).await {
@@ -134,6 +147,16 @@ pub async fn run(
     watchdog.abort();
     tracing::info!("stopping every session");
     supervisor.shutdown().await;
+    if let Some(webhooks) = &webhooks {
+        // Best effort, bounded: delivery state lives in memory only.
+        let grace = config.webhook.timeout().min(Duration::from_secs(5));
+        if !webhooks.flush(grace).await {
+            tracing::warn!(
+                pending = webhooks.pending(),
+                "webhook events still queued at exit are lost"
+            );
+        }
+    }
     tracing::info!("stopped");
     served.map_err(DaemonError::Serve)
 }

@@ -18,3 +18,4 @@ pub mod phone;
 pub mod qr_render;
 pub mod systemd;
 pub mod telemetry;
+pub mod webhook;

@@ -28,7 +28,7 @@ impl Daemon {
 
     /// Like [`Daemon::start`], with extra TOML appended to the configuration.
     pub async fn start_with(extra_toml: &str) -> Self {
-        Self::launch(tempfile::tempdir().unwrap(), extra_toml, &[]).await
+        Self::start_with_env(extra_toml, &[]).await
     }
 
     /// Like [`Daemon::start_with`], with extra environment variables.
@@ -72,6 +72,7 @@ impl Daemon {
             .env_remove("NOTIFY_SOCKET")
             .env_remove("WATCHDOG_USEC")
             .env_remove("WATCHDOG_PID")
+            .env_remove("WHATSAPP_WEBHOOK_SECRET")
             .envs(env.iter().copied())
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log))

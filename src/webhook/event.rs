@@ -1,0 +1,350 @@
+//! Which session events become webhooks, and the JSON each one posts:
+//!
+//! ```json
+//! {"event":"session.connected","event_id":"<32 hex>","organization_id":"2",
+//!  "status":"connected","timestamp":"2026-11-23T07:15:33.123Z",
+//!  "data":{"phone_number":"573001234567"}}
+//! ```
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{Map, Value, json};
+use wa_actors::{EventKind, OrgId, SessionEvent, SessionStatus};
+
+use crate::qr_render;
+
+/// Every event name a receiver may see, for documentation and tests.
+pub const EVENT_NAMES: [&str; 12] = [
+    "session.qr",
+    "session.connected",
+    "session.reconnecting",
+    "session.disconnected",
+    "session.logged_out",
+    "session.cleaned",
+    "session.quarantined",
+    "session.conflict",
+    "session.number_in_use",
+    "session.banned",
+    "message.sent",
+    "message.failed",
+];
+
+/// One event chosen for the webhook; its body is rendered by the delivery task,
+/// never in the actor that emitted it (a QR PNG takes milliseconds to draw).
+#[derive(Clone, Debug, PartialEq)]
+pub struct WebhookEvent {
+    pub name: &'static str,
+    /// Random 128 bits in hex: the receiver's de-duplication key.
+    pub event_id: String,
+    pub organization_id: OrgId,
+    pub status: SessionStatus,
+    pub timestamp: DateTime<Utc>,
+    pub data: Data,
+}
+
+/// The `data` object, or what it is made from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Data {
+    /// A QR to draw as a PNG data URL at delivery.
+    Qr {
+        code: String,
+        pairing_code: Option<String>,
+    },
+    Json(Map<String, Value>),
+}
+
+/// A fresh event id: 128 random bits as 32 lowercase hex digits.
+pub fn new_event_id() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
+impl WebhookEvent {
+    /// The webhook for `event`, or `None` when receivers are not told of it (decrypt
+    /// and stream errors, and status changes the other events already cover).
+    /// `retry_at` is asked only for `session.banned`.
+    pub fn from_session(
+        event: SessionEvent,
+        retry_at: impl FnOnce() -> Option<DateTime<Utc>>,
+    ) -> Option<Self> {
+        let (name, data) = match event.kind {
+            EventKind::Qr { code, pairing_code } => ("session.qr", Data::Qr { code, pairing_code }),
+            EventKind::Connected { phone } => (
+                "session.connected",
+                object(json!({ "phone_number": phone })),
+            ),
+            EventKind::Cleaned { reason, backup } => (
+                "session.cleaned",
+                object(json!({ "reason": reason, "backup": backup })),
+            ),
+            EventKind::MessageSent { message_id, to } => (
+                "message.sent",
+                object(json!({ "message_id": message_id, "to": to })),
+            ),
+            EventKind::MessageFailed { to, reason } => (
+                "message.failed",
+                object(json!({ "to": to, "reason": reason })),
+            ),
+            EventKind::StatusChanged { from, reason } => {
+                let name = status_event(event.status)?;
+                let mut data = object(json!({ "from": from, "reason": reason }));
+                if event.status == SessionStatus::Banned
+                    && let Some(at) = retry_at()
+                    && let Data::Json(map) = &mut data
+                {
+                    map.insert("retry_at".into(), Value::String(rfc3339(at)));
+                }
+                (name, data)
+            }
+            EventKind::DecryptError | EventKind::StreamError { .. } => return None,
+        };
+        Some(Self {
+            name,
+            event_id: new_event_id(),
+            organization_id: event.org,
+            status: event.status,
+            timestamp: event.at,
+            data,
+        })
+    }
+
+    pub fn is_qr(&self) -> bool {
+        matches!(self.data, Data::Qr { .. })
+    }
+
+    /// The JSON body, exactly the bytes that are signed and sent.
+    pub fn body(&self) -> Vec<u8> {
+        let data = match &self.data {
+            Data::Json(map) => Value::Object(map.clone()),
+            Data::Qr { code, pairing_code } => {
+                let qr = match qr_render::png_data_url(code) {
+                    Ok(url) => Value::String(url),
+                    Err(e) => {
+                        tracing::warn!(org_id = %self.organization_id, error = %e, "QR code cannot be drawn for the webhook");
+                        Value::Null
+                    }
+                };
+                let mut map = Map::new();
+                map.insert("qr".into(), qr);
+                if let Some(code) = pairing_code {
+                    map.insert("pairing_code".into(), Value::String(code.clone()));
+                }
+                Value::Object(map)
+            }
+        };
+        let body = json!({
+            "event": self.name,
+            "event_id": self.event_id,
+            "organization_id": self.organization_id.as_str(),
+            "status": self.status.as_str(),
+            "timestamp": rfc3339(self.timestamp),
+            "data": data,
+        });
+        serde_json::to_vec(&body).expect("a JSON value serializes")
+    }
+}
+
+/// The event a status change is announced as; `None` for the statuses that other
+/// events cover (`qr_ready` → `session.qr`, `connected` → `session.connected`) or
+/// that receivers are not told of.
+fn status_event(status: SessionStatus) -> Option<&'static str> {
+    use SessionStatus as S;
+    Some(match status {
+        S::Reconnecting => "session.reconnecting",
+        S::Disconnected => "session.disconnected",
+        S::LoggedOut => "session.logged_out",
+        S::Quarantined => "session.quarantined",
+        S::Conflict => "session.conflict",
+        S::NumberInUse => "session.number_in_use",
+        S::Banned => "session.banned",
+        S::NotStarted
+        | S::Connecting
+        | S::QrReady
+        | S::Connected
+        | S::ClientOutdated
+        | S::Blocked => return None,
+    })
+}
+
+fn object(value: Value) -> Data {
+    match value {
+        Value::Object(map) => Data::Json(map),
+        _ => unreachable!("json!({{…}}) is an object"),
+    }
+}
+
+fn rfc3339(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(status: SessionStatus, kind: EventKind) -> SessionEvent {
+        SessionEvent {
+            org: OrgId::parse("2").unwrap(),
+            at: "2026-11-23T07:15:33.123Z".parse().unwrap(),
+            status,
+            kind,
+        }
+    }
+
+    fn body(ev: &WebhookEvent) -> Value {
+        serde_json::from_slice(&ev.body()).unwrap()
+    }
+
+    fn changed(status: SessionStatus) -> Option<WebhookEvent> {
+        let kind = EventKind::StatusChanged {
+            from: SessionStatus::Connected,
+            reason: "why".into(),
+        };
+        WebhookEvent::from_session(event(status, kind), || None)
+    }
+
+    #[test]
+    fn the_envelope_and_a_connected_event() {
+        let ev = WebhookEvent::from_session(
+            event(
+                SessionStatus::Connected,
+                EventKind::Connected {
+                    phone: "573001234567".into(),
+                },
+            ),
+            || None,
+        )
+        .unwrap();
+        let b = body(&ev);
+        assert_eq!(b["event"], "session.connected");
+        assert_eq!(b["event_id"], ev.event_id.as_str());
+        assert_eq!(b["organization_id"], "2");
+        assert_eq!(b["status"], "connected");
+        assert_eq!(b["timestamp"], "2026-11-23T07:15:33.123Z");
+        assert_eq!(b["data"], json!({ "phone_number": "573001234567" }));
+        assert_eq!(b.as_object().unwrap().len(), 6);
+    }
+
+    #[test]
+    fn event_ids_are_128_bit_hex_and_distinct() {
+        let a = new_event_id();
+        assert_eq!(a.len(), 32);
+        assert!(
+            a.bytes()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+        );
+        assert_ne!(a, new_event_id());
+    }
+
+    #[test]
+    fn a_qr_posts_a_png_data_url_and_the_pairing_code_if_any() {
+        let qr = |pairing_code: Option<&str>| {
+            let kind = EventKind::Qr {
+                code: "2@abc,def,ghi,jkl".into(),
+                pairing_code: pairing_code.map(str::to_owned),
+            };
+            WebhookEvent::from_session(event(SessionStatus::QrReady, kind), || None).unwrap()
+        };
+        let ev = qr(None);
+        assert!(ev.is_qr());
+        let b = body(&ev);
+        assert_eq!(b["event"], "session.qr");
+        assert!(
+            b["data"]["qr"]
+                .as_str()
+                .unwrap()
+                .starts_with("data:image/png;base64,")
+        );
+        assert!(b["data"].get("pairing_code").is_none());
+        assert_eq!(
+            body(&qr(Some("ABCD-1234")))["data"]["pairing_code"],
+            "ABCD-1234"
+        );
+    }
+
+    #[test]
+    fn status_changes_map_to_their_events() {
+        use SessionStatus as S;
+        for (status, name) in [
+            (S::Reconnecting, "session.reconnecting"),
+            (S::Disconnected, "session.disconnected"),
+            (S::LoggedOut, "session.logged_out"),
+            (S::Quarantined, "session.quarantined"),
+            (S::Conflict, "session.conflict"),
+            (S::NumberInUse, "session.number_in_use"),
+            (S::Banned, "session.banned"),
+        ] {
+            let ev = changed(status).unwrap();
+            assert_eq!(ev.name, name);
+            let b = body(&ev);
+            assert_eq!(b["status"], status.as_str());
+            assert_eq!(b["data"], json!({ "from": "connected", "reason": "why" }));
+        }
+        for status in [S::Connecting, S::QrReady, S::Connected, S::NotStarted] {
+            assert!(changed(status).is_none(), "{status}");
+        }
+    }
+
+    #[test]
+    fn a_ban_carries_retry_at_when_known() {
+        let kind = EventKind::StatusChanged {
+            from: SessionStatus::Connected,
+            reason: "ban".into(),
+        };
+        let at: DateTime<Utc> = "2026-11-23T09:00:00Z".parse().unwrap();
+        let ev = WebhookEvent::from_session(event(SessionStatus::Banned, kind), || Some(at));
+        assert_eq!(
+            body(&ev.unwrap())["data"]["retry_at"],
+            "2026-11-23T09:00:00.000Z"
+        );
+    }
+
+    #[test]
+    fn cleaned_and_message_events() {
+        let mk =
+            |status, kind| body(&WebhookEvent::from_session(event(status, kind), || None).unwrap());
+        let b = mk(
+            SessionStatus::Connecting,
+            EventKind::Cleaned {
+                reason: "bad_mac".into(),
+                backup: Some("20261123T071533Z_bad_mac".into()),
+            },
+        );
+        assert_eq!(b["event"], "session.cleaned");
+        assert_eq!(
+            b["data"],
+            json!({ "reason": "bad_mac", "backup": "20261123T071533Z_bad_mac" })
+        );
+        let b = mk(
+            SessionStatus::Connected,
+            EventKind::MessageSent {
+                message_id: "3EB0ABC".into(),
+                to: "573009998877".into(),
+            },
+        );
+        assert_eq!(b["event"], "message.sent");
+        assert_eq!(
+            b["data"],
+            json!({ "message_id": "3EB0ABC", "to": "573009998877" })
+        );
+        let b = mk(
+            SessionStatus::Connected,
+            EventKind::MessageFailed {
+                to: "573009998877".into(),
+                reason: "boom".into(),
+            },
+        );
+        assert_eq!(b["event"], "message.failed");
+        assert_eq!(b["data"], json!({ "to": "573009998877", "reason": "boom" }));
+    }
+
+    #[test]
+    fn errors_are_not_posted() {
+        for kind in [
+            EventKind::DecryptError,
+            EventKind::StreamError { code: Some(500) },
+        ] {
+            assert!(
+                WebhookEvent::from_session(event(SessionStatus::Connected, kind), || None)
+                    .is_none()
+            );
+        }
+    }
+}
