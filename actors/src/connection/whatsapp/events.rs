@@ -13,7 +13,6 @@ use whatsapp_rust::wacore_binary::NodeRef;
 use crate::connection::ConnectionEvent;
 
 /// The event kinds the connection listens to; the bus does not even build the others.
-#[allow(dead_code)] // used by the connection (next commit)
 pub(super) const INTEREST_KINDS: &[EventKind] = &[
     EventKind::Connected,
     EventKind::Disconnected,
@@ -35,7 +34,6 @@ pub(super) const INTEREST_KINDS: &[EventKind] = &[
     EventKind::RawNode,
 ];
 
-#[allow(dead_code)]
 pub(super) fn interest() -> EventInterest {
     EventInterest::of(INTEREST_KINDS)
 }

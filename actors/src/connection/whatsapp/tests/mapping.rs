@@ -28,18 +28,18 @@ fn map(event: &Event) -> Option<C> {
 }
 
 /// A stanza as whatsapp-rust's read loop hands it to `Event::RawNode`.
-fn raw(node: whatsapp_rust::wacore_binary::Node) -> Event {
+pub(super) fn raw(node: whatsapp_rust::wacore_binary::Node) -> Event {
     let bytes = marshal(&node).expect("marshal");
     // `marshal` writes the frame's format byte first; the decoder expects it gone.
     let owned = OwnedNodeRef::new(bytes[1..].to_vec()).expect("decode");
     Event::RawNode(Arc::new(owned))
 }
 
-fn stream_error(code: &str) -> whatsapp_rust::wacore_binary::Node {
+pub(super) fn stream_error(code: &str) -> whatsapp_rust::wacore_binary::Node {
     NodeBuilder::new("stream:error").attr("code", code).build()
 }
 
-fn undecryptable(is_unavailable: bool) -> Event {
+pub(super) fn undecryptable(is_unavailable: bool) -> Event {
     let info = MessageInfo {
         source: MessageSource {
             sender: Jid::pn("573009998877"),
