@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
+use tokio::task::{AbortHandle, JoinHandle};
 use whatsapp_rust::pair_code::PairCodeOptions;
 use whatsapp_rust::store::SqliteStore;
 use whatsapp_rust::types::events::{Event, EventHandler, EventInterest, Subscription};
@@ -22,6 +22,8 @@ use crate::connection::{Class, Connection, ConnectionError, ConnectionEvent, cla
 /// does not race its 20 s connect timeout against `disconnect`), which holds no
 /// unsaved state, so it is aborted.
 const RUN_LOOP_STOP: Duration = Duration::from_millis(1500);
+/// How long the first pairing-code request waits for the socket (as the library's).
+const PAIR_CODE_SOCKET_WAIT: Duration = Duration::from_secs(30);
 /// How long `shutdown` waits for the last user of the store to let go of it.
 /// Together with the above it stays inside the org driver's 5 s shutdown grace.
 const STORE_RELEASE: Duration = Duration::from_secs(2);
@@ -36,8 +38,11 @@ pub(super) struct Forwarder {
     ended: AtomicBool,
     /// The socket came up at least once (a QR, a pairing code or a login).
     reached: AtomicBool,
-    /// Asked again when the server wants a fresh pairing code.
+    /// Pairing by phone number: asked once the socket is up, and again when the
+    /// server wants a fresh code.
     pair_code: Option<PairCodeOptions>,
+    /// Our pairing-code requests; each holds the client, so shutdown aborts them.
+    tasks: Mutex<Vec<AbortHandle>>,
 }
 
 impl Forwarder {
@@ -53,6 +58,7 @@ impl Forwarder {
             ended: AtomicBool::new(false),
             reached: AtomicBool::new(false),
             pair_code,
+            tasks: Mutex::new(Vec::new()),
         }
     }
 
@@ -108,14 +114,16 @@ impl Forwarder {
             Event::QrScannedWithoutMultidevice(_) => {
                 tracing::warn!(org_id = %org, "the QR code was scanned by a phone without multi-device support");
             }
-            Event::PairingCodeRefresh(_) => self.refresh_pair_code(),
+            Event::PairingCodeRefresh(_) => self.request_pair_code(false),
             _ => {}
         }
     }
 
-    /// The server invalidated the pairing code: ask for a new one (the library
-    /// cleared the old flow before telling us).
-    fn refresh_pair_code(&self) {
+    /// Asks for a pairing code when pairing by phone number: the first time once
+    /// the socket is up (what `BotBuilder::with_pair_code` does, but in a task we
+    /// can abort: the library's own waits 30 s for a socket while holding the
+    /// client), and again whenever the server invalidated the code.
+    pub(super) fn request_pair_code(&self, first: bool) {
         let (Some(options), Some(client)) = (
             self.pair_code.clone(),
             self.client.get().and_then(Weak::upgrade),
@@ -126,11 +134,34 @@ impl Forwarder {
             return;
         };
         let org = self.org.clone();
-        runtime.spawn(async move {
+        let task = runtime.spawn(async move {
+            if first {
+                // No socket: the run loop's end reports the failure.
+                if client.wait_for_socket(PAIR_CODE_SOCKET_WAIT).await.is_err()
+                    || client.is_logged_in()
+                {
+                    return;
+                }
+            }
+            // On failure the library also dispatches `PairingCodeError`.
             if let Err(error) = client.pair_with_code(options).await {
-                tracing::warn!(org_id = %org, %error, "could not refresh the pairing code");
+                tracing::debug!(org_id = %org, %error, "no pairing code");
             }
         });
+        let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
+        tasks.retain(|t| !t.is_finished());
+        tasks.push(task.abort_handle());
+    }
+
+    pub(super) fn abort_tasks(&self) {
+        for task in self
+            .tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+        {
+            task.abort();
+        }
     }
 }
 
@@ -222,6 +253,7 @@ impl Connection for WhatsAppConnection {
     async fn shutdown(&self) {
         // No event after this point, whatever the teardown dispatches.
         self.forwarder.close();
+        self.forwarder.abort_tasks();
         let client = self.client.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(client) = &client {
             // Flushes buffered receipts, Signal state and the device snapshot, and
@@ -266,6 +298,7 @@ impl Drop for WhatsAppConnection {
     /// runtime is at hand), so it never keeps running unowned.
     fn drop(&mut self) {
         self.forwarder.close();
+        self.forwarder.abort_tasks();
         let client = self
             .client
             .get_mut()

@@ -81,9 +81,6 @@ impl WhatsAppConnector {
         if let Some(version) = self.options.version {
             builder = builder.with_version(version);
         }
-        if let Some(options) = pair_code.clone() {
-            builder = builder.with_pair_code(options);
-        }
         let bot = builder
             .build()
             .await
@@ -101,6 +98,7 @@ impl WhatsAppConnector {
         let raw_nodes = client.acquire_raw_node_forwarding();
 
         let handle = bot.spawn();
+        forwarder.request_pair_code(true);
         let finisher = forwarder.clone();
         let run = tokio::spawn(async move {
             handle.await;

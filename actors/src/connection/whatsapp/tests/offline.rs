@@ -186,3 +186,40 @@ fn has_credentials_needs_a_device_with_number_and_identity() {
     .unwrap();
     assert!(connector.has_credentials(tmp.path()), "a paired device");
 }
+
+/// Pairing by phone number asks for a code once the socket is up; with no network
+/// that request must not keep the client (and so the store) alive after shutdown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pairing_by_number_with_no_network_releases_the_store() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("wa-test");
+    std::fs::create_dir(&dir).unwrap();
+    let connector = offline_connector();
+    let (conn, mut events) = connector
+        .open(request(
+            &dir,
+            StartMode::Pair {
+                phone_for_code: Some(ME.into()),
+            },
+        ))
+        .await
+        .unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(30), events.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(classify(&first), Class::Transient, "got {first:?}");
+    // The store is open (and in WAL mode): has_credentials still reads it.
+    assert!(!connector.has_credentials(&dir));
+    let started = Instant::now();
+    conn.shutdown().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        conn.store_released(),
+        "the pairing-code request let go of the client"
+    );
+}
