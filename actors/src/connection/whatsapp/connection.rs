@@ -69,12 +69,14 @@ impl Forwarder {
     fn emit(&self, event: ConnectionEvent) {
         let guard = self.events.lock().unwrap_or_else(|p| p.into_inner());
         let Some(tx) = guard.as_ref() else { return };
-        match classify(&event) {
+        let class = classify(&event);
+        match class {
             Class::Progress => self.reached.store(true, Ordering::SeqCst),
             Class::DecryptError => {}
             _ => self.ended.store(true, Ordering::SeqCst),
         }
-        tracing::debug!(org_id = %self.org, event = ?event, "whatsapp event");
+        // The class only: events carry QR payloads and senders' numbers.
+        tracing::debug!(org_id = %self.org, class = ?class, "whatsapp event");
         let _ = tx.send(event);
     }
 
