@@ -9,6 +9,8 @@
 
 mod classify;
 pub mod sim;
+#[cfg(feature = "whatsapp")]
+pub mod whatsapp;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -1,0 +1,24 @@
+//! The real connection, on whatsapp-rust 0.7.0 (crate feature `whatsapp`).
+//!
+//! Each connect builds one `Bot` on the org's SQLite store `<dir>/whatsapp.db` with
+//! the library's auto-reconnect switched off, so every reconnect is the org actor's
+//! decision (CONTRACT §4) and builds a new `Bot` on the same store. The library's
+//! events are mapped by the pure [`map_event`] and sent, in dispatch order, into the
+//! connection's event stream; the stream ends when the client's run loop does.
+//!
+//! Where the library is silent, the connection fills in: `<stream:error code=515>`
+//! and `429`/`503` are read from the raw stanza, and a connect that never got a
+//! socket (DNS, refused, TLS, handshake, timeout) ends with `NetworkFailure`.
+
+mod connection;
+mod connector;
+mod events;
+mod store;
+
+pub use connection::WhatsAppConnection;
+pub use connector::{WhatsAppConnector, WhatsAppOptions};
+pub use events::map_event;
+pub use store::STORE_FILE;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,3 @@
+mod forwarder;
+mod mapping;
+mod offline;
