@@ -13,6 +13,8 @@ use serde::{Deserialize, Serialize};
 use wa_actors::connection::sim::SimTiming;
 use wa_actors::{Backoff, SupervisorConfig, WindowSpec};
 
+use crate::phone::PhoneRules;
+
 /// Where `config.toml` is looked for when `--config` is not given.
 pub const DEFAULT_PATH: &str = "config.toml";
 
@@ -57,6 +59,7 @@ pub struct Config {
     pub windows: WindowsConfig,
     pub reconnect: ReconnectConfig,
     pub send: SendConfig,
+    pub phone: PhoneConfig,
     pub sim: SimConfig,
 }
 
@@ -222,6 +225,22 @@ impl Default for SendConfig {
     }
 }
 
+/// `[phone]`: how typed phone numbers are read.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PhoneConfig {
+    /// ISO 3166 region assumed for numbers given without a country code.
+    pub default_region: String,
+}
+
+impl Default for PhoneConfig {
+    fn default() -> Self {
+        Self {
+            default_region: "CO".into(),
+        }
+    }
+}
+
 /// `[sim]`: QR rotation of the fake phone (WhatsApp's own timing by default).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -348,6 +367,9 @@ impl Config {
         if self.reconnect.initial_ms == 0 || self.reconnect.max_ms < self.reconnect.initial_ms {
             return invalid("[reconnect] needs 0 < initial_ms <= max_ms");
         }
+        if let Err(e) = PhoneRules::new(&self.phone.default_region) {
+            return Err(ConfigError::Invalid(format!("[phone] default_region: {e}")));
+        }
         if self.sim.qr_count == 0 || self.sim.first_qr_seconds == 0 || self.sim.next_qr_seconds == 0
         {
             return invalid("[sim] qr_count and the QR seconds must be at least 1");
@@ -369,6 +391,12 @@ impl Config {
         };
         config.send_wait = Duration::from_secs(self.send.wait_seconds);
         config
+    }
+
+    /// How phone numbers are read (validated by [`Config::load`]).
+    pub fn phone_rules(&self) -> Result<PhoneRules, ConfigError> {
+        PhoneRules::new(&self.phone.default_region)
+            .map_err(|e| ConfigError::Invalid(format!("[phone] default_region: {e}")))
     }
 
     /// The fake phone's QR timing.
@@ -423,6 +451,8 @@ mod tests {
             (3, 3600)
         );
         assert_eq!(c.send.wait_seconds, 20);
+        assert_eq!(c.phone.default_region, "CO");
+        assert_eq!(c.phone_rules().unwrap().region(), "CO");
         assert_eq!(
             (
                 c.sim.first_qr_seconds,
@@ -550,6 +580,7 @@ mod tests {
             "[windows.stream]\nseconds = 0\n",
             "[reconnect]\ninitial_ms = 5000\nmax_ms = 1000\n",
             "[sim]\nqr_count = 0\n",
+            "[phone]\ndefault_region = \"XX\"\n",
         ] {
             let path = write(&dir, text);
             assert!(

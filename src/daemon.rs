@@ -31,6 +31,8 @@ pub enum DaemonError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
     #[error("the HTTP server failed: {0}")]
     Serve(std::io::Error),
 }
@@ -104,6 +106,7 @@ pub async fn run(
         supervisor: supervisor.clone(),
         api_key: Arc::new(api_key),
         sim: connection.sim,
+        phone: config.phone_rules()?,
     });
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)

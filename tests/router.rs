@@ -87,6 +87,7 @@ async fn app_in_mode(sim_mode: bool) -> App {
         supervisor: sup.clone(),
         api_key: Arc::new(ApiKey::new(KEY)),
         sim: sim_mode.then(|| sim.clone()),
+        phone: Default::default(),
     };
     App {
         router: router(state),
@@ -647,7 +648,7 @@ async fn send_message_route() {
 
     // Invalid input.
     for (body, needle) in [
-        (send("8", "12345", "hi"), "digits"),
+        (send("8", "12345", "hi"), "not a valid phone number"),
         (send("8", "57300abc4567", "hi"), "phone"),
         (send("8", "", "hi"), "phone"),
         (send("8", "573001234567", ""), "message"),

@@ -34,6 +34,7 @@ use wa_actors::Supervisor;
 use wa_actors::connection::sim::SimConnector;
 
 use crate::api_key::ApiKey;
+use crate::phone::PhoneRules;
 use error::ApiError;
 use extract::BODY_LIMIT;
 
@@ -44,6 +45,8 @@ pub struct AppState {
     pub api_key: Arc<ApiKey>,
     /// The fake phones, in simulation mode only; their routes exist only then.
     pub sim: Option<SimConnector>,
+    /// How typed phone numbers are read (`[phone] default_region`).
+    pub phone: PhoneRules,
 }
 
 /// Builds the whole router: `/health`, the keyed `/api/*` routes, and `/sim/*` in

@@ -9,7 +9,6 @@ use wa_actors::SessionSnapshot;
 use super::AppState;
 use super::error::ApiError;
 use super::extract::{ApiJson, OrgBody, OrgPath, Text, required_org};
-use crate::phone::normalize_phone;
 
 #[derive(Debug, Deserialize)]
 pub struct StartBody {
@@ -25,7 +24,7 @@ pub async fn start(
 ) -> Result<Json<Value>, ApiError> {
     let org = required_org(body.organization_id)?;
     let phone_for_code = match body.phone_number {
-        Some(Text(raw)) if !raw.trim().is_empty() => Some(normalize_phone(&raw)?),
+        Some(Text(raw)) if !raw.trim().is_empty() => Some(state.phone.normalize(&raw)?),
         _ => None,
     };
     let outcome = state.supervisor.start(&org, phone_for_code).await?;
