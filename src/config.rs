@@ -57,6 +57,7 @@ pub struct Config {
     pub sessions: SessionsConfig,
     pub connection: ConnectionConfig,
     pub windows: WindowsConfig,
+    pub connection_budget: BudgetConfig,
     pub reconnect: ReconnectConfig,
     pub send: SendConfig,
     pub phone: PhoneConfig,
@@ -192,6 +193,17 @@ pub struct WindowsConfig {
     pub bad_mac: WindowConfig<3, 30>,
     pub stream: WindowConfig<2, 60>,
     pub cleanups: WindowConfig<3, 3600>,
+}
+
+/// `[connection_budget.*]`: the anti-ban connection-attempt budget (CONTRACT §6).
+///
+/// Defaults: 10 attempts per organization per day, 60 per hour in all (see
+/// [`wa_actors::BudgetSpec`] for why).
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BudgetConfig {
+    pub per_org: WindowConfig<10, 86400>,
+    pub global: WindowConfig<60, 3600>,
 }
 
 /// `[reconnect]`: backoff of a paired session whose connection dropped.
@@ -364,6 +376,16 @@ impl Config {
                 ));
             }
         }
+        for (name, w) in [
+            ("per_org", self.connection_budget.per_org.spec()),
+            ("global", self.connection_budget.global.spec()),
+        ] {
+            if w.limit == 0 || w.length.is_zero() {
+                return invalid(&format!(
+                    "[connection_budget.{name}] limit and seconds must be at least 1"
+                ));
+            }
+        }
         if self.reconnect.initial_ms == 0 || self.reconnect.max_ms < self.reconnect.initial_ms {
             return invalid("[reconnect] needs 0 < initial_ms <= max_ms");
         }
@@ -384,6 +406,10 @@ impl Config {
         config.bad_mac = self.windows.bad_mac.spec();
         config.stream = self.windows.stream.spec();
         config.cleanups = self.windows.cleanups.spec();
+        config.budget = wa_actors::BudgetSpec {
+            per_org: self.connection_budget.per_org.spec(),
+            global: self.connection_budget.global.spec(),
+        };
         config.reconnect = Backoff {
             initial: Duration::from_millis(self.reconnect.initial_ms),
             max: Duration::from_millis(self.reconnect.max_ms),
@@ -451,6 +477,24 @@ mod tests {
             (3, 3600)
         );
         assert_eq!(c.send.wait_seconds, 20);
+        assert_eq!(
+            (
+                c.connection_budget.per_org.limit,
+                c.connection_budget.per_org.seconds
+            ),
+            (10, 86400)
+        );
+        assert_eq!(
+            (
+                c.connection_budget.global.limit,
+                c.connection_budget.global.seconds
+            ),
+            (60, 3600)
+        );
+        assert_eq!(
+            c.supervisor_config().budget,
+            wa_actors::BudgetSpec::default()
+        );
         assert_eq!(c.phone.default_region, "CO");
         assert_eq!(c.phone_rules().unwrap().region(), "CO");
         assert_eq!(
@@ -580,6 +624,7 @@ mod tests {
             "[windows.stream]\nseconds = 0\n",
             "[reconnect]\ninitial_ms = 5000\nmax_ms = 1000\n",
             "[sim]\nqr_count = 0\n",
+            "[connection_budget.global]\nlimit = 0\n",
             "[phone]\ndefault_region = \"XX\"\n",
         ] {
             let path = write(&dir, text);

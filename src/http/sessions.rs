@@ -37,6 +37,8 @@ pub async fn start(
     );
     let message = if outcome.already_running {
         "Session already running"
+    } else if snap.status == wa_actors::SessionStatus::Blocked {
+        "Connection-attempt budget spent; the session retries by itself at retry_at"
     } else {
         "Session started"
     };
@@ -47,6 +49,8 @@ pub async fn start(
         "already_running": outcome.already_running,
         "has_qr": snap.has_qr(),
         "pairing_code": snap.pairing_code,
+        "retry_at": snap.retry_at,
+        "reason": snap.reason,
     })))
 }
 
