@@ -73,6 +73,10 @@ pub struct ServerConfig {
     /// A file holding the API key, used when `WHATSAPP_SERVER_API_KEY` is not set.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub api_key_file: Option<PathBuf>,
+    /// A request unanswered after this many seconds is answered 504.
+    pub request_timeout_seconds: u64,
+    /// Requests handled at once; more are shed with 503 and `Retry-After`.
+    pub max_in_flight: usize,
 }
 
 impl Default for ServerConfig {
@@ -80,6 +84,8 @@ impl Default for ServerConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 3000)),
             api_key_file: None,
+            request_timeout_seconds: 30,
+            max_in_flight: 256,
         }
     }
 }
@@ -389,6 +395,15 @@ impl Config {
         if self.reconnect.initial_ms == 0 || self.reconnect.max_ms < self.reconnect.initial_ms {
             return invalid("[reconnect] needs 0 < initial_ms <= max_ms");
         }
+        if self.server.max_in_flight == 0 {
+            return invalid("[server] max_in_flight must be at least 1");
+        }
+        if self.server.request_timeout_seconds <= self.send.wait_seconds {
+            return invalid(
+                "[server] request_timeout_seconds must exceed [send] wait_seconds \
+                 (a send may wait that long for a reconnecting session)",
+            );
+        }
         if let Err(e) = PhoneRules::new(&self.phone.default_region) {
             return Err(ConfigError::Invalid(format!("[phone] default_region: {e}")));
         }
@@ -423,6 +438,14 @@ impl Config {
     pub fn phone_rules(&self) -> Result<PhoneRules, ConfigError> {
         PhoneRules::new(&self.phone.default_region)
             .map_err(|e| ConfigError::Invalid(format!("[phone] default_region: {e}")))
+    }
+
+    /// The limits of the HTTP edge.
+    pub fn http_limits(&self) -> crate::http::HttpLimits {
+        crate::http::HttpLimits {
+            request_timeout: Duration::from_secs(self.server.request_timeout_seconds),
+            max_in_flight: self.server.max_in_flight,
+        }
     }
 
     /// The fake phone's QR timing.
@@ -464,6 +487,9 @@ mod tests {
         let c = Config::default();
         assert_eq!(c.server.listen, "127.0.0.1:3000".parse().unwrap());
         assert_eq!(c.server.api_key_file, None);
+        assert_eq!(c.server.request_timeout_seconds, 30);
+        assert_eq!(c.server.max_in_flight, 256);
+        assert_eq!(c.http_limits(), crate::http::HttpLimits::default());
         assert_eq!(c.sessions.dir, PathBuf::from("auth_sessions"));
         assert_eq!(c.sessions.backups_kept, 3);
         assert_eq!(c.connection.kind, ConnectionKind::Whatsapp);
@@ -625,6 +651,8 @@ mod tests {
             "[reconnect]\ninitial_ms = 5000\nmax_ms = 1000\n",
             "[sim]\nqr_count = 0\n",
             "[connection_budget.global]\nlimit = 0\n",
+            "[server]\nmax_in_flight = 0\n",
+            "[server]\nrequest_timeout_seconds = 20\n",
             "[phone]\ndefault_region = \"XX\"\n",
         ] {
             let path = write(&dir, text);

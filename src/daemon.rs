@@ -102,12 +102,16 @@ pub async fn run(
     // Resuming may take a while (it is staggered); serve meanwhile.
     tokio::spawn(resume(supervisor.clone()));
 
-    let app = http::router(AppState {
-        supervisor: supervisor.clone(),
-        api_key: Arc::new(api_key),
-        sim: connection.sim,
-        phone: config.phone_rules()?,
-    });
+    let limits = config.http_limits();
+    let app = http::router_with_limits(
+        AppState {
+            supervisor: supervisor.clone(),
+            api_key: Arc::new(api_key),
+            sim: connection.sim,
+            phone: config.phone_rules()?,
+        },
+        limits,
+    );
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;
