@@ -16,6 +16,10 @@ use phonenumber::{Mode, PhoneNumber};
 pub const MAX_DIGITS: usize = 15;
 /// The longest typed input looked at; a longer one is refused before parsing.
 pub const MAX_INPUT: usize = 40;
+/// A number without `+` that is not valid in the default region is read as
+/// international digits only from this length on: a mistyped 10-digit national
+/// number (`390 612 3456`) must be refused, not sent abroad (`+39 06 123456`, Rome).
+pub const MIN_INTERNATIONAL_WITHOUT_PLUS: usize = 11;
 
 /// Why a typed number is not a phone number.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -70,9 +74,10 @@ impl PhoneRules {
     ///
     /// Spaces, dashes, dots and parentheses are dropped, and `+` may lead. A number
     /// with `+` is read as international; one without is read first as a national
-    /// number of the default region (which gets the region's country code), then as
-    /// international digits without the `+` (`573001234567`, the form WhatsApp
-    /// itself uses). Whatever is not a valid number of its country is refused.
+    /// number of the default region (which gets the region's country code), then,
+    /// with at least [`MIN_INTERNATIONAL_WITHOUT_PLUS`] digits, as international
+    /// digits without the `+` (`573001234567`, the form WhatsApp itself uses).
+    /// Whatever is not a valid number of its country is refused.
     pub fn normalize(&self, raw: &str) -> Result<String, PhoneError> {
         let raw = raw.trim();
         if raw.chars().count() > MAX_INPUT {
@@ -103,7 +108,11 @@ impl PhoneRules {
         let found = if plus {
             international()
         } else {
-            valid(phonenumber::parse(Some(self.region), &digits)).or_else(international)
+            valid(phonenumber::parse(Some(self.region), &digits)).or_else(|| {
+                (digits.len() >= MIN_INTERNATIONAL_WITHOUT_PLUS)
+                    .then(international)
+                    .flatten()
+            })
         };
         match found {
             Some(number) => Ok(number
@@ -196,6 +205,8 @@ mod tests {
             "+57 300 123",
             "+999 123 456 789",
             "0000000000",
+            // Not a CO number; read as international it would be Rome (+39 06 123456).
+            "3906123456",
         ] {
             let err = co(raw).unwrap_err();
             assert!(matches!(err, PhoneError::NotValid { .. }), "{raw}: {err:?}");
