@@ -55,7 +55,21 @@ async fn concurrent_starts_draw_exactly_the_budget() {
     assert_eq!(overall["global_attempts_last_hour"], 3);
     assert_eq!(overall["global_limit"], 3);
     assert_eq!(overall["global_blocked"], true);
-    assert_eq!(overall["organizations"].as_array().unwrap().len(), 3);
+    // The three that drew, and the seven held back by the global budget.
+    let listed = overall["organizations"].as_array().unwrap();
+    assert_eq!(listed.len(), 10, "{overall}");
+    assert_eq!(
+        listed.iter().filter(|o| o["can_connect"] == false).count(),
+        10,
+        "the global budget is spent for all: {overall}"
+    );
+    assert_eq!(
+        listed
+            .iter()
+            .filter(|o| o["attempts_last_24h"] == 1)
+            .count(),
+        3
+    );
 
     let org = blocked[0]["organization_id"].as_str().unwrap();
     let (_, one) = daemon

@@ -3,7 +3,8 @@
 //!
 //! `attempts_last_24h` and `global_attempts_last_hour` keep their names whatever
 //! periods `[connection_budget.*] seconds` configure (24 h and 1 h by default); the
-//! periods are reported beside them.
+//! periods are reported beside them. Without an org, `organizations` lists every
+//! org with an attempt in its period and every org that is `blocked`.
 
 use std::time::Duration;
 
@@ -14,7 +15,7 @@ use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::time::Instant;
-use wa_actors::{BlockReason, OrgBudget, OrgId};
+use wa_actors::{BlockReason, OrgBudget, OrgId, SessionStatus};
 
 use super::AppState;
 use super::error::ApiError;
@@ -48,8 +49,18 @@ pub async fn rate_limit_status(
             fields.extend(org_fields.as_object().expect("an object").clone());
         }
         None => {
-            let orgs: Vec<Value> = budget
-                .orgs(now)
+            // Every org with an attempt in its period, and every `blocked` one (a
+            // global block can hold back an org that has made no attempt yet).
+            let mut listed = budget.orgs(now);
+            for s in state.supervisor.sessions() {
+                if s.status == SessionStatus::Blocked
+                    && !listed.iter().any(|o| o.org == s.organization_id)
+                {
+                    listed.push(budget.org(&s.organization_id, now));
+                }
+            }
+            listed.sort_by(|a, b| a.org.cmp(&b.org));
+            let orgs: Vec<Value> = listed
                 .iter()
                 .map(|o| org_entry(o, spec.per_org.length))
                 .collect();
