@@ -13,7 +13,9 @@ use serde::{Deserialize, Serialize};
 use wa_actors::connection::sim::SimTiming;
 use wa_actors::{Backoff, SupervisorConfig, WindowSpec};
 
+use crate::phone::PhoneRules;
 use crate::webhook::{ENV_WEBHOOK_SECRET, WebhookConfig, WebhookSecret};
+use wa_actors::connection::whatsapp::WhatsAppOptions;
 
 /// Where `config.toml` is looked for when `--config` is not given.
 pub const DEFAULT_PATH: &str = "config.toml";
@@ -57,10 +59,13 @@ pub struct Config {
     pub sessions: SessionsConfig,
     pub connection: ConnectionConfig,
     pub windows: WindowsConfig,
+    pub connection_budget: BudgetConfig,
     pub reconnect: ReconnectConfig,
     pub send: SendConfig,
+    pub phone: PhoneConfig,
     pub sim: SimConfig,
     pub webhook: WebhookConfig,
+    pub whatsapp: WhatsappConfig,
 }
 
 /// `[server]`: the HTTP listener and the API key.
@@ -72,6 +77,10 @@ pub struct ServerConfig {
     /// A file holding the API key, used when `WHATSAPP_SERVER_API_KEY` is not set.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub api_key_file: Option<PathBuf>,
+    /// A request unanswered after this many seconds is answered 504.
+    pub request_timeout_seconds: u64,
+    /// Requests handled at once; more are shed with 503 and `Retry-After`.
+    pub max_in_flight: usize,
 }
 
 impl Default for ServerConfig {
@@ -79,6 +88,8 @@ impl Default for ServerConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 3000)),
             api_key_file: None,
+            request_timeout_seconds: 30,
+            max_in_flight: 256,
         }
     }
 }
@@ -198,6 +209,17 @@ pub struct WindowsConfig {
     pub cleanups: WindowConfig<3, 3600>,
 }
 
+/// `[connection_budget.*]`: the anti-ban connection-attempt budget (CONTRACT §6).
+///
+/// Defaults: 10 attempts per organization per day, 1,000 per hour in all (see
+/// [`wa_actors::BudgetSpec`] for why).
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BudgetConfig {
+    pub per_org: WindowConfig<10, 86400>,
+    pub global: WindowConfig<1000, 3600>,
+}
+
 /// `[reconnect]`: backoff of a paired session whose connection dropped.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -229,6 +251,22 @@ impl Default for SendConfig {
     }
 }
 
+/// `[phone]`: how typed phone numbers are read.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PhoneConfig {
+    /// ISO 3166 region assumed for numbers given without a country code.
+    pub default_region: String,
+}
+
+impl Default for PhoneConfig {
+    fn default() -> Self {
+        Self {
+            default_region: "CO".into(),
+        }
+    }
+}
+
 /// `[sim]`: QR rotation of the fake phone (WhatsApp's own timing by default).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -244,6 +282,47 @@ impl Default for SimConfig {
             first_qr_seconds: 60,
             next_qr_seconds: 20,
             qr_count: 6,
+        }
+    }
+}
+
+/// `[whatsapp]`: how the real connection reaches WhatsApp Web.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WhatsappConfig {
+    /// A pinned WhatsApp Web version `"2.3000.1012345678"`; empty = look the current
+    /// one up (at most once a day per session).
+    pub version: String,
+    /// Another WebSocket URL than WhatsApp's; empty = WhatsApp's own. Only for a
+    /// test server: the server's certificate is still checked against WhatsApp's
+    /// key, so this cannot be used to read anyone's traffic.
+    pub ws_url: String,
+}
+
+impl WhatsappConfig {
+    /// The pinned version as numbers, when one is set.
+    pub fn version(&self) -> Result<Option<(u32, u32, u32)>, String> {
+        let v = self.version.trim();
+        if v.is_empty() {
+            return Ok(None);
+        }
+        let parts: Vec<&str> = v.split('.').collect();
+        match parts[..] {
+            [a, b, c] => match (a.parse(), b.parse(), c.parse()) {
+                (Ok(a), Ok(b), Ok(c)) => Ok(Some((a, b, c))),
+                _ => Err(format!("[whatsapp] version {v:?} is not three numbers")),
+            },
+            _ => Err(format!(
+                "[whatsapp] version {v:?} is not of the form \"2.3000.1012345678\""
+            )),
+        }
+    }
+
+    /// The connector's options (the version was checked at load).
+    pub fn options(&self) -> WhatsAppOptions {
+        WhatsAppOptions {
+            version: self.version().ok().flatten(),
+            ws_url: Some(self.ws_url.trim().to_owned()).filter(|u| !u.is_empty()),
         }
     }
 }
@@ -355,14 +434,41 @@ impl Config {
                 ));
             }
         }
+        for (name, w) in [
+            ("per_org", self.connection_budget.per_org.spec()),
+            ("global", self.connection_budget.global.spec()),
+        ] {
+            if w.limit == 0 || w.length.is_zero() {
+                return invalid(&format!(
+                    "[connection_budget.{name}] limit and seconds must be at least 1"
+                ));
+            }
+        }
         if self.reconnect.initial_ms == 0 || self.reconnect.max_ms < self.reconnect.initial_ms {
             return invalid("[reconnect] needs 0 < initial_ms <= max_ms");
+        }
+        if self.server.max_in_flight == 0 {
+            return invalid("[server] max_in_flight must be at least 1");
+        }
+        if self.server.request_timeout_seconds <= self.send.wait_seconds {
+            return invalid(
+                "[server] request_timeout_seconds must exceed [send] wait_seconds \
+                 (a send may wait that long for a reconnecting session)",
+            );
+        }
+        if let Err(e) = PhoneRules::new(&self.phone.default_region) {
+            return Err(ConfigError::Invalid(format!("[phone] default_region: {e}")));
         }
         if self.sim.qr_count == 0 || self.sim.first_qr_seconds == 0 || self.sim.next_qr_seconds == 0
         {
             return invalid("[sim] qr_count and the QR seconds must be at least 1");
         }
         self.webhook.validate().map_err(ConfigError::Invalid)?;
+        self.whatsapp.version().map_err(ConfigError::Invalid)?;
+        let ws = self.whatsapp.ws_url.trim();
+        if !(ws.is_empty() || ws.starts_with("ws://") || ws.starts_with("wss://")) {
+            return invalid("[whatsapp] ws_url must start with ws:// or wss://");
+        }
         Ok(())
     }
 
@@ -373,6 +479,10 @@ impl Config {
         config.bad_mac = self.windows.bad_mac.spec();
         config.stream = self.windows.stream.spec();
         config.cleanups = self.windows.cleanups.spec();
+        config.budget = wa_actors::BudgetSpec {
+            per_org: self.connection_budget.per_org.spec(),
+            global: self.connection_budget.global.spec(),
+        };
         config.reconnect = Backoff {
             initial: Duration::from_millis(self.reconnect.initial_ms),
             max: Duration::from_millis(self.reconnect.max_ms),
@@ -380,6 +490,20 @@ impl Config {
         };
         config.send_wait = Duration::from_secs(self.send.wait_seconds);
         config
+    }
+
+    /// How phone numbers are read (validated by [`Config::load`]).
+    pub fn phone_rules(&self) -> Result<PhoneRules, ConfigError> {
+        PhoneRules::new(&self.phone.default_region)
+            .map_err(|e| ConfigError::Invalid(format!("[phone] default_region: {e}")))
+    }
+
+    /// The limits of the HTTP edge.
+    pub fn http_limits(&self) -> crate::http::HttpLimits {
+        crate::http::HttpLimits {
+            request_timeout: Duration::from_secs(self.server.request_timeout_seconds),
+            max_in_flight: self.server.max_in_flight,
+        }
     }
 
     /// The fake phone's QR timing.
@@ -421,6 +545,9 @@ mod tests {
         let c = Config::default();
         assert_eq!(c.server.listen, "127.0.0.1:3000".parse().unwrap());
         assert_eq!(c.server.api_key_file, None);
+        assert_eq!(c.server.request_timeout_seconds, 30);
+        assert_eq!(c.server.max_in_flight, 256);
+        assert_eq!(c.http_limits(), crate::http::HttpLimits::default());
         assert_eq!(c.sessions.dir, PathBuf::from("auth_sessions"));
         assert_eq!(c.sessions.backups_kept, 3);
         assert_eq!(c.connection.kind, ConnectionKind::Whatsapp);
@@ -434,6 +561,26 @@ mod tests {
             (3, 3600)
         );
         assert_eq!(c.send.wait_seconds, 20);
+        assert_eq!(
+            (
+                c.connection_budget.per_org.limit,
+                c.connection_budget.per_org.seconds
+            ),
+            (10, 86400)
+        );
+        assert_eq!(
+            (
+                c.connection_budget.global.limit,
+                c.connection_budget.global.seconds
+            ),
+            (1000, 3600)
+        );
+        assert_eq!(
+            c.supervisor_config().budget,
+            wa_actors::BudgetSpec::default()
+        );
+        assert_eq!(c.phone.default_region, "CO");
+        assert_eq!(c.phone_rules().unwrap().region(), "CO");
         assert_eq!(
             (
                 c.sim.first_qr_seconds,
@@ -561,6 +708,10 @@ mod tests {
             "[windows.stream]\nseconds = 0\n",
             "[reconnect]\ninitial_ms = 5000\nmax_ms = 1000\n",
             "[sim]\nqr_count = 0\n",
+            "[connection_budget.global]\nlimit = 0\n",
+            "[server]\nmax_in_flight = 0\n",
+            "[server]\nrequest_timeout_seconds = 20\n",
+            "[phone]\ndefault_region = \"XX\"\n",
         ] {
             let path = write(&dir, text);
             assert!(

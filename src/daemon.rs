@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use wa_actors::connection::Connector;
 use wa_actors::connection::sim::SimConnector;
+use wa_actors::connection::whatsapp::WhatsAppConnector;
 use wa_actors::events::FanOut;
 use wa_actors::{EventSink, SessionError, Supervisor};
 
@@ -23,11 +24,6 @@ use crate::webhook::Webhooks;
 /// Why the daemon could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
-    #[error(
-        "the whatsapp connection is not built into this version yet; \
-         run with --sim (or [connection] kind = \"sim\") for simulation mode"
-    )]
-    WhatsappNotBuilt,
     #[error(transparent)]
     Lock(#[from] LockError),
     #[error(transparent)]
@@ -41,6 +37,8 @@ pub enum DaemonError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
     #[error("the HTTP server failed: {0}")]
     Serve(std::io::Error),
 }
@@ -62,16 +60,10 @@ pub fn connection(config: &Config) -> Result<Connection, DaemonError> {
             })
         }
         ConnectionKind::Whatsapp => Ok(Connection {
-            connector: whatsapp_connector(config)?,
+            connector: Arc::new(WhatsAppConnector::new(config.whatsapp.options())),
             sim: None,
         }),
     }
-}
-
-/// The real WhatsApp Web connector. It does not exist yet; this is the one place
-/// that will build it.
-fn whatsapp_connector(_config: &Config) -> Result<Arc<dyn Connector>, DaemonError> {
-    Err(DaemonError::WhatsappNotBuilt)
 }
 
 /// Runs the daemon until `shutdown` completes, then stops accepting requests,
@@ -127,11 +119,16 @@ pub async fn run(
     let gap = std::time::Duration::from_millis(config.sessions.resume_gap_ms);
     tokio::spawn(resume(supervisor.clone(), gap));
 
-    let app = http::router(AppState {
-        supervisor: supervisor.clone(),
-        api_key: Arc::new(api_key),
-        sim: connection.sim,
-    });
+    let limits = config.http_limits();
+    let app = http::router_with_limits(
+        AppState {
+            supervisor: supervisor.clone(),
+            api_key: Arc::new(api_key),
+            sim: connection.sim,
+            phone: config.phone_rules()?,
+        },
+        limits,
+    );
     let notifier = Notifier::from_env();
     let period = systemd::watchdog_period(|name| std::env::var(name).ok());
     let watchdog = tokio::spawn(systemd::supervise(notifier, period, supervisor.clone()));

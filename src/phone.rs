@@ -1,15 +1,25 @@
 //! Phone number normalization for the numbers that arrive over HTTP.
 //!
 //! The Django client sends numbers the way shop staff typed them: with `+`, spaces,
-//! dashes or parentheses, and often a bare Colombian mobile number without its
-//! country code. WhatsApp wants digits with the country code. Everything that turns
-//! a typed number into that lives in [`normalize_phone`], so that a later issue can
-//! swap it for the `phonenumber` crate in one place.
+//! dashes or parentheses, and often a national number without its country code.
+//! WhatsApp wants digits with the country code. [`PhoneRules::normalize`] checks the
+//! characters itself (so the error can name the offending one), then hands the
+//! number to the `phonenumber` crate (Google's libphonenumber metadata), which
+//! knows each country's numbering plan.
 
-/// The shortest number (with country code) we accept.
-pub const MIN_DIGITS: usize = 8;
-/// The longest number E.164 allows.
+use std::str::FromStr;
+
+use phonenumber::country::Id as Region;
+use phonenumber::{Mode, PhoneNumber};
+
+/// The longest number E.164 allows (country code included).
 pub const MAX_DIGITS: usize = 15;
+/// The longest typed input looked at; a longer one is refused before parsing.
+pub const MAX_INPUT: usize = 40;
+/// A number without `+` that is not valid in the default region is read as
+/// international digits only from this length on: a mistyped 10-digit national
+/// number (`390 612 3456`) must be refused, not sent abroad (`+39 06 123456`, Rome).
+pub const MIN_INTERNATIONAL_WITHOUT_PLUS: usize = 11;
 
 /// Why a typed number is not a phone number.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -17,96 +27,197 @@ pub enum PhoneError {
     #[error("phone number is empty")]
     Empty,
     #[error(
-        "phone number may contain only digits, '+', spaces, dashes and parentheses (found {0:?})"
+        "phone number may contain only digits, '+', spaces, dashes, dots and parentheses (found {0:?})"
     )]
     BadCharacter(char),
+    #[error("'+' may only start the phone number")]
+    MisplacedPlus,
+    #[error("phone number is too long ({0} digits; at most {MAX_DIGITS} with the country code)")]
+    TooLong(usize),
+    #[error("phone number is too long to be one ({0} characters)")]
+    InputTooLong(usize),
+    #[error("phone number is too short ({0} digits)")]
+    TooShort(usize),
     #[error(
-        "phone number must have {MIN_DIGITS} to {MAX_DIGITS} digits including the country code (got {0})"
+        "{digits} is not a valid phone number in region {region} nor with a country code; \
+         give it as +<country code><number>"
     )]
-    Length(usize),
+    NotValid { digits: String, region: String },
 }
 
-/// Turns a typed phone number into digits with the country code.
-///
-/// `+`, whitespace, `-`, `(` and `)` are dropped; anything else but digits is an
-/// error. A 10-digit number starting with `3` is a Colombian mobile number typed
-/// without its country code (the shops are in Colombia), so `57` is prepended.
-/// The result must have 8–15 digits.
-pub fn normalize_phone(raw: &str) -> Result<String, PhoneError> {
-    let mut digits = String::with_capacity(raw.len() + 2);
-    for c in raw.chars() {
-        match c {
-            '0'..='9' => digits.push(c),
-            '+' | '-' | '(' | ')' => {}
-            c if c.is_whitespace() => {}
-            c => return Err(PhoneError::BadCharacter(c)),
+/// How typed numbers are read: the region assumed for numbers given without a
+/// country code (`[phone] default_region`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PhoneRules {
+    region: Region,
+}
+
+/// `[phone] default_region` is not a region the numbering metadata knows.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown region {0:?}; use a two-letter ISO 3166 code such as \"CO\"")]
+pub struct UnknownRegion(pub String);
+
+impl PhoneRules {
+    /// Rules for a two-letter ISO 3166 region code (`"CO"`, case-insensitive).
+    pub fn new(region: &str) -> Result<Self, UnknownRegion> {
+        Region::from_str(&region.trim().to_ascii_uppercase())
+            .map(|region| Self { region })
+            .map_err(|_| UnknownRegion(region.to_owned()))
+    }
+
+    /// The default region's code, e.g. `"CO"`.
+    pub fn region(&self) -> &str {
+        self.region.as_ref()
+    }
+
+    /// Turns a typed phone number into digits with the country code.
+    ///
+    /// Spaces, dashes, dots and parentheses are dropped, and `+` may lead. A number
+    /// with `+` is read as international; one without is read first as a national
+    /// number of the default region (which gets the region's country code), then,
+    /// with at least [`MIN_INTERNATIONAL_WITHOUT_PLUS`] digits, as international
+    /// digits without the `+` (`573001234567`, the form WhatsApp itself uses).
+    /// Whatever is not a valid number of its country is refused.
+    pub fn normalize(&self, raw: &str) -> Result<String, PhoneError> {
+        let raw = raw.trim();
+        if raw.chars().count() > MAX_INPUT {
+            return Err(PhoneError::InputTooLong(raw.chars().count()));
+        }
+        let mut digits = String::with_capacity(raw.len());
+        let mut plus = false;
+        for c in raw.chars() {
+            match c {
+                '0'..='9' => digits.push(c),
+                '+' if digits.is_empty() && !plus => plus = true,
+                '+' => return Err(PhoneError::MisplacedPlus),
+                '-' | '(' | ')' | '.' => {}
+                c if c.is_whitespace() => {}
+                c => return Err(PhoneError::BadCharacter(c)),
+            }
+        }
+        if digits.is_empty() {
+            return Err(PhoneError::Empty);
+        }
+        if digits.len() > MAX_DIGITS {
+            return Err(PhoneError::TooLong(digits.len()));
+        }
+        if digits.len() < 3 {
+            return Err(PhoneError::TooShort(digits.len()));
+        }
+        let international = || valid(phonenumber::parse(None, format!("+{digits}")));
+        let found = if plus {
+            international()
+        } else {
+            valid(phonenumber::parse(Some(self.region), &digits)).or_else(|| {
+                (digits.len() >= MIN_INTERNATIONAL_WITHOUT_PLUS)
+                    .then(international)
+                    .flatten()
+            })
+        };
+        match found {
+            Some(number) => Ok(number
+                .format()
+                .mode(Mode::E164)
+                .to_string()
+                .trim_start_matches('+')
+                .to_owned()),
+            None => Err(PhoneError::NotValid {
+                digits,
+                region: self.region().to_owned(),
+            }),
         }
     }
-    if digits.is_empty() {
-        return Err(PhoneError::Empty);
+}
+
+impl Default for PhoneRules {
+    /// Colombia: the shops are there.
+    fn default() -> Self {
+        Self::new("CO").expect("CO is a region")
     }
-    if digits.len() == 10 && digits.starts_with('3') {
-        digits.insert_str(0, "57");
-    }
-    if !(MIN_DIGITS..=MAX_DIGITS).contains(&digits.len()) {
-        return Err(PhoneError::Length(digits.len()));
-    }
-    Ok(digits)
+}
+
+fn valid(parsed: Result<PhoneNumber, phonenumber::ParseError>) -> Option<PhoneNumber> {
+    parsed.ok().filter(phonenumber::is_valid)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn co(raw: &str) -> Result<String, PhoneError> {
+        PhoneRules::default().normalize(raw)
+    }
+
     #[test]
     fn strips_what_people_type() {
         for raw in [
             "573001234567",
+            "+573001234567",
             "+57 300 123 4567",
             "+57-300-123-4567",
             "+57 (300) 123-4567",
+            "+57.300.123.4567",
             " 57\t3001234567 ",
         ] {
-            assert_eq!(normalize_phone(raw).unwrap(), "573001234567", "{raw:?}");
+            assert_eq!(co(raw).unwrap(), "573001234567", "{raw:?}");
         }
     }
 
     #[test]
-    fn a_bare_colombian_mobile_gets_its_country_code() {
-        assert_eq!(normalize_phone("3001234567").unwrap(), "573001234567");
-        assert_eq!(normalize_phone("300 123 4567").unwrap(), "573001234567");
+    fn a_national_number_gets_the_country_code_of_the_default_region() {
+        assert_eq!(co("3001234567").unwrap(), "573001234567");
+        assert_eq!(co("300 123 4567").unwrap(), "573001234567");
+        assert_eq!(co("300-123-4567").unwrap(), "573001234567");
+        // A Bogotá landline, national form.
+        assert_eq!(co("601 234 5678").unwrap(), "576012345678");
+        let mx = PhoneRules::new("mx").unwrap();
+        assert_eq!(mx.region(), "MX");
+        assert_eq!(mx.normalize("55 1234 5678").unwrap(), "525512345678");
     }
 
     #[test]
-    fn other_ten_digit_numbers_are_left_alone() {
-        // A US number with its country code is 11 digits; 10 digits not starting
-        // with 3 are taken as already international.
-        assert_eq!(normalize_phone("2025550123").unwrap(), "2025550123");
-        assert_eq!(normalize_phone("+1 202 555 0123").unwrap(), "12025550123");
+    fn international_numbers_keep_their_own_country_code() {
+        assert_eq!(co("+1 415 555 2671").unwrap(), "14155552671");
+        assert_eq!(co("+34 612 345 678").unwrap(), "34612345678");
+        // Digits with a country code but without '+', as WhatsApp writes them.
+        assert_eq!(co("34612345678").unwrap(), "34612345678");
     }
 
     #[test]
-    fn length_is_checked_after_the_country_code() {
-        assert_eq!(normalize_phone("12345678").unwrap(), "12345678");
-        assert_eq!(normalize_phone("1234567"), Err(PhoneError::Length(7)));
-        assert_eq!(normalize_phone(&"1".repeat(15)).unwrap(), "1".repeat(15));
+    fn invalid_numbers_name_the_problem() {
+        assert_eq!(co(""), Err(PhoneError::Empty));
+        assert_eq!(co(" + - "), Err(PhoneError::Empty));
+        assert_eq!(co("57300abc4567"), Err(PhoneError::BadCharacter('a')));
         assert_eq!(
-            normalize_phone(&"1".repeat(16)),
-            Err(PhoneError::Length(16))
-        );
-    }
-
-    #[test]
-    fn refuses_letters_and_empty_input() {
-        assert_eq!(normalize_phone(""), Err(PhoneError::Empty));
-        assert_eq!(normalize_phone(" + - "), Err(PhoneError::Empty));
-        assert_eq!(
-            normalize_phone("57300abc4567"),
-            Err(PhoneError::BadCharacter('a'))
-        );
-        assert_eq!(
-            normalize_phone("573001234567@s.whatsapp.net"),
+            co("573001234567@s.whatsapp.net"),
             Err(PhoneError::BadCharacter('@'))
         );
+        assert_eq!(co("57+3001234567"), Err(PhoneError::MisplacedPlus));
+        assert_eq!(co("12"), Err(PhoneError::TooShort(2)));
+        assert_eq!(co(&"3".repeat(16)), Err(PhoneError::TooLong(16)));
+        assert!(matches!(
+            co(&"3 ".repeat(30)),
+            Err(PhoneError::InputTooLong(_))
+        ));
+        for raw in [
+            "12345",
+            "3001234",
+            "+57 300 123",
+            "+999 123 456 789",
+            "0000000000",
+            // Not a CO number; read as international it would be Rome (+39 06 123456).
+            "3906123456",
+        ] {
+            let err = co(raw).unwrap_err();
+            assert!(matches!(err, PhoneError::NotValid { .. }), "{raw}: {err:?}");
+            assert!(err.to_string().contains("region CO"), "{err}");
+        }
+    }
+
+    #[test]
+    fn unknown_regions_are_refused() {
+        assert!(PhoneRules::new("XX").is_err());
+        assert!(PhoneRules::new("").is_err());
+        assert!(PhoneRules::new("Colombia").is_err());
     }
 }

@@ -19,7 +19,7 @@ use common::{decode_png_qr, decode_qr_data_url};
 use wa_actors::connection::sim::{SimConnector, SimTiming};
 use wa_actors::{OrgId, SessionSnapshot, SessionStatus, Supervisor, SupervisorConfig};
 use wa_supervisor::api_key::ApiKey;
-use wa_supervisor::http::{AppState, router};
+use wa_supervisor::http::{AppState, HttpLimits, router_with_limits};
 
 const KEY: &str = "router-test-key-0123456789abcdef";
 const WAIT: Duration = Duration::from_secs(10);
@@ -78,6 +78,10 @@ async fn app() -> App {
 }
 
 async fn app_in_mode(sim_mode: bool) -> App {
+    app_with(sim_mode, HttpLimits::default()).await
+}
+
+async fn app_with(sim_mode: bool, limits: HttpLimits) -> App {
     let dir = tempfile::tempdir().unwrap();
     let sim = SimConnector::new(SimTiming::default());
     let sup = Supervisor::spawn(
@@ -90,9 +94,10 @@ async fn app_in_mode(sim_mode: bool) -> App {
         supervisor: sup.clone(),
         api_key: Arc::new(ApiKey::new(KEY)),
         sim: sim_mode.then(|| sim.clone()),
+        phone: Default::default(),
     };
     App {
-        router: router(state),
+        router: router_with_limits(state, limits),
         sup,
         sim,
         _dir: dir,
@@ -635,7 +640,7 @@ async fn send_message_route() {
 
     // Invalid input.
     for (body, needle) in [
-        (send("8", "12345", "hi"), "digits"),
+        (send("8", "12345", "hi"), "not a valid phone number"),
         (send("8", "57300abc4567", "hi"), "phone"),
         (send("8", "", "hi"), "phone"),
         (send("8", "573001234567", ""), "message"),
@@ -896,4 +901,72 @@ async fn responses_carry_a_request_id() {
         .body(Body::empty())
         .unwrap();
     assert_eq!(app.send(req).await.headers["x-request-id"], "abc-123");
+}
+
+/// With one request in flight allowed, a second is shed at once with a JSON 503
+/// and `Retry-After`; the one in flight (a send waiting for a reconnect) is cut at
+/// the request timeout with a JSON 504; then the next request is served. Every
+/// answer carries a request id.
+#[tokio::test]
+async fn overload_is_shed_and_slow_requests_time_out_in_json() {
+    let app = app_with(
+        true,
+        HttpLimits {
+            request_timeout: Duration::from_millis(1500),
+            max_in_flight: 1,
+        },
+    )
+    .await;
+    app.connect("s", "573001234567").await;
+    app.sim
+        .inject(&org("s"), wa_actors::connection::sim::Fault::NetworkDown)
+        .unwrap();
+    app.wait("s", SessionStatus::Reconnecting).await;
+    let router = app.router.clone();
+    let held = tokio::spawn(async move {
+        loop {
+            let req = Request::post("/api/send-message")
+                .header("X-API-Key", KEY)
+                .body(Body::from(
+                    json!({ "organization_id": "s", "phone": "3009998877", "message": "hola" })
+                        .to_string(),
+                ))
+                .unwrap();
+            let resp = router.clone().oneshot(req).await.unwrap();
+            // Shed itself if a poll below held the slot at that instant: try again.
+            if resp.status() != StatusCode::SERVICE_UNAVAILABLE {
+                return resp;
+            }
+            tokio::task::yield_now().await;
+        }
+    });
+    // Poll until the held send occupies the only slot.
+    let deadline = std::time::Instant::now() + Duration::from_secs(1);
+    let shed = loop {
+        let r = app.get("/api/sessions").await;
+        if r.status == StatusCode::SERVICE_UNAVAILABLE {
+            break r;
+        }
+        assert!(std::time::Instant::now() < deadline, "nothing was shed");
+        tokio::task::yield_now().await;
+    };
+    let body = shed.error(StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        body["error"].as_str().unwrap().contains("too many"),
+        "{body}"
+    );
+    assert_eq!(shed.headers[header::RETRY_AFTER], "1");
+    assert!(shed.headers.contains_key("x-request-id"));
+
+    let resp = held.await.unwrap();
+    assert_eq!(resp.status(), StatusCode::GATEWAY_TIMEOUT);
+    assert!(resp.headers().contains_key("x-request-id"));
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let body: Value = serde_json::from_slice(&bytes).expect("a JSON 504");
+    assert!(
+        body["error"].as_str().unwrap().contains("too long"),
+        "{body}"
+    );
+
+    app.get("/api/sessions").await.ok();
 }

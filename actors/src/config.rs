@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::budget::BudgetSpec;
 use crate::window::WindowSpec;
 
 /// Exponential backoff with jitter for reconnects and actor restarts.
@@ -60,6 +61,8 @@ pub struct SupervisorConfig {
     pub stream: WindowSpec,
     /// Automatic cleanups of one org allowed in a period; one more quarantines it.
     pub cleanups: WindowSpec,
+    /// The connection-attempt budget (CONTRACT §6).
+    pub budget: BudgetSpec,
     /// Reconnect backoff for a session whose connection dropped.
     pub reconnect: Backoff,
     /// Restart backoff for an org actor that crashed.
@@ -81,6 +84,7 @@ impl SupervisorConfig {
             bad_mac: WindowSpec::new(3, Duration::from_secs(30)),
             stream: WindowSpec::new(2, Duration::from_secs(60)),
             cleanups: WindowSpec::new(3, Duration::from_secs(3600)),
+            budget: BudgetSpec::default(),
             reconnect: Backoff::default(),
             actor_restart: Backoff {
                 initial: Duration::from_millis(500),

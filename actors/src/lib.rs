@@ -27,6 +27,7 @@
 //! the connection down, asks the storage actor to back up and wipe, and reports
 //! `Healed` → the org actor opens a fresh connection in pairing mode → `qr_ready`.
 
+pub mod budget;
 pub mod config;
 pub mod connection;
 pub mod error;
@@ -39,6 +40,7 @@ pub mod storage;
 mod supervisor;
 pub mod window;
 
+pub use budget::{BlockReason, Blocked, BudgetSpec, ConnectionBudget, GlobalBudget, OrgBudget};
 pub use config::{Backoff, SupervisorConfig};
 pub use error::{SendError, SessionError};
 pub use events::{EventKind, EventSink, SessionEvent};

@@ -18,6 +18,9 @@ use crate::qr_render::QrRenderError;
 /// The hint of every "this org has no session" answer.
 pub const START_HINT: &str = "POST /api/start-session first";
 
+/// `Retry-After` of a shed request: in-flight requests are short, so soon.
+pub const RETRY_AFTER_SECONDS: &str = "1";
+
 /// An error answer of the HTTP API.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -52,6 +55,10 @@ pub enum ApiError {
     Storage(String),
     #[error("the supervisor is unavailable")]
     Unavailable,
+    #[error("too many requests in flight")]
+    Overloaded,
+    #[error("the request took too long and was abandoned")]
+    Timeout,
     #[error("the QR code could not be rendered: {0}")]
     Render(#[from] QrRenderError),
     #[error("unknown fault {0:?}; valid faults: {names}", names = Fault::NAMES.join(", "))]
@@ -90,7 +97,8 @@ impl ApiError {
             Self::SendFailed { .. } | Self::Storage(_) | Self::Render(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
-            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable | Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Timeout => StatusCode::GATEWAY_TIMEOUT,
             Self::Sim {
                 error: SimError::Store(_),
                 ..
@@ -123,6 +131,8 @@ impl ApiError {
                 ..
             } => Some(START_HINT),
             Self::Unavailable => Some("the daemon is stopping or overloaded; retry shortly"),
+            Self::Overloaded => Some("retry after the Retry-After header's seconds"),
+            Self::Timeout => Some("retry; check GET /api/status/<organization_id> first"),
             Self::UnknownFault(_) => Some("see valid_faults"),
             _ => None,
         }
@@ -178,7 +188,14 @@ impl IntoResponse for ApiError {
             hint: self.hint(),
             valid_faults: matches!(self, Self::UnknownFault(_)).then_some(&Fault::NAMES[..]),
         };
-        (code, Json(body)).into_response()
+        let mut resp = (code, Json(body)).into_response();
+        if matches!(self, Self::Overloaded) {
+            resp.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static(RETRY_AFTER_SECONDS),
+            );
+        }
+        resp
     }
 }
 

@@ -179,4 +179,141 @@ mod tests {
             Err(ApiError::OrgId(_))
         ));
     }
+
+    /// Fuzzing (run briefly in every `cargo test`): whatever bytes or JSON arrive,
+    /// the extractors never panic, and every rejection is a 4xx JSON error.
+    mod fuzz {
+        use axum::body::Body;
+        use axum::response::IntoResponse;
+        use proptest::prelude::*;
+        use serde_json::Value;
+
+        use super::*;
+
+        /// The shape of the send-message body (the richest one).
+        #[derive(Debug, Deserialize)]
+        #[allow(dead_code)]
+        struct SendLike {
+            organization_id: Option<Text>,
+            phone: Option<Text>,
+            message: Option<String>,
+        }
+
+        fn runtime() -> tokio::runtime::Runtime {
+            tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap()
+        }
+
+        /// Extracts `T` from `body`; on a rejection, checks it is a JSON 4xx.
+        fn extract<T: DeserializeOwned>(body: Vec<u8>) -> Option<T> {
+            let req = Request::post("/").body(Body::from(body)).unwrap();
+            match runtime().block_on(ApiJson::<T>::from_request(req, &())) {
+                Ok(ApiJson(v)) => Some(v),
+                Err(e) => {
+                    let resp = e.into_response();
+                    assert!(resp.status().is_client_error(), "{}", resp.status());
+                    let bytes = runtime()
+                        .block_on(axum::body::to_bytes(resp.into_body(), usize::MAX))
+                        .unwrap();
+                    let v: Value = serde_json::from_slice(&bytes).expect("a JSON error");
+                    assert!(!v["error"].as_str().unwrap_or_default().is_empty(), "{v}");
+                    None
+                }
+            }
+        }
+
+        fn json_value() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::from),
+                any::<i64>().prop_map(Value::from),
+                any::<u64>().prop_map(Value::from),
+                any::<f64>().prop_map(Value::from),
+                ".{0,80}".prop_map(Value::from),
+                "[0-9+ ()-]{0,20}".prop_map(Value::from),
+            ];
+            leaf.prop_recursive(3, 24, 6, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..6).prop_map(Value::from),
+                    prop::collection::hash_map(
+                        prop_oneof![
+                            Just("organization_id".to_owned()),
+                            Just("phone".to_owned()),
+                            Just("message".to_owned()),
+                            "[a-z_]{0,12}",
+                        ],
+                        inner,
+                        0..6
+                    )
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+
+        /// A body with the three fields, each of any JSON type.
+        fn send_shaped() -> impl Strategy<Value = Value> {
+            (json_value(), json_value(), json_value()).prop_map(
+                |(o, p, m)| serde_json::json!({ "organization_id": o, "phone": p, "message": m }),
+            )
+        }
+
+        fn check_org(field: Option<Text>) {
+            if let Ok(org) = required_org(field) {
+                let s = org.as_str();
+                assert!((1..=64).contains(&s.len()), "{s:?}");
+                assert!(
+                    s.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'),
+                    "{s:?}"
+                );
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(64))]
+
+            #[test]
+            fn arbitrary_bytes_never_panic(body in prop::collection::vec(any::<u8>(), 0..512)) {
+                if let Some(b) = extract::<SendLike>(body.clone()) {
+                    check_org(b.organization_id);
+                }
+                if let Some(b) = extract::<OrgBody>(body) {
+                    check_org(b.organization_id);
+                }
+            }
+
+            #[test]
+            fn arbitrary_json_never_panics(value in json_value()) {
+                let body = serde_json::to_vec(&value).unwrap();
+                if let Some(b) = extract::<SendLike>(body.clone()) {
+                    check_org(b.organization_id);
+                }
+                if let Some(b) = extract::<OrgBody>(body) {
+                    check_org(b.organization_id);
+                }
+            }
+
+            #[test]
+            fn send_shaped_json_never_panics(value in send_shaped()) {
+                let body = serde_json::to_vec(&value).unwrap();
+                let parsed = extract::<SendLike>(body);
+                // Strings and integers are the only accepted ids and phones.
+                let is_text = |v: &Value| v.is_null() || v.is_string() || v.is_i64() || v.is_u64();
+                let acceptable = is_text(&value["organization_id"])
+                    && is_text(&value["phone"])
+                    && (value["message"].is_null() || value["message"].is_string());
+                prop_assert_eq!(parsed.is_some(), acceptable, "{}", value);
+                if let Some(b) = parsed {
+                    check_org(b.organization_id);
+                    if let Some(Text(phone)) = b.phone {
+                        // Phone rules never panic and give digits only.
+                        if let Ok(d) = crate::phone::PhoneRules::default().normalize(&phone) {
+                            prop_assert!(d.bytes().all(|c| c.is_ascii_digit()) && d.len() <= 15);
+                        }
+                    }
+                }
+            }
+        }
+    }
 }

@@ -8,7 +8,6 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::error::ApiError;
 use super::extract::{ApiJson, Text, required, required_org};
-use crate::phone::normalize_phone;
 
 #[derive(Debug, Deserialize)]
 pub struct SendBody {
@@ -25,7 +24,7 @@ pub async fn send(
     ApiJson(body): ApiJson<SendBody>,
 ) -> Result<Json<Value>, ApiError> {
     let org = required_org(body.organization_id)?;
-    let phone = normalize_phone(&required(body.phone, "phone")?)?;
+    let phone = state.phone.normalize(&required(body.phone, "phone")?)?;
     let text = body
         .message
         .ok_or_else(|| ApiError::BadRequest("message is required".into()))?;

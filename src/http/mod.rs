@@ -19,21 +19,27 @@ pub mod sim;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::BoxError;
 use axum::body::Body;
+use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Router, middleware};
 use tower::ServiceBuilder;
+use tower::limit::GlobalConcurrencyLimitLayer;
+use tower::load_shed::error::Overloaded;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use tracing::Span;
 use wa_actors::Supervisor;
 use wa_actors::connection::sim::SimConnector;
 
 use crate::api_key::ApiKey;
+use crate::phone::PhoneRules;
 use error::ApiError;
 use extract::BODY_LIMIT;
 
@@ -44,11 +50,39 @@ pub struct AppState {
     pub api_key: Arc<ApiKey>,
     /// The fake phones, in simulation mode only; their routes exist only then.
     pub sim: Option<SimConnector>,
+    /// How typed phone numbers are read (`[phone] default_region`).
+    pub phone: PhoneRules,
+}
+
+/// Limits at the HTTP edge (`[server] request_timeout_seconds`, `max_in_flight`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// A request still unanswered after this is answered `504` (JSON).
+    pub request_timeout: Duration,
+    /// Requests handled at once; one more is shed at once with `503` and
+    /// `Retry-After` instead of queueing.
+    pub max_in_flight: usize,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        Self {
+            request_timeout: Duration::from_secs(30),
+            max_in_flight: 256,
+        }
+    }
+}
+
+/// Builds the whole router with the default [`HttpLimits`].
+pub fn router(state: AppState) -> Router {
+    router_with_limits(state, HttpLimits::default())
 }
 
 /// Builds the whole router: `/health`, the keyed `/api/*` routes, and `/sim/*` in
-/// simulation mode.
-pub fn router(state: AppState) -> Router {
+/// simulation mode, behind the edge layers (outermost first): request id, request
+/// span, load shedding over a global concurrency limit, JSON errors, timeout, body
+/// limits.
+pub fn router_with_limits(state: AppState, limits: HttpLimits) -> Router {
     let mut keyed = Router::new()
         .route("/api/start-session", post(sessions::start))
         .route("/api/qr/{org}", get(qr::qr))
@@ -80,8 +114,25 @@ pub fn router(state: AppState) -> Router {
         // without reading a body whose Content-Length is already too large.
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
+        // Inside `json_errors`, so its bare 504 gets the JSON error body.
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::GATEWAY_TIMEOUT,
+            limits.request_timeout,
+        ))
         .layer(middleware::map_response(json_errors))
+        // `Router::layer` wraps each route on its own; the global limit shares one
+        // semaphore between them all. When it has no permit left, `LoadShed`
+        // answers at once instead of queueing the request.
+        .layer(
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(shed))
+                .load_shed()
+                .layer(GlobalConcurrencyLimitLayer::new(limits.max_in_flight)),
+        )
+        // Latency of every answer, shed ones included.
         .layer(middleware::from_fn(crate::metrics::track_http))
+        // Outermost: every log line of a request (handlers, errors, shedding) is
+        // inside the span that carries its request id.
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
@@ -95,6 +146,16 @@ pub fn router(state: AppState) -> Router {
                 .layer(PropagateRequestIdLayer::x_request_id()),
         )
         .with_state(state)
+}
+
+/// The answer of a shed request (or of any other error of the limit layers).
+async fn shed(error: BoxError) -> ApiError {
+    if error.is::<Overloaded>() {
+        tracing::warn!("request shed: too many requests in flight");
+        ApiError::Overloaded
+    } else {
+        ApiError::Storage(format!("internal error: {error}"))
+    }
 }
 
 async fn not_found() -> ApiError {
@@ -144,6 +205,7 @@ async fn json_errors(resp: Response) -> Response {
     let replacement = match status {
         StatusCode::NOT_FOUND => ApiError::NotFound.into_response(),
         StatusCode::METHOD_NOT_ALLOWED => ApiError::MethodNotAllowed.into_response(),
+        StatusCode::GATEWAY_TIMEOUT => ApiError::Timeout.into_response(),
         StatusCode::PAYLOAD_TOO_LARGE => {
             ApiError::PayloadTooLarge { limit: BODY_LIMIT }.into_response()
         }

@@ -9,7 +9,6 @@ use wa_actors::SessionSnapshot;
 use super::AppState;
 use super::error::ApiError;
 use super::extract::{ApiJson, OrgBody, OrgPath, Text, required_org};
-use crate::phone::normalize_phone;
 
 #[derive(Debug, Deserialize)]
 pub struct StartBody {
@@ -25,7 +24,7 @@ pub async fn start(
 ) -> Result<Json<Value>, ApiError> {
     let org = required_org(body.organization_id)?;
     let phone_for_code = match body.phone_number {
-        Some(Text(raw)) if !raw.trim().is_empty() => Some(normalize_phone(&raw)?),
+        Some(Text(raw)) if !raw.trim().is_empty() => Some(state.phone.normalize(&raw)?),
         _ => None,
     };
     let outcome = state.supervisor.start(&org, phone_for_code).await?;
@@ -38,6 +37,8 @@ pub async fn start(
     );
     let message = if outcome.already_running {
         "Session already running"
+    } else if snap.status == wa_actors::SessionStatus::Blocked {
+        "Connection-attempt budget spent; the session retries by itself at retry_at"
     } else {
         "Session started"
     };
@@ -48,6 +49,8 @@ pub async fn start(
         "already_running": outcome.already_running,
         "has_qr": snap.has_qr(),
         "pairing_code": snap.pairing_code,
+        "retry_at": snap.retry_at,
+        "reason": snap.reason,
     })))
 }
 

@@ -15,7 +15,6 @@ use wa_actors::connection::sim::{Fault, SimConnector, SimError};
 use super::AppState;
 use super::error::ApiError;
 use super::extract::{ApiJson, OrgPath, Text, required};
-use crate::phone::normalize_phone;
 
 /// The `/sim/*` routes.
 pub fn routes() -> Router<AppState> {
@@ -71,7 +70,7 @@ async fn scan(
     OrgPath(org): OrgPath,
     ApiJson(body): ApiJson<ScanBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let phone = normalize_phone(&required(body.phone, "phone")?)?;
+    let phone = state.phone.normalize(&required(body.phone, "phone")?)?;
     sim(&state)?
         .scan(&org, &phone)
         .map_err(|e| sim_error(&state, &org, e))?;

@@ -33,7 +33,12 @@ impl Daemon {
 
     /// Like [`Daemon::start_with`], with extra environment variables.
     pub async fn start_with_env(extra_toml: &str, env: &[(&str, &str)]) -> Self {
-        Self::launch(tempfile::tempdir().unwrap(), extra_toml, env).await
+        Self::launch(tempfile::tempdir().unwrap(), "", extra_toml, env).await
+    }
+
+    /// Like [`Daemon::start_with`], with extra keys in the `[server]` table too.
+    pub async fn start_with_server(server_keys: &str, extra_toml: &str) -> Self {
+        Self::launch(tempfile::tempdir().unwrap(), server_keys, extra_toml, &[]).await
     }
 
     /// Stops this daemon (SIGTERM) and starts a new one on the same directory.
@@ -42,17 +47,60 @@ impl Daemon {
         assert!(status.success(), "exit status {status:?}\n{}", self.logs());
         let dir = tempfile::tempdir().unwrap();
         let old = std::mem::replace(&mut self.dir, dir);
-        Self::launch(old, "", &[]).await
+        Self::launch(old, "", "", &[]).await
     }
 
-    async fn launch(dir: TempDir, extra_toml: &str, env: &[(&str, &str)]) -> Self {
+    /// Kills this daemon outright (SIGKILL: no cleanup at all) and starts a new one
+    /// on the same directory with `extra_toml`.
+    pub async fn kill_and_restart(mut self, extra_toml: &str) -> Self {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let old = std::mem::replace(&mut self.dir, dir);
+        Self::launch(old, "", extra_toml, &[]).await
+    }
+
+    /// Any request: `key` is the `X-API-Key` value (none when `None`), `body` is
+    /// sent as is. Returns the status, the headers and the raw body.
+    pub async fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Vec<u8>>,
+    ) -> (u16, reqwest::header::HeaderMap, String) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        // One connection per request: a server that answers before reading a body
+        // (413, 401) closes it, and a pooled connection would fail the next request.
+        let mut req = self
+            .http
+            .request(method, self.url(path))
+            .header("Connection", "close");
+        if let Some(key) = key {
+            req = req.header("X-API-Key", key);
+        }
+        if let Some(body) = body {
+            req = req.header("Content-Type", "application/json").body(body);
+        }
+        let r = req.send().await.unwrap();
+        let code = r.status().as_u16();
+        let headers = r.headers().clone();
+        (code, headers, r.text().await.unwrap())
+    }
+
+    async fn launch(
+        dir: TempDir,
+        server_keys: &str,
+        extra_toml: &str,
+        env: &[(&str, &str)],
+    ) -> Self {
         let port = free_port();
         let sessions = dir.path().join("auth_sessions");
         let config = dir.path().join("config.toml");
         std::fs::write(
             &config,
             format!(
-                "[server]\nlisten = \"127.0.0.1:{port}\"\n[sessions]\ndir = \"{}\"\n{extra_toml}",
+                "[server]\nlisten = \"127.0.0.1:{port}\"\n{server_keys}\n[sessions]\ndir = \"{}\"\n{extra_toml}",
                 sessions.display()
             ),
         )
@@ -143,6 +191,38 @@ impl Daemon {
             .await
             .unwrap();
         (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Brings an org to `connected` as `phone`, from whatever status it is in.
+    pub async fn ensure_connected(&self, org: &str, phone: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let (_, body) = self.get(&format!("/api/status/{org}")).await;
+            match body["status"].as_str().unwrap_or_default() {
+                "connected" => return,
+                "qr_ready" => {
+                    self.post(
+                        &format!("/sim/{org}/scan"),
+                        serde_json::json!({ "phone": phone }),
+                    )
+                    .await;
+                }
+                "connecting" | "reconnecting" => {}
+                _ => {
+                    self.post(
+                        "/api/start-session",
+                        serde_json::json!({ "organization_id": org }),
+                    )
+                    .await;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{org} never got connected; last {body}\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Polls `/api/status/{org}` until it reports `status` (20 s at most).

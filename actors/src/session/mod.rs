@@ -15,6 +15,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
+use crate::budget::{Blocked, ConnectionBudget};
 use crate::connection::{
     Class, Connection, ConnectionError, ConnectionEvent, Connector, StartMode, classify,
 };
@@ -70,6 +71,11 @@ pub(crate) enum OrgMsg {
     SendExpired {
         id: u64,
     },
+    /// A `blocked` org's `retry_at` has come: try to start again.
+    BudgetRetry {
+        generation: u64,
+        phone_for_code: Option<String>,
+    },
     #[cfg(test)]
     CrashForTest,
 }
@@ -92,7 +98,17 @@ pub(crate) struct OrgArgs {
     pub cleanups: Arc<Mutex<ErrorWindow>>,
     pub phones: PhoneBook,
     pub events: Arc<dyn EventSink>,
+    pub budget: Arc<ConnectionBudget>,
     pub begin: Begin,
+}
+
+/// Whether starting a connection draws from the budget (CONTRACT §6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Attempt {
+    /// A new pairing, a start after `disconnected` etc., a resume at start-up.
+    Counted,
+    /// Picking a live session up again (after the org actor crashed).
+    Reconnect,
 }
 
 /// What to do once the driver reports a wipe done.
@@ -113,6 +129,7 @@ pub(crate) struct OrgState {
     cleanups: Arc<Mutex<ErrorWindow>>,
     phones: PhoneBook,
     emitter: Emitter,
+    budget: Arc<ConnectionBudget>,
     driver: mpsc::UnboundedSender<DriverCmd>,
     generation: u64,
     conn: Option<Arc<dyn Connection>>,
@@ -162,6 +179,7 @@ impl Actor for OrgActor {
             snapshot: args.snapshot,
             cleanups: args.cleanups,
             phones: args.phones,
+            budget: args.budget,
             driver,
             generation: 0,
             conn: None,
@@ -172,18 +190,22 @@ impl Actor for OrgActor {
         };
         match args.begin {
             Begin::Start { phone_for_code } => {
-                state.start(phone_for_code);
+                state.start(&myself, phone_for_code, Attempt::Counted);
             }
             Begin::Recover => {
                 let retry_at = state.snapshot.borrow().retry_at;
                 if state.status().is_active() {
+                    // The session was live when the actor crashed: picking it up
+                    // again is a reconnect, not a new connection attempt.
                     state.set(SessionStatus::Disconnected, "recovering", |_| {});
-                    state.start(None);
+                    state.start(&myself, None, Attempt::Reconnect);
                 } else if let (SessionStatus::Banned, Some(at)) = (state.status(), retry_at) {
                     // The ban's own timer died with the crashed actor: arm it again.
                     let left = (at - Utc::now()).to_std().unwrap_or_default();
                     let generation = state.generation;
                     myself.send_after(left, move || OrgMsg::Reconnect { generation });
+                } else if state.status() == SessionStatus::Blocked {
+                    state.start(&myself, None, Attempt::Counted);
                 }
             }
         }
@@ -219,7 +241,7 @@ impl Actor for OrgActor {
                 phone_for_code,
                 reply,
             } => {
-                let already_running = !state.start(phone_for_code);
+                let already_running = !state.start(&myself, phone_for_code, Attempt::Counted);
                 let snapshot = state.snapshot.borrow().clone();
                 let _ = reply.send(Ok(StartOutcome {
                     snapshot,
@@ -260,6 +282,13 @@ impl Actor for OrgActor {
                 let status = state.status();
                 state.waiting.expire(id, status);
             }
+            OrgMsg::BudgetRetry {
+                generation,
+                phone_for_code,
+            } if generation == state.generation && state.status() == SessionStatus::Blocked => {
+                state.start(&myself, phone_for_code, Attempt::Counted);
+            }
+            OrgMsg::BudgetRetry { .. } => {}
             #[cfg(test)]
             OrgMsg::CrashForTest => panic!("crash injected by a test"),
             // A message about a connection this actor has already given up on.
@@ -330,8 +359,14 @@ impl OrgState {
             )
     }
 
-    /// Starts the session unless it is running; returns whether it (re)started.
-    fn start(&mut self, phone_for_code: Option<String>) -> bool {
+    /// Starts the session unless it is running; returns whether it (re)started
+    /// (or tried to, and found the connection-attempt budget spent: `blocked`).
+    fn start(
+        &mut self,
+        myself: &ActorRef<OrgMsg>,
+        phone_for_code: Option<String>,
+        attempt: Attempt,
+    ) -> bool {
         let status = self.status();
         let banned = status == SessionStatus::Banned
             && self
@@ -346,10 +381,40 @@ impl OrgState {
             // An explicit start is the operator's word that the org may try again.
             self.cleanups.lock().unwrap().clear();
         }
+        // The draw checks and records both budgets under one lock, so concurrent
+        // starts of many orgs take exactly the budget and no more.
+        if attempt == Attempt::Counted
+            && let Err(blocked) = self.budget.try_draw(&self.org, Instant::now())
+        {
+            self.block(myself, blocked, phone_for_code);
+            return true;
+        }
         self.attempt = 0;
         let mode = self.resume_or_pair(phone_for_code);
         self.open(mode);
         true
+    }
+
+    /// The budget refused this attempt: `blocked` until `retry_at`, then retry.
+    fn block(
+        &mut self,
+        myself: &ActorRef<OrgMsg>,
+        blocked: Blocked,
+        phone_for_code: Option<String>,
+    ) {
+        self.abandon();
+        let retry_at = Utc::now()
+            + chrono::Duration::from_std(blocked.wait).unwrap_or(chrono::Duration::hours(1));
+        let why = blocked.describe(&self.budget.spec());
+        tracing::warn!(org_id = %self.org, reason = %why, "connection attempt refused by the budget");
+        self.set(SessionStatus::Blocked, &why, |s| {
+            s.retry_at = Some(retry_at)
+        });
+        let generation = self.generation;
+        myself.send_after(blocked.wait, move || OrgMsg::BudgetRetry {
+            generation,
+            phone_for_code,
+        });
     }
 
     /// Resume when the store holds credentials, pair otherwise.

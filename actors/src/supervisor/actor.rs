@@ -22,7 +22,10 @@ use crate::events::EventSink;
 use crate::phone_book::PhoneBook;
 use crate::session::{Begin, OrgActor, OrgArgs, OrgMsg};
 use crate::storage::{self, StorageActor, StorageArgs, StorageMsg};
-use crate::{ErrorWindow, OrgId, SessionError, SessionSnapshot, SessionStatus, SupervisorConfig};
+use crate::{
+    ConnectionBudget, ErrorWindow, OrgId, SessionError, SessionSnapshot, SessionStatus,
+    SupervisorConfig,
+};
 
 pub(crate) enum SupervisorMsg {
     Start {
@@ -60,6 +63,7 @@ pub(crate) struct SupervisorArgs {
     pub connector: Arc<dyn Connector>,
     pub registry: Registry,
     pub events: Arc<dyn EventSink>,
+    pub budget: Arc<ConnectionBudget>,
 }
 
 pub(crate) struct SupervisorActor;
@@ -71,6 +75,7 @@ pub(crate) struct SupervisorState {
     storage: ActorRef<StorageMsg>,
     phones: PhoneBook,
     events: Arc<dyn EventSink>,
+    budget: Arc<ConnectionBudget>,
     /// Which org each running org actor serves.
     orgs_by_actor: HashMap<ActorId, OrgId>,
     /// Recent crashes per org, for the restart backoff.
@@ -106,6 +111,7 @@ impl Actor for SupervisorActor {
             storage,
             phones: PhoneBook::default(),
             events: args.events,
+            budget: args.budget,
             orgs_by_actor: HashMap::new(),
             crashes: HashMap::new(),
         })
@@ -293,6 +299,7 @@ impl SupervisorState {
             cleanups,
             phones: self.phones.clone(),
             events: self.events.clone(),
+            budget: self.budget.clone(),
             begin,
         };
         let (actor, _) = Actor::spawn_linked(None, OrgActor, args, myself.get_cell())

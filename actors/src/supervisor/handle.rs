@@ -12,7 +12,10 @@ use super::registry::Registry;
 use crate::connection::Connector;
 use crate::events::{EventSink, NoEvents};
 use crate::session::OrgMsg;
-use crate::{OrgId, SendError, SessionError, SessionSnapshot, SessionStatus, SupervisorConfig};
+use crate::{
+    ConnectionBudget, OrgId, SendError, SessionError, SessionSnapshot, SessionStatus,
+    SupervisorConfig,
+};
 
 /// What `start` found and did.
 #[derive(Clone, Debug, PartialEq)]
@@ -45,6 +48,7 @@ pub struct Supervisor {
     registry: Registry,
     call_timeout: Duration,
     send_timeout: Duration,
+    budget: Arc<ConnectionBudget>,
 }
 
 impl Supervisor {
@@ -65,6 +69,7 @@ impl Supervisor {
         let registry: Registry = Arc::new(RwLock::new(HashMap::new()));
         let send_timeout = config.send_wait + config.shutdown_grace + Duration::from_secs(30);
         let call_timeout = config.shutdown_grace * 2 + Duration::from_secs(30);
+        let budget = Arc::new(ConnectionBudget::new(config.budget));
         let (actor, _join) = Actor::spawn(
             None,
             SupervisorActor,
@@ -73,6 +78,7 @@ impl Supervisor {
                 connector,
                 registry: registry.clone(),
                 events,
+                budget: budget.clone(),
             },
         )
         .await
@@ -82,6 +88,7 @@ impl Supervisor {
             registry,
             call_timeout,
             send_timeout,
+            budget,
         })
     }
 
@@ -103,6 +110,11 @@ impl Supervisor {
             self.call_timeout,
         )
         .await?
+    }
+
+    /// The connection-attempt budget (CONTRACT §6), shared with every org actor.
+    pub fn budget(&self) -> &ConnectionBudget {
+        &self.budget
     }
 
     /// The snapshot of one org (`not_started` when it has no session).
