@@ -1,3 +1,4 @@
 mod forwarder;
 mod mapping;
 mod offline;
+mod supervised;
