@@ -1310,10 +1310,9 @@ fn write_benchmarks_md(path: &Path, block: &str) {
             format!("{}{}{}", &old[..b], block.trim_end(), &old[e + END.len()..])
         }
         _ => format!(
-            "# Benchmarks\n\nRun `cargo bench --bench daemon` (about {} min after the build) or \
-             `cargo bench --bench daemon -- --quick` (under a minute). The part between the \
-             markers is rewritten by every run.\n\n{}\n",
-            5,
+            "# Benchmarks\n\nRun `cargo bench --bench daemon` (a few minutes after the build) \
+             or `cargo bench --bench daemon -- --quick` (under a minute). The part between \
+             the markers is rewritten by every run.\n\n{}\n",
             block.trim_end()
         ),
     };
