@@ -105,10 +105,10 @@ async fn offline_real_sessions_back_off_and_leave_other_orgs_alone() {
             ),
             "{s:?}"
         );
-        if let Some(ms) = s.reason.as_deref().and_then(retry_ms) {
-            if delays.last() != Some(&ms) {
-                delays.push(ms);
-            }
+        if let Some(ms) = s.reason.as_deref().and_then(retry_ms)
+            && delays.last() != Some(&ms)
+        {
+            delays.push(ms);
         }
     }
     // Doubling from 100 ms to the 800 ms cap (a step may pass unobserved).
