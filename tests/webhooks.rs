@@ -19,8 +19,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
-use base64::Engine;
-use common::Daemon;
+use common::{Daemon, decode_qr_data_url};
 use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
@@ -332,20 +331,6 @@ async fn a_full_queue_drops_the_oldest_qr_first_and_never_blocks_emit() {
         .collect();
     assert_eq!(order, ["first", "m1", "m2", "m3"]);
     assert_eq!(hooks.stats().dropped.load(Ordering::Relaxed), 2);
-}
-
-/// Decodes a `data:image/png;base64,…` QR back to its payload.
-fn decode_qr_data_url(url: &str) -> String {
-    let b64 = url
-        .strip_prefix("data:image/png;base64,")
-        .expect("a PNG data URL");
-    let png = base64::engine::general_purpose::STANDARD
-        .decode(b64)
-        .unwrap();
-    let image = image::load_from_memory(&png).expect("a PNG").to_luma8();
-    let mut prepared = rqrr::PreparedImage::prepare(image);
-    let grids = prepared.detect_grids();
-    grids[0].decode().expect("the QR decodes").1
 }
 
 fn webhook_toml(url: &str, extra: &str) -> String {
