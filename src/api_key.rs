@@ -205,6 +205,16 @@ mod tests {
 
     use super::*;
 
+    /// The tests of this module run one at a time. Each installs a scoped
+    /// subscriber, and tracing recomputes its global level filter whenever one comes
+    /// or goes: done from two threads at once, that race can leave a test's
+    /// subscriber filtered off, and its captured log empty.
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+    fn serial() -> std::sync::MutexGuard<'static, ()> {
+        ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Captures everything logged while `f` runs.
     fn logged<T>(f: impl FnOnce() -> T) -> (T, String) {
         #[derive(Clone, Default)]
@@ -232,6 +242,7 @@ mod tests {
 
     #[test]
     fn first_start_generates_a_private_key_and_logs_only_its_path() {
+        let _serial = serial();
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("sessions");
         let ((key, source), log) = logged(|| ApiKey::resolve(None, None, &dir).unwrap());
@@ -252,6 +263,7 @@ mod tests {
 
     #[test]
     fn later_starts_reuse_the_generated_key() {
+        let _serial = serial();
         let tmp = tempfile::tempdir().unwrap();
         let (first, _) = ApiKey::resolve(None, None, tmp.path()).unwrap();
         let ((second, source), log) = logged(|| ApiKey::resolve(None, None, tmp.path()).unwrap());
@@ -266,6 +278,7 @@ mod tests {
 
     #[test]
     fn the_environment_wins_then_the_key_file() {
+        let _serial = serial();
         let tmp = tempfile::tempdir().unwrap();
         let file = tmp.path().join("key");
         std::fs::write(&file, "  from-file\n").unwrap();
@@ -284,6 +297,7 @@ mod tests {
 
     #[test]
     fn empty_or_missing_configured_keys_are_errors() {
+        let _serial = serial();
         let tmp = tempfile::tempdir().unwrap();
         assert!(matches!(
             ApiKey::resolve(Some(" \n".into()), None, tmp.path()),
@@ -304,6 +318,7 @@ mod tests {
 
     #[test]
     fn matching_is_exact() {
+        let _serial = serial();
         let key = ApiKey::new("secret");
         assert!(key.matches(b"secret"));
         for wrong in [&b""[..], b"secre", b"secret ", b"Secret", b"secretsecret"] {
