@@ -2,9 +2,153 @@
 //! to end: the real Noise handshake, the real binary nodes, the real SQLite store.
 //!
 //! Dev-only. It plays both WhatsApp's server and the phone of each account: it shows
-//! a device QR refs, links it like a phone that scanned the QR, logs it in, answers
-//! its queries, records what it sends, and injects the faults a real server sends.
+//! a fresh device QR refs, links it like a phone that scanned the QR, logs a paired
+//! device in, answers its queries, records what it sends, and sends the faults the
+//! real server sends.
+//!
+//! Pairing needs a client built with wacore-noise's `danger-skip-cert-chain-verify`
+//! (the server cannot sign its certificate with WhatsApp's key); a device that is
+//! already paired resumes with IK, which does not look at the certificate.
 
+pub mod contacts;
+mod error;
+mod handshake;
 pub mod login;
 pub mod pairing;
-pub mod contacts;
+mod server;
+mod wire;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use wacore_binary::Jid;
+
+pub use contacts::SentMessage;
+pub use error::LoopbackError;
+pub use handshake::Pattern;
+pub use server::ServerEvent;
+use server::{Command, Shared};
+
+/// A fault the server can send to a connected account.
+#[derive(Clone, Debug)]
+pub enum Fault {
+    /// `<stream:error code=…/>`, then the socket closes.
+    StreamError(u16),
+    /// `<stream:error><conflict type="replaced"/>`: another device took over.
+    Replaced,
+    /// `<failure reason=…/>` (401 logged out, 402 banned, 405 client outdated).
+    Failure(u16),
+    /// A message from `from` (digits) that the device cannot decrypt.
+    Undecryptable { from: String },
+    /// The TCP connection drops without a word.
+    DropSocket,
+}
+
+/// A running server. Dropping it stops accepting connections.
+pub struct Loopback {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    accept: JoinHandle<()>,
+}
+
+impl Drop for Loopback {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
+}
+
+impl Loopback {
+    /// Listens on an ephemeral port of 127.0.0.1.
+    pub async fn start() -> Result<Self, LoopbackError> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared::new());
+        let accept = tokio::spawn(server::accept_loop(listener, shared.clone()));
+        Ok(Self {
+            addr,
+            shared,
+            accept,
+        })
+    }
+
+    /// The URL to give the client (`TokioWebSocketTransportFactory::with_url`).
+    pub fn url(&self) -> String {
+        format!("ws://{}/ws/chat", self.addr)
+    }
+
+    /// Everything that happened so far, in order.
+    pub fn events(&self) -> Vec<ServerEvent> {
+        self.shared.events()
+    }
+
+    /// Waits until `pick` finds something in the event log.
+    pub async fn wait_for<T>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut pick: impl FnMut(&[ServerEvent]) -> Option<T>,
+    ) -> Result<T, LoopbackError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let changed = self.shared.changed();
+            if let Some(found) = pick(&self.shared.events()) {
+                return Ok(found);
+            }
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                return Err(LoopbackError::Timeout(timeout, what.to_string()));
+            }
+        }
+    }
+
+    /// Scans `qr` (the string the client put in its QR) with the phone of `phone`
+    /// (digits): the server links the device to that number, then restarts its
+    /// stream with a 515 as WhatsApp does.
+    pub fn scan(&self, qr: &str, phone: &str) -> Result<(), LoopbackError> {
+        let qr = pairing::parse_qr(qr).map_err(|e| LoopbackError::BadQr(e.to_string()))?;
+        let key = qr.noise_pub;
+        self.shared.command_device(
+            &key,
+            Command::Pair {
+                qr,
+                phone: phone.to_string(),
+            },
+        )
+    }
+
+    /// Sends `fault` to every live connection of the account `phone`.
+    pub fn fault(&self, phone: &str, fault: Fault) -> Result<(), LoopbackError> {
+        self.shared.command_account(phone, || match &fault {
+            Fault::StreamError(code) => Command::SendAndClose(login::stream_error(*code)),
+            Fault::Replaced => Command::SendAndClose(login::replaced()),
+            Fault::Failure(reason) => Command::SendAndClose(login::failure(*reason)),
+            Fault::Undecryptable { from } => Command::Send(contacts::undecryptable_message(
+                &Jid::pn(from.as_str()),
+                &format!("loopback-junk-{}", rand::random::<u32>()),
+                now(),
+            )),
+            Fault::DropSocket => Command::Drop,
+        })
+    }
+
+    /// The messages the account `phone`'s devices sent, in order.
+    pub fn messages_from(&self, phone: &str) -> Vec<SentMessage> {
+        let _ = phone;
+        self.events()
+            .into_iter()
+            .filter_map(|e| match e {
+                ServerEvent::Message(m) => Some(m),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}

@@ -2,3 +2,4 @@ mod forwarder;
 mod mapping;
 mod offline;
 mod supervised;
+mod loopback;

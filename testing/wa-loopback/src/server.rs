@@ -1,0 +1,389 @@
+//! The socket side: accepts WebSocket connections on loopback, runs the handshake,
+//! then one task per connection reads the client's nodes and answers them, and
+//! carries out the commands a test gives through [`crate::Loopback`].
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use bytes::BytesMut;
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, mpsc};
+use tokio_websockets::{Message, ServerBuilder, WebSocketStream};
+use wacore_binary::consts::WA_CONN_HEADER;
+use wacore_binary::{Jid, Node};
+use wacore_noise::framing::{FrameDecoder, encode_frame};
+
+use crate::contacts::{self, Contacts, SentMessage};
+use crate::error::LoopbackError;
+use crate::handshake::{self, Pattern, Reply, ServerIdentity};
+use crate::login;
+use crate::pairing::{self, ScannedQr};
+use crate::wire::Wire;
+
+/// Everything a test may want to know happened, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ServerEvent {
+    /// A handshake finished. `phone` is `None` for a device that is not paired yet.
+    Handshake {
+        conn: u64,
+        pattern: Pattern,
+        phone: Option<String>,
+    },
+    /// QR refs went to an unpaired device (it shows QR codes now).
+    QrRefs { conn: u64 },
+    /// The device behind a scanned QR accepted the pairing.
+    Paired { phone: String, device: u16 },
+    /// A paired device was logged in.
+    LoggedIn { phone: String, pattern: Pattern },
+    /// A paired device sent a message.
+    Message(SentMessage),
+    /// A connection ended (either side).
+    Closed { conn: u64, phone: Option<String> },
+}
+
+/// A command for one live connection.
+pub(crate) enum Command {
+    /// Write a node.
+    Send(Node),
+    /// Write a node, then close the socket, as the real server does after
+    /// `<stream:error>` and `<failure>`.
+    SendAndClose(Node),
+    /// Close the TCP connection without a word.
+    Drop,
+    /// Link the device to `phone`, as a phone that scanned its QR.
+    Pair { qr: ScannedQr, phone: String },
+}
+
+struct Conn {
+    tx: mpsc::UnboundedSender<Command>,
+    client_static: [u8; 32],
+    phone: Option<String>,
+}
+
+#[derive(Default)]
+struct State {
+    next_conn: u64,
+    connections: HashMap<u64, Conn>,
+    events: Vec<ServerEvent>,
+    contacts: Contacts,
+}
+
+pub(crate) struct Shared {
+    identity: ServerIdentity,
+    state: Mutex<State>,
+    changed: Notify,
+}
+
+impl Shared {
+    pub(crate) fn new() -> Self {
+        Self {
+            identity: ServerIdentity::generate(),
+            state: Mutex::new(State::default()),
+            changed: Notify::new(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn record(&self, event: ServerEvent) {
+        tracing::debug!(?event, "loopback");
+        self.lock().events.push(event);
+        self.changed.notify_waiters();
+    }
+
+    pub(crate) fn events(&self) -> Vec<ServerEvent> {
+        self.lock().events.clone()
+    }
+
+    /// Resolves when an event is recorded after this call.
+    pub(crate) fn changed(&self) -> tokio::sync::futures::Notified<'_> {
+        self.changed.notified()
+    }
+
+    /// Sends a command to the connection of the device whose noise key is given.
+    pub(crate) fn command_device(
+        &self,
+        noise_key: &[u8; 32],
+        command: Command,
+    ) -> Result<(), LoopbackError> {
+        let state = self.lock();
+        let conn = state
+            .connections
+            .values()
+            .find(|c| &c.client_static == noise_key)
+            .ok_or(LoopbackError::NoSuchDevice)?;
+        conn.tx.send(command).map_err(|_| LoopbackError::NoSuchDevice)
+    }
+
+    /// Sends a command to every live connection of the account `phone`.
+    pub(crate) fn command_account(
+        &self,
+        phone: &str,
+        command: impl Fn() -> Command,
+    ) -> Result<(), LoopbackError> {
+        let state = self.lock();
+        let mut sent = false;
+        for conn in state.connections.values() {
+            if conn.phone.as_deref() == Some(phone) {
+                sent |= conn.tx.send(command()).is_ok();
+            }
+        }
+        if sent {
+            Ok(())
+        } else {
+            Err(LoopbackError::NotConnected(phone.to_string()))
+        }
+    }
+}
+
+pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    loop {
+        let Ok((tcp, _)) = listener.accept().await else {
+            continue;
+        };
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            if let Err(e) = serve(tcp, shared).await {
+                tracing::debug!(error = %e, "loopback connection ended");
+            }
+        });
+    }
+}
+
+/// Reads whole frames off the WebSocket, whatever its message boundaries.
+struct Frames {
+    ws: WebSocketStream<TcpStream>,
+    decoder: FrameDecoder,
+    header_pending: bool,
+}
+
+impl Frames {
+    async fn next(&mut self) -> Result<BytesMut, LoopbackError> {
+        loop {
+            if let Some(frame) = self.decoder.decode_frame() {
+                return Ok(frame);
+            }
+            let message = self.ws.next().await.ok_or(LoopbackError::Closed)??;
+            if message.is_close() {
+                return Err(LoopbackError::Closed);
+            }
+            if !message.is_binary() {
+                continue;
+            }
+            let mut data: &[u8] = message.as_payload();
+            if self.header_pending {
+                // The intro header comes once, before the first frame.
+                self.header_pending = false;
+                data = data.strip_prefix(&WA_CONN_HEADER[..]).ok_or_else(|| {
+                    LoopbackError::Handshake("no WA intro header".to_string())
+                })?;
+            }
+            self.decoder.feed(data);
+        }
+    }
+
+    async fn write(&mut self, frame: Vec<u8>) -> Result<(), LoopbackError> {
+        self.ws.send(Message::binary(frame)).await?;
+        Ok(())
+    }
+}
+
+async fn serve(tcp: TcpStream, shared: Arc<Shared>) -> Result<(), LoopbackError> {
+    let (_request, ws) = ServerBuilder::new().accept(tcp).await?;
+    let mut frames = Frames {
+        ws,
+        decoder: FrameDecoder::new(),
+        header_pending: true,
+    };
+    let hello = frames.next().await?;
+    let done = match handshake::answer_hello(&shared.identity, &hello)? {
+        Reply::Done(server_hello, done) => {
+            frames.write(frame(&server_hello)?).await?;
+            *done
+        }
+        Reply::AwaitFinish(server_hello, pending) => {
+            frames.write(frame(&server_hello)?).await?;
+            let finish = frames.next().await?;
+            pending.finish(&finish)?
+        }
+    };
+    let phone = done.payload.username.map(|u| u.to_string());
+    let device = done.payload.device.unwrap_or(0) as u16;
+    let (tx, rx) = mpsc::unbounded_channel();
+    let conn = {
+        let mut state = shared.lock();
+        state.next_conn += 1;
+        let id = state.next_conn;
+        state.connections.insert(
+            id,
+            Conn {
+                tx,
+                client_static: done.client_static,
+                phone: phone.clone(),
+            },
+        );
+        id
+    };
+    shared.record(ServerEvent::Handshake {
+        conn,
+        pattern: done.pattern,
+        phone: phone.clone(),
+    });
+    let mut link = Link {
+        shared: shared.clone(),
+        conn,
+        frames,
+        wire: Wire::new(done.read, done.write),
+        own: phone.as_ref().map(|p| Jid::pn_device(p.as_str(), device)),
+        pending_pair: None,
+        next_id: 0,
+    };
+    let result = link.run(done.pattern, rx).await;
+    let phone = shared
+        .lock()
+        .connections
+        .remove(&conn)
+        .and_then(|c| c.phone);
+    shared.record(ServerEvent::Closed { conn, phone });
+    result
+}
+
+fn frame(payload: &[u8]) -> Result<Vec<u8>, LoopbackError> {
+    encode_frame(payload, None).map_err(|e| LoopbackError::Frame(e.to_string()))
+}
+
+/// One connection after its handshake.
+struct Link {
+    shared: Arc<Shared>,
+    conn: u64,
+    frames: Frames,
+    wire: Wire,
+    /// The paired device's own JID; `None` while the device is not paired.
+    own: Option<Jid>,
+    /// The id of the pair-success IQ we sent, and the account it pairs.
+    pending_pair: Option<(String, String, u16)>,
+    next_id: u64,
+}
+
+impl Link {
+    async fn run(
+        &mut self,
+        pattern: Pattern,
+        mut commands: mpsc::UnboundedReceiver<Command>,
+    ) -> Result<(), LoopbackError> {
+        match self.own.clone() {
+            Some(own) => {
+                self.send(&login::success_node(now(), None)).await?;
+                self.shared.record(ServerEvent::LoggedIn {
+                    phone: own.user.to_string(),
+                    pattern,
+                });
+            }
+            None => {
+                let id = self.id();
+                let refs: Vec<String> = (0..6).map(|i| format!("loopback-ref-{}-{i}", self.conn)).collect();
+                self.send(&pairing::pair_device_refs_iq(&id, &refs)).await?;
+                self.shared.record(ServerEvent::QrRefs { conn: self.conn });
+            }
+        }
+        loop {
+            tokio::select! {
+                frame = self.frames.next() => {
+                    let node = self.wire.open(frame?)?;
+                    self.on_node(node).await?;
+                }
+                command = commands.recv() => {
+                    let Some(command) = command else { return Ok(()) };
+                    match command {
+                        Command::Send(node) => self.send(&node).await?,
+                        Command::SendAndClose(node) => {
+                            self.send(&node).await?;
+                            let _ = self.frames.ws.close().await;
+                            return Ok(());
+                        }
+                        Command::Drop => return Ok(()),
+                        Command::Pair { qr, phone } => {
+                            let id = self.id();
+                            let device = 1 + (self.conn % 50) as u16;
+                            self.send(&pairing::pair_success_iq(&qr, &phone, device, None, &id)).await?;
+                            self.pending_pair = Some((id, phone, device));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    async fn on_node(&mut self, node: Node) -> Result<(), LoopbackError> {
+        tracing::trace!(tag = %node.tag, "loopback received");
+        match node.tag.as_ref() {
+            "iq" => self.on_iq(node).await,
+            "message" => {
+                if let Some(sent) = contacts::sent_message(&node) {
+                    self.shared.record(ServerEvent::Message(sent));
+                }
+                if let Some(ack) = login::ack_for(&node) {
+                    self.send(&ack).await?;
+                }
+                Ok(())
+            }
+            _ => {
+                if let Some(ack) = login::ack_for(&node) {
+                    self.send(&ack).await?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    async fn on_iq(&mut self, iq: Node) -> Result<(), LoopbackError> {
+        let kind = iq.attrs().optional_string("type").map(|s| s.to_string());
+        let id = iq.attrs().optional_string("id").map(|s| s.to_string());
+        if matches!(kind.as_deref(), Some("result") | Some("error")) {
+            if let (Some(id), Some((pair_id, phone, device))) = (id, self.pending_pair.as_ref())
+                && &id == pair_id
+            {
+                let (phone, device) = (phone.clone(), *device);
+                self.pending_pair = None;
+                self.shared.record(ServerEvent::Paired { phone, device });
+                // WhatsApp restarts the stream once a device is linked.
+                self.send(&login::stream_error(515)).await?;
+                let _ = self.frames.ws.close().await;
+                return Err(LoopbackError::Closed);
+            }
+            return Ok(());
+        }
+        let answer = {
+            let mut state = self.shared.lock();
+            match &self.own {
+                Some(own) => state.contacts.answer(&iq, own),
+                None => None,
+            }
+        };
+        let answer = answer.or_else(|| login::answer_iq(&iq));
+        if let Some(answer) = answer {
+            self.send(&answer).await?;
+        }
+        Ok(())
+    }
+
+    async fn send(&mut self, node: &Node) -> Result<(), LoopbackError> {
+        let frame = self.wire.seal(node)?;
+        self.frames.write(frame).await
+    }
+
+    fn id(&mut self) -> String {
+        self.next_id += 1;
+        format!("loopback.{}.{}", self.conn, self.next_id)
+    }
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
