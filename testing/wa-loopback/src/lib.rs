@@ -39,8 +39,10 @@ pub enum Fault {
     StreamError(u16),
     /// `<stream:error><conflict type="replaced"/>`: another device took over.
     Replaced,
-    /// `<failure reason=…/>` (401 logged out, 402 banned, 405 client outdated).
+    /// `<failure reason=…/>` (401 logged out, 405 client outdated, …).
     Failure(u16),
+    /// `<failure reason="402" code=… expire=…/>`: banned for `expire_secs`.
+    TemporaryBan { expire_secs: u64 },
     /// A message from `from` (digits) that the device cannot decrypt.
     Undecryptable { from: String },
     /// The TCP connection drops without a word.
@@ -123,7 +125,10 @@ impl Loopback {
         self.shared.command_account(phone, || match &fault {
             Fault::StreamError(code) => Command::SendAndClose(login::stream_error(*code)),
             Fault::Replaced => Command::SendAndClose(login::replaced()),
-            Fault::Failure(reason) => Command::SendAndClose(login::failure(*reason)),
+            Fault::Failure(reason) => Command::SendAndClose(login::failure(*reason, None, None)),
+            Fault::TemporaryBan { expire_secs } => {
+                Command::SendAndClose(login::failure(402, Some(101), Some(*expire_secs)))
+            }
             Fault::Undecryptable { from } => Command::Send(contacts::undecryptable_message(
                 &Jid::pn(from.as_str()),
                 &format!("loopback-junk-{}", rand::random::<u32>()),

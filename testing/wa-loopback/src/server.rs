@@ -18,7 +18,9 @@ use crate::contacts::{self, Contacts, SentMessage};
 use crate::error::LoopbackError;
 use crate::handshake::{self, Pattern, Reply, ServerIdentity};
 use crate::login;
-use crate::pairing::{self, ScannedQr};
+use crate::pairing::{self, PhoneProfile, ScannedQr};
+use wacore::libsignal::protocol::KeyPair;
+use wacore_binary::builder::NodeBuilder;
 use crate::wire::Wire;
 
 /// Everything a test may want to know happened, in order.
@@ -67,6 +69,22 @@ struct State {
     connections: HashMap<u64, Conn>,
     events: Vec<ServerEvent>,
     contacts: Contacts,
+    /// Each paired account's LID user part, by phone number.
+    lids: HashMap<String, String>,
+}
+
+impl State {
+    /// The account's LID, made up the first time the account is seen. The device
+    /// stores it at pairing and resolves its own phone by it when it sends.
+    fn lid_of(&mut self, phone: &str) -> String {
+        if let Some(lid) = self.lids.get(phone) {
+            return lid.clone();
+        }
+        let lid = format!("{}", 100_000_000_000_000u64 + rand::random::<u64>() % 900_000_000_000_000);
+        self.contacts.set_lid(phone, &lid);
+        self.lids.insert(phone.to_string(), lid.clone());
+        lid
+    }
 }
 
 pub(crate) struct Shared {
@@ -242,6 +260,7 @@ async fn serve(tcp: TcpStream, shared: Arc<Shared>) -> Result<(), LoopbackError>
         next_id: 0,
     };
     let result = link.run(done.pattern, rx).await;
+    let _ = link.frames.ws.close().await;
     let phone = shared
         .lock()
         .connections
@@ -255,6 +274,13 @@ fn frame(payload: &[u8]) -> Result<Vec<u8>, LoopbackError> {
     encode_frame(payload, None).map_err(|e| LoopbackError::Frame(e.to_string()))
 }
 
+struct PendingPair {
+    id: String,
+    phone: String,
+    device: u16,
+    qr: ScannedQr,
+}
+
 /// One connection after its handshake.
 struct Link {
     shared: Arc<Shared>,
@@ -263,8 +289,8 @@ struct Link {
     wire: Wire,
     /// The paired device's own JID; `None` while the device is not paired.
     own: Option<Jid>,
-    /// The id of the pair-success IQ we sent, and the account it pairs.
-    pending_pair: Option<(String, String, u16)>,
+    /// The pair-success IQ we sent, waiting for the device's signed answer.
+    pending_pair: Option<PendingPair>,
     next_id: u64,
 }
 
@@ -276,7 +302,9 @@ impl Link {
     ) -> Result<(), LoopbackError> {
         match self.own.clone() {
             Some(own) => {
-                self.send(&login::success_node(now(), None)).await?;
+                let lid = self.shared.lock().lid_of(&own.user);
+                let lid = Jid::lid(lid.as_str());
+                self.send(&login::success_node(now(), Some(&lid))).await?;
                 self.shared.record(ServerEvent::LoggedIn {
                     phone: own.user.to_string(),
                     pattern,
@@ -301,15 +329,25 @@ impl Link {
                         Command::Send(node) => self.send(&node).await?,
                         Command::SendAndClose(node) => {
                             self.send(&node).await?;
-                            let _ = self.frames.ws.close().await;
                             return Ok(());
                         }
                         Command::Drop => return Ok(()),
                         Command::Pair { qr, phone } => {
                             let id = self.id();
                             let device = 1 + (self.conn % 50) as u16;
-                            self.send(&pairing::pair_success_iq(&qr, &phone, device, None, &id)).await?;
-                            self.pending_pair = Some((id, phone, device));
+                            let lid = self.shared.lock().lid_of(&phone);
+                            let account = KeyPair::generate(&mut rand::rng());
+                            // A push name keeps the device off the path that waits
+                            // for the phone's app-state keys on its first login.
+                            let profile = PhoneProfile {
+                                business_name: Some(format!("Loopback {phone}")),
+                                ..PhoneProfile::default()
+                            };
+                            let node = pairing::pair_success_iq_signed(
+                                &qr, &phone, device, Some(&lid), &id, &account, &profile,
+                            );
+                            self.send(&node).await?;
+                            self.pending_pair = Some(PendingPair { id, phone, device, qr });
                         }
                     }
                 }
@@ -323,19 +361,21 @@ impl Link {
             "iq" => self.on_iq(node).await,
             "message" => {
                 if let Some(sent) = contacts::sent_message(&node) {
+                    let ack = server_ack(&node, "message");
                     self.shared.record(ServerEvent::Message(sent));
+                    if let Some(ack) = ack {
+                        self.send(&ack).await?;
+                    }
                 }
-                if let Some(ack) = login::ack_for(&node) {
+                Ok(())
+            }
+            "receipt" => {
+                if let Some(ack) = server_ack(&node, "receipt") {
                     self.send(&ack).await?;
                 }
                 Ok(())
             }
-            _ => {
-                if let Some(ack) = login::ack_for(&node) {
-                    self.send(&ack).await?;
-                }
-                Ok(())
-            }
+            _ => Ok(()),
         }
     }
 
@@ -343,16 +383,25 @@ impl Link {
         let kind = iq.attrs().optional_string("type").map(|s| s.to_string());
         let id = iq.attrs().optional_string("id").map(|s| s.to_string());
         if matches!(kind.as_deref(), Some("result") | Some("error")) {
-            if let (Some(id), Some((pair_id, phone, device))) = (id, self.pending_pair.as_ref())
-                && &id == pair_id
-            {
-                let (phone, device) = (phone.clone(), *device);
-                self.pending_pair = None;
-                self.shared.record(ServerEvent::Paired { phone, device });
+            let answers_pairing = matches!(
+                (&id, &self.pending_pair),
+                (Some(id), Some(pending)) if *id == pending.id
+            );
+            if answers_pairing && let Some(pending) = self.pending_pair.take() {
+                // The device must countersign its identity as a real phone checks.
+                let signed = pairing::parse_pair_device_sign(&iq).ok_or_else(|| {
+                    LoopbackError::Handshake("pairing refused by the device".to_string())
+                })?;
+                signed
+                    .verify(&pending.qr)
+                    .map_err(|e| LoopbackError::Handshake(e.to_string()))?;
+                self.shared.record(ServerEvent::Paired {
+                    phone: pending.phone,
+                    device: pending.device,
+                });
                 // WhatsApp restarts the stream once a device is linked.
                 self.send(&login::stream_error(515)).await?;
-                let _ = self.frames.ws.close().await;
-                return Err(LoopbackError::Closed);
+                return Err(LoopbackError::Restarted);
             }
             return Ok(());
         }
@@ -367,6 +416,9 @@ impl Link {
         if let Some(answer) = answer {
             self.send(&answer).await?;
         }
+        if let Some(next) = login::follow_up(&iq) {
+            self.send(&next).await?;
+        }
         Ok(())
     }
 
@@ -379,6 +431,16 @@ impl Link {
         self.next_id += 1;
         format!("loopback.{}.{}", self.conn, self.next_id)
     }
+}
+
+/// The server's `<ack>` of a message or receipt the device sent.
+fn server_ack(node: &Node, class: &str) -> Option<Node> {
+    let id = node.attrs().optional_string("id")?.to_string();
+    let mut ack = NodeBuilder::new("ack").attr("class", class).attr("id", id);
+    if let Some(to) = node.attrs().optional_string("to") {
+        ack = ack.attr("from", to.to_string());
+    }
+    Some(ack.attr("t", now().to_string()).build())
 }
 
 fn now() -> i64 {
