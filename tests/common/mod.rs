@@ -18,6 +18,16 @@ pub struct Daemon {
     pub port: u16,
     pub dir: TempDir,
     pub http: reqwest::Client,
+    /// How it was started, so a restart starts it alike.
+    launch: Launch,
+}
+
+#[derive(Clone, Default)]
+struct Launch {
+    /// The real whatsapp-rust connection instead of the sim.
+    real: bool,
+    server_keys: String,
+    extra_toml: String,
 }
 
 impl Daemon {
@@ -33,21 +43,45 @@ impl Daemon {
 
     /// Like [`Daemon::start_with`], with extra environment variables.
     pub async fn start_with_env(extra_toml: &str, env: &[(&str, &str)]) -> Self {
-        Self::launch(tempfile::tempdir().unwrap(), "", extra_toml, env).await
+        let launch = Launch {
+            extra_toml: extra_toml.to_string(),
+            ..Launch::default()
+        };
+        Self::launch(tempfile::tempdir().unwrap(), launch, env).await
     }
 
     /// Like [`Daemon::start_with`], with extra keys in the `[server]` table too.
     pub async fn start_with_server(server_keys: &str, extra_toml: &str) -> Self {
-        Self::launch(tempfile::tempdir().unwrap(), server_keys, extra_toml, &[]).await
+        let launch = Launch {
+            server_keys: server_keys.to_string(),
+            extra_toml: extra_toml.to_string(),
+            ..Launch::default()
+        };
+        Self::launch(tempfile::tempdir().unwrap(), launch, &[]).await
     }
 
-    /// Stops this daemon (SIGTERM) and starts a new one on the same directory.
+    /// Starts the daemon with the real whatsapp-rust connection pointed at the
+    /// WebSocket `ws_url` (a loopback server), with a pinned version so nothing
+    /// is looked up on the network.
+    pub async fn start_real(ws_url: &str, extra_toml: &str) -> Self {
+        let launch = Launch {
+            real: true,
+            extra_toml: format!(
+                "[connection]\nkind = \"whatsapp\"\n[whatsapp]\nversion = \"2.3000.1027000000\"\nws_url = \"{ws_url}\"\n{extra_toml}"
+            ),
+            ..Launch::default()
+        };
+        Self::launch(tempfile::tempdir().unwrap(), launch, &[]).await
+    }
+
+    /// Stops this daemon (SIGTERM) and starts a new one on the same directory,
+    /// the same way it was started.
     pub async fn restart(mut self) -> Self {
         let status = self.terminate();
         assert!(status.success(), "exit status {status:?}\n{}", self.logs());
         let dir = tempfile::tempdir().unwrap();
         let old = std::mem::replace(&mut self.dir, dir);
-        Self::launch(old, "", "", &[]).await
+        Self::launch(old, self.launch.clone(), &[]).await
     }
 
     /// Kills this daemon outright (SIGKILL: no cleanup at all) and starts a new one
@@ -57,7 +91,11 @@ impl Daemon {
         self.child.wait().unwrap();
         let dir = tempfile::tempdir().unwrap();
         let old = std::mem::replace(&mut self.dir, dir);
-        Self::launch(old, "", extra_toml, &[]).await
+        let launch = Launch {
+            extra_toml: extra_toml.to_string(),
+            ..self.launch.clone()
+        };
+        Self::launch(old, launch, &[]).await
     }
 
     /// Any request: `key` is the `X-API-Key` value (none when `None`), `body` is
@@ -88,12 +126,12 @@ impl Daemon {
         (code, headers, r.text().await.unwrap())
     }
 
-    async fn launch(
-        dir: TempDir,
-        server_keys: &str,
-        extra_toml: &str,
-        env: &[(&str, &str)],
-    ) -> Self {
+    async fn launch(dir: TempDir, launch: Launch, env: &[(&str, &str)]) -> Self {
+        let Launch {
+            real,
+            server_keys,
+            extra_toml,
+        } = &launch;
         let port = free_port();
         let sessions = dir.path().join("auth_sessions");
         let config = dir.path().join("config.toml");
@@ -111,7 +149,11 @@ impl Daemon {
             .open(dir.path().join("daemon.log"))
             .unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_wa-supervisor"))
-            .args(["serve", "--sim", "--config"])
+            .args(if *real {
+                &["serve", "--config"][..]
+            } else {
+                &["serve", "--sim", "--config"][..]
+            })
             .arg(&config)
             .current_dir(dir.path())
             .env("WHATSAPP_SERVER_API_KEY", API_KEY)
@@ -131,6 +173,7 @@ impl Daemon {
             port,
             dir,
             http: reqwest::Client::new(),
+            launch,
         };
         daemon.wait_healthy().await;
         daemon

@@ -19,9 +19,9 @@ use crate::error::LoopbackError;
 use crate::handshake::{self, Pattern, Reply, ServerIdentity};
 use crate::login;
 use crate::pairing::{self, PhoneProfile, ScannedQr};
+use crate::wire::Wire;
 use wacore::libsignal::protocol::KeyPair;
 use wacore_binary::builder::NodeBuilder;
-use crate::wire::Wire;
 
 /// Everything a test may want to know happened, in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -80,7 +80,10 @@ impl State {
         if let Some(lid) = self.lids.get(phone) {
             return lid.clone();
         }
-        let lid = format!("{}", 100_000_000_000_000u64 + rand::random::<u64>() % 900_000_000_000_000);
+        let lid = format!(
+            "{}",
+            100_000_000_000_000u64 + rand::random::<u64>() % 900_000_000_000_000
+        );
         self.contacts.set_lid(phone, &lid);
         self.lids.insert(phone.to_string(), lid.clone());
         lid
@@ -133,7 +136,9 @@ impl Shared {
             .values()
             .find(|c| &c.client_static == noise_key)
             .ok_or(LoopbackError::NoSuchDevice)?;
-        conn.tx.send(command).map_err(|_| LoopbackError::NoSuchDevice)
+        conn.tx
+            .send(command)
+            .map_err(|_| LoopbackError::NoSuchDevice)
     }
 
     /// Sends a command to every live connection of the account `phone`.
@@ -195,9 +200,9 @@ impl Frames {
             if self.header_pending {
                 // The intro header comes once, before the first frame.
                 self.header_pending = false;
-                data = data.strip_prefix(&WA_CONN_HEADER[..]).ok_or_else(|| {
-                    LoopbackError::Handshake("no WA intro header".to_string())
-                })?;
+                data = data
+                    .strip_prefix(&WA_CONN_HEADER[..])
+                    .ok_or_else(|| LoopbackError::Handshake("no WA intro header".to_string()))?;
             }
             self.decoder.feed(data);
         }
@@ -312,7 +317,9 @@ impl Link {
             }
             None => {
                 let id = self.id();
-                let refs: Vec<String> = (0..6).map(|i| format!("loopback-ref-{}-{i}", self.conn)).collect();
+                let refs: Vec<String> = (0..6)
+                    .map(|i| format!("loopback-ref-{}-{i}", self.conn))
+                    .collect();
                 self.send(&pairing::pair_device_refs_iq(&id, &refs)).await?;
                 self.shared.record(ServerEvent::QrRefs { conn: self.conn });
             }

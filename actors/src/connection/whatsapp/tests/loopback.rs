@@ -85,11 +85,17 @@ async fn pair(
             phone: phone.to_string()
         }
     );
-    until(&mut events, |e| matches!(e, ConnectionEvent::RestartRequired)).await;
+    until(&mut events, |e| {
+        matches!(e, ConnectionEvent::RestartRequired)
+    })
+    .await;
     conn.shutdown().await;
     assert!(connector(server).has_credentials(dir), "paired store");
     let (conn, mut events) = open(server, dir, StartMode::Resume).await;
-    let connected = until(&mut events, |e| matches!(e, ConnectionEvent::Connected { .. })).await;
+    let connected = until(&mut events, |e| {
+        matches!(e, ConnectionEvent::Connected { .. })
+    })
+    .await;
     assert_eq!(
         connected,
         ConnectionEvent::Connected {
@@ -112,7 +118,10 @@ async fn pairs_by_qr_logs_in_and_sends_a_real_message() {
     let dir = org_dir(&tmp, "optica-sol");
     let (conn, _events) = pair(&server, &dir, PHONE).await;
 
-    let id = conn.send_text(CUSTOMER, "Su cita es mañana a las 10:00").await.unwrap();
+    let id = conn
+        .send_text(CUSTOMER, "Su cita es mañana a las 10:00")
+        .await
+        .unwrap();
     let sent = server
         .wait_for("the message", Duration::from_secs(20), |events| {
             events.iter().find_map(|e| match e {
@@ -143,7 +152,10 @@ async fn a_dropped_socket_resumes_with_ik_and_faults_map_to_their_events() {
     );
     conn.shutdown().await;
     let (conn, mut events) = open(&server, &dir, StartMode::Resume).await;
-    until(&mut events, |e| matches!(e, ConnectionEvent::Connected { .. })).await;
+    until(&mut events, |e| {
+        matches!(e, ConnectionEvent::Connected { .. })
+    })
+    .await;
     let last_login = server
         .events()
         .into_iter()
@@ -152,10 +164,19 @@ async fn a_dropped_socket_resumes_with_ik_and_faults_map_to_their_events() {
             _ => None,
         })
         .last();
-    assert_eq!(last_login, Some(Pattern::Ik), "a cached certificate resumes with IK");
+    assert_eq!(
+        last_login,
+        Some(Pattern::Ik),
+        "a cached certificate resumes with IK"
+    );
 
     server
-        .fault(PHONE, Fault::Undecryptable { from: CUSTOMER.into() })
+        .fault(
+            PHONE,
+            Fault::Undecryptable {
+                from: CUSTOMER.into(),
+            },
+        )
         .unwrap();
     let undecryptable = next_event(&mut events).await;
     assert!(
@@ -174,15 +195,20 @@ async fn a_dropped_socket_resumes_with_ik_and_faults_map_to_their_events() {
         (Fault::StreamError(503), "busy"),
     ] {
         let (conn, mut events) = open(&server, &dir, StartMode::Resume).await;
-        until(&mut events, |e| matches!(e, ConnectionEvent::Connected { .. })).await;
+        until(&mut events, |e| {
+            matches!(e, ConnectionEvent::Connected { .. })
+        })
+        .await;
         server.fault(PHONE, fault.clone()).unwrap();
         let event = next_event(&mut events).await;
         let ok = match expected {
             "logged out" => matches!(event, ConnectionEvent::LoggedOut { .. }),
-            "banned" => event
-                == ConnectionEvent::TemporaryBan {
-                    expires_in: Some(Duration::from_secs(3600)),
-                },
+            "banned" => {
+                event
+                    == ConnectionEvent::TemporaryBan {
+                        expires_in: Some(Duration::from_secs(3600)),
+                    }
+            }
             "outdated" => event == ConnectionEvent::ClientOutdated,
             _ => matches!(
                 event,

@@ -1,5 +1,5 @@
 mod forwarder;
+mod loopback;
 mod mapping;
 mod offline;
 mod supervised;
-mod loopback;
