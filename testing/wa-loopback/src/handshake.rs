@@ -60,7 +60,7 @@ pub enum Reply {
     /// IK is one round trip: the handshake is done once the ServerHello is out.
     Done(Vec<u8>, Box<Established>),
     /// XX waits for the ClientFinish.
-    AwaitFinish(Vec<u8>, XxPending),
+    AwaitFinish(Vec<u8>, Box<XxPending>),
 }
 
 /// An XX responder between its ServerHello and the client's ClientFinish.
@@ -103,7 +103,10 @@ fn xx(identity: &ServerIdentity, client_ephemeral: [u8; 32]) -> Result<Reply, Lo
         .map_err(noise_err)?;
     let sealed_chain = noise.encrypt(&identity.cert_chain).map_err(noise_err)?;
     let hello = server_hello(ephemeral_pub, Some(sealed_static), sealed_chain);
-    Ok(Reply::AwaitFinish(hello, XxPending { noise, ephemeral }))
+    Ok(Reply::AwaitFinish(
+        hello,
+        Box::new(XxPending { noise, ephemeral }),
+    ))
 }
 
 impl XxPending {

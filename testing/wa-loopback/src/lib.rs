@@ -137,18 +137,6 @@ impl Loopback {
             Fault::DropSocket => Command::Drop,
         })
     }
-
-    /// The messages the account `phone`'s devices sent, in order.
-    pub fn messages_from(&self, phone: &str) -> Vec<SentMessage> {
-        let _ = phone;
-        self.events()
-            .into_iter()
-            .filter_map(|e| match e {
-                ServerEvent::Message(m) => Some(m),
-                _ => None,
-            })
-            .collect()
-    }
 }
 
 fn now() -> i64 {

@@ -156,14 +156,10 @@ async fn a_dropped_socket_resumes_with_ik_and_faults_map_to_their_events() {
         matches!(e, ConnectionEvent::Connected { .. })
     })
     .await;
-    let last_login = server
-        .events()
-        .into_iter()
-        .filter_map(|e| match e {
-            ServerEvent::LoggedIn { pattern, .. } => Some(pattern),
-            _ => None,
-        })
-        .last();
+    let last_login = server.events().into_iter().rev().find_map(|e| match e {
+        ServerEvent::LoggedIn { pattern, .. } => Some(pattern),
+        _ => None,
+    });
     assert_eq!(
         last_login,
         Some(Pattern::Ik),
