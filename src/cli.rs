@@ -1,8 +1,8 @@
 //! The command line.
 //!
-//! `serve` is the only subcommand for now and the default: systemd units and
-//! operators can start the daemon as `wa-supervisor` or `wa-supervisor serve`, with
-//! the same flags either way.
+//! `serve` is the default subcommand: systemd units and operators can start the
+//! daemon as `wa-supervisor` or `wa-supervisor serve`, with the same flags either
+//! way. `build-info` describes the binary itself; the others talk to a running daemon.
 
 use std::path::PathBuf;
 
@@ -73,6 +73,10 @@ pub enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Print, as JSON, this binary's version and whether it checks the WhatsApp
+    /// server's certificate chain ("off" only in test builds, never to be deployed).
+    /// Starts nothing and reads no configuration.
+    BuildInfo,
 }
 
 /// How a client command finds the running daemon. The key comes from
@@ -177,6 +181,11 @@ mod tests {
             Command::Status { org: None, .. }
         ));
         assert!(Cli::try_parse_from(["wa-supervisor", "send", "7"]).is_err());
+        assert!(matches!(
+            parse(&["wa-supervisor", "build-info"]),
+            Command::BuildInfo
+        ));
+        assert!(Cli::try_parse_from(["wa-supervisor", "build-info", "--config", "x"]).is_err());
     }
 
     #[test]

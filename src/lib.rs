@@ -6,6 +6,7 @@
 //! benchmarks can build the same router and daemon that `main` runs.
 
 pub mod api_key;
+pub mod build_info;
 pub mod cli;
 pub mod client;
 pub mod commands;

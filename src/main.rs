@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use wa_supervisor::api_key::ENV_API_KEY;
+use wa_supervisor::build_info::BuildInfo;
 use wa_supervisor::cli::{Cli, Command, ServeArgs};
 use wa_supervisor::config::{Config, ConnectionKind};
 use wa_supervisor::{commands, daemon, telemetry};
@@ -13,6 +14,10 @@ use wa_supervisor::{commands, daemon, telemetry};
 fn main() -> ExitCode {
     let args = match Cli::parse().into_command() {
         Command::Serve(args) => args,
+        Command::BuildInfo => {
+            println!("{}", BuildInfo::of_this_build().to_json());
+            return ExitCode::SUCCESS;
+        }
         operator => return run_client(operator),
     };
     // Before any thread exists: dotenvy writes the process environment, and
@@ -22,6 +27,8 @@ fn main() -> ExitCode {
         eprintln!("error: cannot set up logging: {e}");
         return ExitCode::FAILURE;
     }
+    // First, so that a test build is flagged before anything can go wrong.
+    BuildInfo::of_this_build().log();
     match serve(args, dotenv) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -78,7 +85,7 @@ fn run_client(command: Command) -> ExitCode {
     let result = runtime.block_on(async {
         use Command as C;
         match &command {
-            C::Serve(_) => unreachable!("serve is not a client command"),
+            C::Serve(_) | C::BuildInfo => unreachable!("not a client command"),
             C::Status { org, client } => {
                 commands::status(&commands::connect(client)?, org.as_deref()).await
             }

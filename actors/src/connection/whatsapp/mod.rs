@@ -9,12 +9,17 @@
 //! Where the library is silent, the connection fills in: `<stream:error code=515>`
 //! and `429`/`503` are read from the raw stanza, and a connect that never got a
 //! socket (DNS, refused, TLS, handshake, timeout) ends with `NetworkFailure`.
+//!
+//! [`server_certificate_check_enabled`] tells a shipped build (the server's
+//! certificate chain is checked against WhatsApp's key) from a test build (it is not).
 
+mod cert_check;
 mod connection;
 mod connector;
 mod events;
 mod store;
 
+pub use cert_check::server_certificate_check_enabled;
 pub use connection::WhatsAppConnection;
 pub use connector::{WhatsAppConnector, WhatsAppOptions};
 pub use events::map_event;

@@ -1,3 +1,4 @@
+mod cert_check;
 mod forwarder;
 mod loopback;
 mod mapping;
