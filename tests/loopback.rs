@@ -67,6 +67,15 @@ async fn recorded(server: &Loopback, id: &str) -> wa_loopback::SentMessage {
         .unwrap()
 }
 
+/// Three messages from a customer that `phone`'s device cannot decrypt: the Bad
+/// MAC window's default limit.
+fn three_undecryptable_messages(server: &Loopback, phone: &str) {
+    for _ in 0..3 {
+        let from = CUSTOMER.to_string();
+        server.fault(phone, Fault::Undecryptable { from }).unwrap();
+    }
+}
+
 fn logins(server: &Loopback, phone: &str) -> Vec<Pattern> {
     server
         .events()
@@ -126,16 +135,7 @@ async fn pairs_sends_and_heals_from_undecryptable_messages() {
     assert_eq!(stanza.kind, "text");
     assert!(stanza.enc_types.iter().any(|t| t == "pkmsg"), "{stanza:?}");
 
-    for _ in 0..3 {
-        server
-            .fault(
-                PHONE,
-                Fault::Undecryptable {
-                    from: CUSTOMER.into(),
-                },
-            )
-            .unwrap();
-    }
+    three_undecryptable_messages(&server, PHONE);
     daemon.wait_status("optica-sol", "qr_ready").await;
     let new_qr = qr_of(&daemon, "optica-sol").await;
     assert_eq!(new_qr.split(',').count(), 5, "a real QR again: {new_qr}");
@@ -251,16 +251,7 @@ async fn two_orgs_on_one_server_one_faulted_the_other_untouched() {
     pair(&daemon, &server, "optica-luna", OTHER_PHONE).await;
     let luna_logins = logins(&server, OTHER_PHONE).len();
 
-    for _ in 0..3 {
-        server
-            .fault(
-                PHONE,
-                Fault::Undecryptable {
-                    from: CUSTOMER.into(),
-                },
-            )
-            .unwrap();
-    }
+    three_undecryptable_messages(&server, PHONE);
     daemon.wait_status("optica-sol", "qr_ready").await;
 
     let (_, luna) = daemon.get("/api/status/optica-luna").await;
