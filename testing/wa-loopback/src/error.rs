@@ -16,6 +16,8 @@ pub enum LoopbackError {
     Node(String),
     #[error("the client closed the socket")]
     Closed,
+    #[error("the server dropped the socket")]
+    Dropped,
     #[error("the stream was restarted (515)")]
     Restarted,
     #[error("no device of this QR is connected")]

@@ -265,7 +265,10 @@ async fn serve(tcp: TcpStream, shared: Arc<Shared>) -> Result<(), LoopbackError>
         next_id: 0,
     };
     let result = link.run(done.pattern, rx).await;
-    let _ = link.frames.ws.close().await;
+    if !matches!(result, Err(LoopbackError::Dropped)) {
+        // The real server ends a stream with a close frame; only a drop is silent.
+        let _ = link.frames.ws.close().await;
+    }
     let phone = shared
         .lock()
         .connections
@@ -338,7 +341,7 @@ impl Link {
                             self.send(&node).await?;
                             return Ok(());
                         }
-                        Command::Drop => return Ok(()),
+                        Command::Drop => return Err(LoopbackError::Dropped),
                         Command::Pair { qr, phone } => {
                             let id = self.id();
                             let device = 1 + (self.conn % 50) as u16;
