@@ -30,7 +30,7 @@ pub use contacts::SentMessage;
 pub use error::LoopbackError;
 pub use handshake::Pattern;
 pub use server::ServerEvent;
-use server::{Command, Shared};
+use server::{Command, Shared, now};
 
 /// A fault the server can send to a connected account.
 #[derive(Clone, Debug)]
@@ -137,11 +137,4 @@ impl Loopback {
             Fault::DropSocket => Command::Drop,
         })
     }
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }

@@ -453,7 +453,8 @@ fn server_ack(node: &Node, class: &str) -> Option<Node> {
     Some(ack.attr("t", now().to_string()).build())
 }
 
-fn now() -> i64 {
+/// Unix seconds, as stanzas carry time.
+pub(crate) fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
