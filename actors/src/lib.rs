@@ -33,6 +33,7 @@ pub mod connection;
 pub mod error;
 pub mod events;
 pub mod org_id;
+pub mod outbox;
 mod phone_book;
 mod session;
 pub mod status;

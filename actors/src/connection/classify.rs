@@ -27,6 +27,8 @@ pub enum Class {
     Outdated,
     /// Status `disconnected`.
     QrExhausted,
+    /// A server ack or a receipt: the outbox's business, nothing for the session.
+    Delivery,
 }
 
 /// The class of a numeric failure code from WhatsApp (stream error or connect failure).
@@ -62,6 +64,7 @@ pub fn classify(event: &ConnectionEvent) -> Class {
         E::TemporaryBan { .. } => Class::Banned,
         E::ClientOutdated => Class::Outdated,
         E::QrExhausted => Class::QrExhausted,
+        E::ServerAck { .. } | E::Receipt { .. } => Class::Delivery,
     }
 }
 
@@ -151,6 +154,30 @@ mod tests {
                 Class::Progress,
             ),
             ("paired", E::Paired { phone: "57".into() }, Class::Progress),
+            (
+                "server ack",
+                E::ServerAck {
+                    message_id: "3EB0".into(),
+                    error: None,
+                },
+                Class::Delivery,
+            ),
+            (
+                "server nack",
+                E::ServerAck {
+                    message_id: "3EB0".into(),
+                    error: Some("479".into()),
+                },
+                Class::Delivery,
+            ),
+            (
+                "receipt",
+                E::Receipt {
+                    message_ids: vec!["3EB0".into()],
+                    kind: crate::connection::ReceiptKind::Read,
+                },
+                Class::Delivery,
+            ),
             (
                 "connected",
                 E::Connected { phone: "57".into() },

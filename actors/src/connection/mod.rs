@@ -73,6 +73,24 @@ pub enum ConnectionEvent {
     ClientOutdated,
     /// Every QR code of this pairing expired unscanned.
     QrExhausted,
+    /// WhatsApp's server took a message we sent (`error: None`) or refused it (a
+    /// nack, with its code). Only an ack makes a message `sent` (CONTRACT §10).
+    ServerAck {
+        message_id: String,
+        error: Option<String>,
+    },
+    /// The recipient's phone reported messages we sent delivered or read.
+    Receipt {
+        message_ids: Vec<String>,
+        kind: ReceiptKind,
+    },
+}
+
+/// What a recipient's receipt says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReceiptKind {
+    Delivered,
+    Read,
 }
 
 /// A failure of a connection operation.
@@ -82,8 +100,17 @@ pub enum ConnectionError {
     NotConnected,
     #[error("the connection failed: {0}")]
     Failed(String),
-    #[error("the session store failed: {0}")]
-    Store(String),
+    /// The org's store is damaged (SQLite says it is not a database or is
+    /// malformed, or an integrity check fails): it cannot be used again as it is.
+    #[error("the session store is corrupt: {0}")]
+    StoreCorrupt(String),
+    /// The org's store cannot be used right now (no file descriptors left, disk
+    /// full, permission denied, locked): a reason to wait and retry, never to wipe.
+    #[error("the session store is unavailable: {0}")]
+    StoreUnavailable(String),
+    /// The operation did not finish in time.
+    #[error("timed out after {0:?}")]
+    TimedOut(Duration),
 }
 
 /// The ordered stream of one connection's events; it ends when the connection ends.
@@ -95,10 +122,19 @@ pub type EventStream = mpsc::UnboundedReceiver<ConnectionEvent>;
 /// spawned tasks, never inside its message handler.
 #[async_trait]
 pub trait Connection: Send + Sync + 'static {
-    /// Sends a text to a number (digits with country code); returns the message id.
-    async fn send_text(&self, phone: &str, text: &str) -> Result<String, ConnectionError>;
+    /// Writes a text to a number (digits with country code) as message
+    /// `message_id`. Returns once the message is handed to WhatsApp; the server's
+    /// verdict arrives later as [`ConnectionEvent::ServerAck`] with the same id.
+    /// Sending again with the same id is how a message is resent: WhatsApp keeps
+    /// one copy.
+    async fn send_text(
+        &self,
+        phone: &str,
+        text: &str,
+        message_id: &str,
+    ) -> Result<(), ConnectionError>;
 
-    /// Whether a number (digits) has WhatsApp.
+    /// Whether a number (digits) has WhatsApp (the number check of CONTRACT §14).
     async fn is_on_whatsapp(&self, phone: &str) -> Result<bool, ConnectionError>;
 
     /// Tells WhatsApp to remove this device. The caller backs up and wipes afterwards.
@@ -120,5 +156,10 @@ pub trait Connector: Send + Sync + 'static {
     ) -> Result<(Arc<dyn Connection>, EventStream), ConnectionError>;
 
     /// Whether an org's directory holds credentials a connection can resume from.
-    fn has_credentials(&self, dir: &std::path::Path) -> bool;
+    ///
+    /// It reads the disk, so callers run it on the blocking pool, never on an
+    /// actor's handler. A store that cannot be read is an error, never `false`:
+    /// "no credentials" starts a new pairing, which must not happen to a paired org
+    /// whose store is only unreadable for a moment.
+    fn has_credentials(&self, dir: &std::path::Path) -> Result<bool, ConnectionError>;
 }

@@ -189,7 +189,6 @@ pub struct SimConnector {
     phones: Arc<Mutex<HashMap<OrgId, Phone>>>,
     timing: SimTiming,
     overlaps: Arc<AtomicU64>,
-    message_ids: Arc<AtomicU64>,
 }
 
 impl SimConnector {
@@ -382,8 +381,14 @@ impl Connector for SimConnector {
         Ok((Arc::new(conn), rx))
     }
 
-    fn has_credentials(&self, dir: &Path) -> bool {
-        read_credentials(dir).is_some()
+    fn has_credentials(&self, dir: &Path) -> Result<bool, ConnectionError> {
+        match std::fs::read(dir.join(CREDENTIALS_FILE)) {
+            Ok(bytes) => serde_json::from_slice::<StoredCredentials>(&bytes)
+                .map(|_| true)
+                .map_err(|e| ConnectionError::StoreCorrupt(e.to_string())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(ConnectionError::StoreUnavailable(e.to_string())),
+        }
     }
 }
 
@@ -396,7 +401,12 @@ struct SimConnection {
 
 #[async_trait]
 impl Connection for SimConnection {
-    async fn send_text(&self, phone: &str, text: &str) -> Result<String, ConnectionError> {
+    async fn send_text(
+        &self,
+        phone: &str,
+        text: &str,
+        message_id: &str,
+    ) -> Result<(), ConnectionError> {
         if self.link.state.lock().unwrap().online_as.is_none() {
             return Err(ConnectionError::NotConnected);
         }
@@ -407,14 +417,18 @@ impl Connection for SimConnection {
                 "the server did not accept the message".into(),
             ));
         }
-        let n = self.connector.message_ids.fetch_add(1, Ordering::Relaxed) + 1;
-        let message_id = format!("3EB0{n:016X}");
         state.sent.push(SentRecord {
             to: phone.to_owned(),
             text: text.to_owned(),
-            message_id: message_id.clone(),
+            message_id: message_id.to_owned(),
         });
-        Ok(message_id)
+        drop(phones);
+        // The fake phone's server acknowledges every message at once.
+        self.link.emit(ConnectionEvent::ServerAck {
+            message_id: message_id.to_owned(),
+            error: None,
+        });
+        Ok(())
     }
 
     async fn is_on_whatsapp(&self, phone: &str) -> Result<bool, ConnectionError> {
@@ -565,7 +579,7 @@ mod tests {
         );
         assert_eq!(events.recv().await, Some(ConnectionEvent::RestartRequired));
         assert_eq!(events.recv().await, None);
-        assert!(sim.has_credentials(dir.path()));
+        assert_eq!(sim.has_credentials(dir.path()), Ok(true));
 
         let (conn, mut events) = open(&sim, dir.path(), StartMode::Resume).await;
         assert_eq!(
@@ -574,13 +588,22 @@ mod tests {
                 phone: "573001234567".into()
             })
         );
-        let id = conn.send_text("573009999999", "hola").await.unwrap();
+        conn.send_text("573009999999", "hola", "3EB0AB")
+            .await
+            .unwrap();
+        assert_eq!(
+            events.recv().await,
+            Some(ConnectionEvent::ServerAck {
+                message_id: "3EB0AB".into(),
+                error: None
+            })
+        );
         assert_eq!(
             sim.sent(&org("1")),
             vec![SentRecord {
                 to: "573009999999".into(),
                 text: "hola".into(),
-                message_id: id
+                message_id: "3EB0AB".into()
             }]
         );
         assert_eq!(sim.overlaps(), 0);

@@ -68,7 +68,7 @@ async fn run(
                 let dir = match prepared {
                     Ok(dir) => dir,
                     Err(e) => {
-                        let error = ConnectionError::Store(e.0);
+                        let error = ConnectionError::StoreUnavailable(e.0);
                         let _ = actor.cast(OrgMsg::OpenFailed { generation, error });
                         continue;
                     }

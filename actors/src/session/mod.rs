@@ -420,7 +420,8 @@ impl OrgState {
     /// Resume when the store holds credentials, pair otherwise.
     fn resume_or_pair(&mut self, phone_for_code: Option<String>) -> StartMode {
         let dir = fs_ops::live_dir(&self.config.sessions_dir, &self.org);
-        self.paired = self.connector.has_credentials(&dir);
+        // An unreadable store is resumed, never re-paired: the connect decides.
+        self.paired = self.connector.has_credentials(&dir).unwrap_or(true);
         if self.paired {
             StartMode::Resume
         } else {
@@ -657,6 +658,8 @@ impl OrgState {
                     |_| {},
                 );
             }
+            // Sends answer when written; acks and receipts are not tracked yet.
+            Class::Delivery => {}
             Class::QrExhausted => {
                 self.abandon();
                 self.set(

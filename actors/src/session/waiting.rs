@@ -87,8 +87,9 @@ impl WaitingSends {
 pub(super) fn send_now(conn: &Arc<dyn Connection>, phone: String, text: String, reply: Reply) {
     let conn = conn.clone();
     tokio::spawn(async move {
-        let result = match conn.send_text(&phone, &text).await {
-            Ok(message_id) => Ok(SentMessage {
+        let message_id = crate::outbox::MessageId::generate().as_str().to_owned();
+        let result = match conn.send_text(&phone, &text, &message_id).await {
+            Ok(()) => Ok(SentMessage {
                 message_id,
                 phone: phone.clone(),
             }),

@@ -99,7 +99,9 @@ impl Actor for SupervisorActor {
             StorageArgs {
                 root: args.config.sessions_dir.clone(),
                 backups_kept: args.config.backups_kept,
-                has_credentials: Arc::new(move |dir| connector.has_credentials(dir)),
+                has_credentials: Arc::new(move |dir| {
+                    connector.has_credentials(dir).unwrap_or(true)
+                }),
             },
             myself.get_cell(),
         )

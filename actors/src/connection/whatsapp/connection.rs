@@ -9,8 +9,10 @@ use async_trait::async_trait;
 use tokio::sync::mpsc;
 use tokio::task::{AbortHandle, JoinHandle};
 use whatsapp_rust::pair_code::PairCodeOptions;
+use whatsapp_rust::send::SendOptions;
 use whatsapp_rust::store::SqliteStore;
 use whatsapp_rust::types::events::{Event, EventHandler, EventInterest, Subscription};
+use whatsapp_rust::waproto::whatsapp as wa;
 use whatsapp_rust::{Client, Jid, RawNodeLease};
 
 use super::events::{interest, map_event};
@@ -220,13 +222,20 @@ impl WhatsAppConnection {
 
 #[async_trait]
 impl Connection for WhatsAppConnection {
-    async fn send_text(&self, phone: &str, text: &str) -> Result<String, ConnectionError> {
+    async fn send_text(
+        &self,
+        phone: &str,
+        text: &str,
+        message_id: &str,
+    ) -> Result<(), ConnectionError> {
+        use whatsapp_rust::proto_helpers::MessageBuilderExt as _;
         let client = self.online()?;
-        let sent = client
-            .send_text(Jid::pn(phone), text)
+        let options = SendOptions::default().with_message_id(message_id);
+        client
+            .send_message_with_options(Jid::pn(phone), wa::Message::text(text), options)
             .await
             .map_err(|e| ConnectionError::Failed(e.to_string()))?;
-        Ok(sent.message_id)
+        Ok(())
     }
 
     async fn is_on_whatsapp(&self, phone: &str) -> Result<bool, ConnectionError> {

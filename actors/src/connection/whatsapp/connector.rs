@@ -50,13 +50,13 @@ impl WhatsAppConnector {
         request: ConnectRequest,
     ) -> Result<(Arc<WhatsAppConnection>, EventStream), ConnectionError> {
         let path = store_path(&request.dir);
-        let url = path
-            .to_str()
-            .ok_or_else(|| ConnectionError::Store(format!("{} is not UTF-8", path.display())))?;
+        let url = path.to_str().ok_or_else(|| {
+            ConnectionError::StoreUnavailable(format!("{} is not UTF-8", path.display()))
+        })?;
         let store = Arc::new(
             SqliteStore::new(url)
                 .await
-                .map_err(|e| ConnectionError::Store(e.to_string()))?,
+                .map_err(|e| ConnectionError::StoreUnavailable(e.to_string()))?,
         );
         let store_handle = Arc::downgrade(&store);
 
@@ -84,7 +84,7 @@ impl WhatsAppConnector {
         let bot = builder
             .build()
             .await
-            .map_err(|e| ConnectionError::Store(e.to_string()))?;
+            .map_err(|e| ConnectionError::StoreUnavailable(e.to_string()))?;
 
         let client = bot.client();
         // The org actor decides every reconnect (CONTRACT §4): one Bot, one run.
@@ -128,7 +128,7 @@ impl Connector for WhatsAppConnector {
         Ok((conn, events))
     }
 
-    fn has_credentials(&self, dir: &Path) -> bool {
-        has_device(dir)
+    fn has_credentials(&self, dir: &Path) -> Result<bool, ConnectionError> {
+        Ok(has_device(dir))
     }
 }

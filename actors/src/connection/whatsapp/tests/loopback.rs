@@ -90,7 +90,10 @@ async fn pair(
     })
     .await;
     conn.shutdown().await;
-    assert!(connector(server).has_credentials(dir), "paired store");
+    assert!(
+        connector(server).has_credentials(dir).unwrap(),
+        "paired store"
+    );
     let (conn, mut events) = open(server, dir, StartMode::Resume).await;
     let connected = until(&mut events, |e| {
         matches!(e, ConnectionEvent::Connected { .. })
@@ -118,8 +121,8 @@ async fn pairs_by_qr_logs_in_and_sends_a_real_message() {
     let dir = org_dir(&tmp, "optica-sol");
     let (conn, _events) = pair(&server, &dir, PHONE).await;
 
-    let id = conn
-        .send_text(CUSTOMER, "Su cita es mañana a las 10:00")
+    let id = crate::outbox::MessageId::generate().as_str().to_owned();
+    conn.send_text(CUSTOMER, "Su cita es mañana a las 10:00", &id)
         .await
         .unwrap();
     let sent = server

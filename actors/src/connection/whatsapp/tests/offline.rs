@@ -36,7 +36,7 @@ async fn no_network_reports_a_transient_failure_and_shuts_down() {
     let dir = tmp.path().join("wa-test");
     std::fs::create_dir(&dir).unwrap();
     let connector = offline_connector();
-    assert!(!connector.has_credentials(&dir), "empty dir");
+    assert!(!connector.has_credentials(&dir).unwrap(), "empty dir");
 
     let (conn, mut events) = connector
         .open(request(
@@ -64,7 +64,7 @@ async fn no_network_reports_a_transient_failure_and_shuts_down() {
     assert_eq!(end, None);
 
     assert_eq!(
-        conn.send_text(ME, "hola").await,
+        conn.send_text(ME, "hola", "3EB0AA").await,
         Err(ConnectionError::NotConnected)
     );
     let started = Instant::now();
@@ -85,7 +85,7 @@ async fn no_network_reports_a_transient_failure_and_shuts_down() {
 
     assert!(dir.join(STORE_FILE).is_file());
     assert!(
-        !connector.has_credentials(&dir),
+        !connector.has_credentials(&dir).unwrap(),
         "a store without a paired device"
     );
 }
@@ -151,10 +151,13 @@ async fn shutdown_during_connect_is_prompt_and_silent() {
 fn has_credentials_follows_the_documented_rule() {
     let tmp = tempfile::tempdir().unwrap();
     let connector = WhatsAppConnector::default();
-    assert!(!connector.has_credentials(tmp.path()), "no whatsapp.db");
+    assert!(
+        !connector.has_credentials(tmp.path()).unwrap(),
+        "no whatsapp.db"
+    );
     std::fs::write(tmp.path().join(STORE_FILE), b"").unwrap();
     assert!(
-        !connector.has_credentials(tmp.path()),
+        !connector.has_credentials(tmp.path()).unwrap(),
         "an empty file has no device table"
     );
 }
@@ -173,18 +176,24 @@ fn has_credentials_needs_a_device_with_number_and_identity() {
     )
     .unwrap();
     let connector = WhatsAppConnector::default();
-    assert!(!connector.has_credentials(tmp.path()), "no device row");
+    assert!(
+        !connector.has_credentials(tmp.path()).unwrap(),
+        "no device row"
+    );
     db.batch_execute("INSERT INTO device (id, pn, account) VALUES (1, '', NULL);")
         .unwrap();
     assert!(
-        !connector.has_credentials(tmp.path()),
+        !connector.has_credentials(tmp.path()).unwrap(),
         "a device that never paired"
     );
     db.batch_execute(
         "UPDATE device SET pn = '573001234567@s.whatsapp.net', account = x'0a00' WHERE id = 1;",
     )
     .unwrap();
-    assert!(connector.has_credentials(tmp.path()), "a paired device");
+    assert!(
+        connector.has_credentials(tmp.path()).unwrap(),
+        "a paired device"
+    );
 }
 
 /// Pairing by phone number asks for a code once the socket is up; with no network
@@ -210,7 +219,7 @@ async fn pairing_by_number_with_no_network_releases_the_store() {
         .unwrap();
     assert_eq!(classify(&first), Class::Transient, "got {first:?}");
     // The store is open (and in WAL mode): has_credentials still reads it.
-    assert!(!connector.has_credentials(&dir));
+    assert!(!connector.has_credentials(&dir).unwrap());
     let started = Instant::now();
     conn.shutdown().await;
     assert!(

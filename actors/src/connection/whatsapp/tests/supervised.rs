@@ -32,8 +32,8 @@ impl Connector for Mixed {
         }
     }
 
-    fn has_credentials(&self, dir: &Path) -> bool {
-        self.sim.has_credentials(dir) || self.real.has_credentials(dir)
+    fn has_credentials(&self, dir: &Path) -> Result<bool, ConnectionError> {
+        Ok(self.sim.has_credentials(dir)? || self.real.has_credentials(dir)?)
     }
 }
 
