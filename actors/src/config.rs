@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::budget::BudgetSpec;
+use crate::outbox::lane::LaneSpec;
 use crate::window::WindowSpec;
 
 /// Exponential backoff with jitter for reconnects and actor restarts.
@@ -69,6 +70,11 @@ pub struct SupervisorConfig {
     pub actor_restart: Backoff,
     /// How long a send waits for a `reconnecting` session to come back.
     pub send_wait: Duration,
+    /// The outer bound on any request (the HTTP request timeout): every wait
+    /// inside one is derived from it, so an answer always comes before it.
+    pub request_timeout: Duration,
+    /// The outbox (CONTRACT §10).
+    pub outbox: OutboxSpec,
     /// How long a `banned` session waits when WhatsApp gave no expiry.
     pub default_ban: Duration,
     /// How long a graceful shutdown of one connection may take before it is dropped.
@@ -92,8 +98,65 @@ impl SupervisorConfig {
                 jitter: 0.2,
             },
             send_wait: Duration::from_secs(20),
+            request_timeout: Duration::from_secs(30),
+            outbox: OutboxSpec::default(),
             default_ban: Duration::from_secs(3600),
             shutdown_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+impl SupervisorConfig {
+    /// How long a request may wait for the supervisor and an org actor: a second
+    /// less than the request timeout, so the caller hears why before it gives up.
+    pub fn call_timeout(&self) -> Duration {
+        self.request_timeout.saturating_sub(Duration::from_secs(1))
+    }
+
+    /// How long a compatible send may wait for its message's ack in all.
+    pub fn answer_within(&self) -> Duration {
+        self.call_timeout()
+    }
+
+    /// How long stopping the whole tree may take: each org's connection gets its
+    /// grace, in parallel, plus the driver's wait for it.
+    pub fn shutdown_bound(&self) -> Duration {
+        self.shutdown_grace * 3 + Duration::from_secs(1)
+    }
+}
+
+/// How the outbox delivers (CONTRACT §10, `[outbox]`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct OutboxSpec {
+    /// Average gap between two deliveries of one org, drawn from ±50 % (anti-ban).
+    pub min_gap: Duration,
+    /// A send and its server ack within this, or the connection is taken for dead.
+    pub ack_timeout: Duration,
+    /// Attempts per message before it is `failed`.
+    pub max_attempts: u32,
+    /// How long a message without `expires_at` may wait before it is `expired`.
+    pub default_ttl: Duration,
+}
+
+impl Default for OutboxSpec {
+    fn default() -> Self {
+        Self {
+            min_gap: Duration::from_millis(1000),
+            ack_timeout: Duration::from_secs(20),
+            max_attempts: 5,
+            default_ttl: Duration::from_secs(86_400),
+        }
+    }
+}
+
+impl OutboxSpec {
+    /// What one org's lane needs.
+    pub(crate) fn lane(&self, retry: Backoff) -> LaneSpec {
+        LaneSpec {
+            min_gap: self.min_gap,
+            ack_timeout: self.ack_timeout,
+            max_attempts: self.max_attempts,
+            retry,
         }
     }
 }

@@ -4,6 +4,7 @@
 //! its status so the caller can show it (CONTRACT §2).
 
 use crate::SessionStatus;
+use crate::outbox::OutboxError;
 
 /// A failed session operation (start, logout, clean).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -14,15 +15,21 @@ pub enum SessionError {
     /// The sessions directory could not be changed.
     #[error("the session store failed: {0}")]
     Storage(String),
-    /// The supervisor is stopping or did not answer in time.
+    /// The org's actor could not be started.
+    #[error("the session could not be started: {0}")]
+    ActorFailed(String),
+    /// The request was not answered within its time.
+    #[error("the session did not answer in time")]
+    TimedOut,
+    /// The supervisor is stopping.
     #[error("the supervisor is unavailable")]
     Unavailable,
 }
 
-/// A failed send.
+/// A failed send or enqueue.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SendError {
-    /// The organization has no session.
+    /// The organization has no session (and no stored credentials).
     #[error("no session for this organization")]
     NoSession,
     /// The session is not connected (and did not come back within the wait).
@@ -31,7 +38,7 @@ pub enum SendError {
     /// WhatsApp (or the connection) refused the message.
     #[error("the message could not be sent: {reason}")]
     Failed { reason: String },
-    /// The supervisor is stopping or did not answer in time.
-    #[error("the supervisor is unavailable")]
-    Unavailable,
+    /// The outbox refused or failed (an idempotency key reused, the store).
+    #[error(transparent)]
+    Outbox(#[from] OutboxError),
 }

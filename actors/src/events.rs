@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+use crate::outbox::{Message, MessageStatus};
 use crate::{OrgId, SessionStatus};
 
 /// One thing that happened to one org's session.
@@ -22,8 +23,12 @@ pub struct SessionEvent {
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum EventKind {
-    /// The status changed.
-    StatusChanged { from: SessionStatus, reason: String },
+    /// The status changed; `retry_at` is when a `banned` or `blocked` one ends.
+    StatusChanged {
+        from: SessionStatus,
+        reason: String,
+        retry_at: Option<DateTime<Utc>>,
+    },
     /// A new QR code (raw payload), with the pairing code when one was asked for.
     Qr {
         code: String,
@@ -40,10 +45,42 @@ pub enum EventKind {
     DecryptError,
     /// The server sent a stream error (or a connect failed).
     StreamError { code: Option<u16> },
-    /// A message was accepted by WhatsApp.
-    MessageSent { message_id: String, to: String },
-    /// A message could not be sent.
-    MessageFailed { to: String, reason: String },
+    /// A message of the outbox reached a status worth telling (CONTRACT §10).
+    Message(MessageEvent),
+}
+
+/// What happened to one message of the outbox.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MessageEvent {
+    /// `sent`, `delivered`, `read`, `failed`, `expired` or `cancelled`.
+    pub status: MessageStatus,
+    pub message_id: String,
+    pub idempotency_key: Option<String>,
+    /// The recipient, digits.
+    pub to: String,
+    /// Why it failed, when it did.
+    pub error: Option<String>,
+    pub accepted_at: DateTime<Utc>,
+    pub attempts: u32,
+}
+
+impl MessageEvent {
+    /// The event of a message's record, or `None` for `queued` and `sending`,
+    /// which nobody is told of.
+    pub fn of(message: &Message) -> Option<Self> {
+        if message.status.is_pending() {
+            return None;
+        }
+        Some(Self {
+            status: message.status,
+            message_id: message.message_id.to_string(),
+            idempotency_key: message.idempotency_key.clone(),
+            to: message.phone.clone(),
+            error: message.error.clone(),
+            accepted_at: message.created_at,
+            attempts: message.attempts,
+        })
+    }
 }
 
 /// Receives session events. Must return at once.

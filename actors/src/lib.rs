@@ -35,6 +35,7 @@ pub mod events;
 pub mod org_id;
 pub mod outbox;
 mod phone_book;
+pub mod privacy;
 mod session;
 pub mod status;
 pub mod storage;
@@ -42,10 +43,12 @@ mod supervisor;
 pub mod window;
 
 pub use budget::{BlockReason, Blocked, BudgetSpec, ConnectionBudget, GlobalBudget, OrgBudget};
-pub use config::{Backoff, SupervisorConfig};
+pub use config::{Backoff, OutboxSpec, SupervisorConfig};
 pub use error::{SendError, SessionError};
-pub use events::{EventKind, EventSink, SessionEvent};
+pub use events::{EventKind, EventSink, MessageEvent, SessionEvent};
 pub use org_id::{OrgId, OrgIdError};
 pub use status::{SessionSnapshot, SessionStatus};
-pub use supervisor::{CleanOutcome, SentMessage, StartOutcome, Supervisor};
+pub use supervisor::{
+    CleanOutcome, MessageRequest, SentMessage, StartOutcome, Supervisor, SupervisorParts,
+};
 pub use window::{ErrorWindow, WindowSpec};

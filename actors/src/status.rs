@@ -92,6 +92,9 @@ pub struct SessionSnapshot {
     pub pairing_code: Option<String>,
     /// Until when `banned` or `blocked` lasts.
     pub retry_at: Option<DateTime<Utc>>,
+    /// When the next connection attempt is due, while one is awaited (a backoff,
+    /// a ban, a spent budget).
+    pub next_attempt_at: Option<DateTime<Utc>>,
     /// Why the session is in this status, in words an operator can act on.
     pub reason: Option<String>,
     pub updated_at: DateTime<Utc>,
@@ -107,6 +110,7 @@ impl SessionSnapshot {
             qr: None,
             pairing_code: None,
             retry_at: None,
+            next_attempt_at: None,
             reason: None,
             updated_at: Utc::now(),
         }

@@ -8,6 +8,9 @@
 //! transitions of [`MessageStatus::after`]: one table, tested row by row, that every
 //! store applies.
 
+pub(crate) mod lane;
+mod memory;
+mod service;
 pub mod store;
 
 use std::fmt;
@@ -17,6 +20,9 @@ use serde::{Serialize, Serializer};
 
 use crate::OrgId;
 
+pub use lane::LaneSpec;
+pub use memory::MemoryStore;
+pub use service::{MessageWatch, Outbox};
 pub use store::{Enqueued, ListFilter, OutboxError, OutboxStore, Updated};
 
 /// Where a message stands (CONTRACT §10).

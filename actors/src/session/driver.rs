@@ -13,29 +13,51 @@ use std::time::Duration;
 use ractor::ActorRef;
 use tokio::sync::{mpsc, oneshot};
 
-use super::OrgMsg;
+use super::msg::{OrgMsg, Report};
 use crate::OrgId;
 use crate::connection::{ConnectRequest, Connection, ConnectionError, Connector, StartMode};
-use crate::storage::{self, StorageMsg};
+use crate::storage::{self, StorageMsg, fs_ops};
 
 /// What the org actor asks its driver to do.
 pub(crate) enum DriverCmd {
+    /// Read the store (on the blocking pool): does it hold credentials?
+    Probe { generation: u64 },
     /// Close the current connection (if any), then open a new one tagged `generation`.
     Open { generation: u64, mode: StartMode },
     /// Close the current connection; `done` fires once it is closed.
     Close { done: Option<oneshot::Sender<()>> },
-    /// Optionally log out, close, then back up and wipe the store.
+    /// Close the connection (unlinking the device first, if asked), then back the
+    /// store up and wipe it.
     Wipe {
         generation: u64,
         reason: String,
-        recreate: bool,
-        logout: bool,
+        farewell: Farewell,
+        afterwards: Afterwards,
     },
+}
+
+/// How a connection is left before a wipe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Farewell {
+    /// Tell WhatsApp to unlink this device, then close.
+    Unlink,
+    /// Just close, with the state flushed.
+    Close,
+}
+
+/// What the live directory becomes after the backup.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Afterwards {
+    /// An empty directory, for a new pairing.
+    EmptyDir,
+    /// Nothing: the org is removed.
+    NoDir,
 }
 
 /// What the driver needs; the org actor builds it once.
 pub(crate) struct DriverParts {
     pub org: OrgId,
+    pub sessions_dir: std::path::PathBuf,
     pub connector: Arc<dyn Connector>,
     pub storage: ActorRef<StorageMsg>,
     pub lease: Arc<tokio::sync::Mutex<()>>,
@@ -58,8 +80,23 @@ async fn run(
 ) {
     let _lease = parts.lease.clone().lock_owned().await;
     let mut current: Option<Arc<dyn Connection>> = None;
+    let report = |generation: u64, report: Report| {
+        let _ = actor.cast(OrgMsg::Report { generation, report });
+    };
     while let Some(command) = commands.recv().await {
         match command {
+            DriverCmd::Probe { generation } => {
+                let connector = parts.connector.clone();
+                let dir = fs_ops::live_dir(&parts.sessions_dir, &parts.org);
+                let probed = tokio::task::spawn_blocking(move || connector.has_credentials(&dir))
+                    .await
+                    .unwrap_or_else(|e| {
+                        Err(ConnectionError::StoreUnavailable(format!(
+                            "the store probe failed: {e}"
+                        )))
+                    });
+                report(generation, Report::Probed(probed));
+            }
             DriverCmd::Open { generation, mode } => {
                 close(&mut current, parts.grace).await;
                 let org = parts.org.clone();
@@ -69,7 +106,7 @@ async fn run(
                     Ok(dir) => dir,
                     Err(e) => {
                         let error = ConnectionError::StoreUnavailable(e.0);
-                        let _ = actor.cast(OrgMsg::OpenFailed { generation, error });
+                        report(generation, Report::OpenFailed(error));
                         continue;
                     }
                 };
@@ -83,20 +120,20 @@ async fn run(
                         current = Some(conn.clone());
                         // Enqueued before the pump starts, so the actor sees `Opened`
                         // before any event of this connection.
-                        let _ = actor.cast(OrgMsg::Opened { generation, conn });
+                        report(generation, Report::Opened(conn));
                         let actor = actor.clone();
                         tokio::spawn(async move {
                             while let Some(event) = events.recv().await {
-                                if actor.cast(OrgMsg::Event { generation, event }).is_err() {
+                                let report = Report::Event(event);
+                                if actor.cast(OrgMsg::Report { generation, report }).is_err() {
                                     return;
                                 }
                             }
-                            let _ = actor.cast(OrgMsg::Closed { generation });
+                            let report = Report::Closed;
+                            let _ = actor.cast(OrgMsg::Report { generation, report });
                         });
                     }
-                    Err(error) => {
-                        let _ = actor.cast(OrgMsg::OpenFailed { generation, error });
-                    }
+                    Err(error) => report(generation, Report::OpenFailed(error)),
                 }
             }
             DriverCmd::Close { done } => {
@@ -108,10 +145,10 @@ async fn run(
             DriverCmd::Wipe {
                 generation,
                 reason,
-                recreate,
-                logout,
+                farewell,
+                afterwards,
             } => {
-                if logout
+                if farewell == Farewell::Unlink
                     && let Some(conn) = &current
                     && let Err(e) = with_grace(parts.grace, conn.logout()).await
                 {
@@ -123,15 +160,11 @@ async fn run(
                 let result = storage::ask(&parts.storage, |reply| StorageMsg::BackupAndWipe {
                     org,
                     reason: why,
-                    recreate,
+                    recreate: afterwards == Afterwards::EmptyDir,
                     reply,
                 })
                 .await;
-                let _ = actor.cast(OrgMsg::Wiped {
-                    generation,
-                    reason,
-                    result,
-                });
+                report(generation, Report::Wiped { reason, result });
             }
         }
     }

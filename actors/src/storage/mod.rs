@@ -6,7 +6,7 @@
 
 pub mod fs_ops;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use chrono::Utc;
@@ -19,13 +19,9 @@ use crate::OrgId;
 #[error("{0}")]
 pub struct StorageError(pub String);
 
-/// Decides whether an org directory holds credentials (given by the connector).
-pub type CredentialsProbe = Arc<dyn Fn(&Path) -> bool + Send + Sync>;
-
 pub struct StorageArgs {
     pub root: PathBuf,
     pub backups_kept: usize,
-    pub has_credentials: CredentialsProbe,
 }
 
 pub enum StorageMsg {
@@ -40,10 +36,6 @@ pub enum StorageMsg {
         reason: String,
         recreate: bool,
         reply: RpcReplyPort<Result<Option<String>, StorageError>>,
-    },
-    /// The orgs whose directories hold credentials.
-    ListWithCredentials {
-        reply: RpcReplyPort<Result<Vec<OrgId>, StorageError>>,
     },
 }
 
@@ -104,13 +96,6 @@ impl Actor for StorageActor {
                         tracing::info!(org_id = %org, backup = %name, reason = %reason, "session backed up and wiped");
                     }
                     outcome
-                })
-                .await;
-                let _ = reply.send(result);
-            }
-            StorageMsg::ListWithCredentials { reply } => {
-                let result = blocking(move || {
-                    fs_ops::orgs_with_credentials(&args.root, args.has_credentials.as_ref())
                 })
                 .await;
                 let _ = reply.send(result);

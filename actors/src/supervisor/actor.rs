@@ -2,30 +2,32 @@
 //!
 //! It spawns one linked org actor per organization on demand and overrides
 //! `handle_supervisor_evt` (ractor's default would stop the whole tree when one org
-//! fails): a crashed org actor is restarted after a backoff, and nobody else notices.
-//! Everything that must survive that crash (snapshot, store lease, cleanup history)
-//! lives in the registry, not in the org actor.
+//! fails): a crashed org actor is replaced at once by one that waits out a restart
+//! backoff and picks the session up again, and nobody else notices. Everything that
+//! must survive that crash (snapshot, store lease, cleanup history) lives in the
+//! registry, not in the org actor.
+//!
+//! Its handler awaits no disk and no network: an org's store is read by that org's
+//! driver, a stopped org's cleanup runs in a task of its own, so one slow store
+//! never holds up another org's request.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use ractor::{
     Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent,
 };
-use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::handle::{CleanOutcome, StartOutcome};
-use super::registry::{OrgSlot, Registry};
+use super::registry::Registry;
 use crate::connection::Connector;
 use crate::events::EventSink;
+use crate::outbox::Outbox;
 use crate::phone_book::PhoneBook;
-use crate::session::{Begin, OrgActor, OrgArgs, OrgMsg};
+use crate::session::{Begin, OrgActor, OrgArgs, OrgMsg, Removal, Request};
 use crate::storage::{self, StorageActor, StorageArgs, StorageMsg};
-use crate::{
-    ConnectionBudget, ErrorWindow, OrgId, SessionError, SessionSnapshot, SessionStatus,
-    SupervisorConfig,
-};
+use crate::{ConnectionBudget, OrgId, SessionError, SupervisorConfig};
 
 pub(crate) enum SupervisorMsg {
     Start {
@@ -33,21 +35,10 @@ pub(crate) enum SupervisorMsg {
         phone_for_code: Option<String>,
         reply: RpcReplyPort<Result<StartOutcome, SessionError>>,
     },
-    Logout {
+    Remove {
         org: OrgId,
+        how: Removal,
         reply: RpcReplyPort<Result<CleanOutcome, SessionError>>,
-    },
-    ForceClean {
-        org: OrgId,
-        reply: RpcReplyPort<Result<CleanOutcome, SessionError>>,
-    },
-    /// The orgs whose directories hold credentials.
-    Stored {
-        reply: RpcReplyPort<Result<Vec<OrgId>, SessionError>>,
-    },
-    /// Restart a crashed org actor (sent to itself after the backoff).
-    Respawn {
-        org: OrgId,
     },
     Ping {
         reply: RpcReplyPort<()>,
@@ -64,18 +55,15 @@ pub(crate) struct SupervisorArgs {
     pub registry: Registry,
     pub events: Arc<dyn EventSink>,
     pub budget: Arc<ConnectionBudget>,
+    pub outbox: Outbox,
 }
 
 pub(crate) struct SupervisorActor;
 
 pub(crate) struct SupervisorState {
-    config: Arc<SupervisorConfig>,
-    connector: Arc<dyn Connector>,
-    registry: Registry,
+    args: SupervisorArgs,
     storage: ActorRef<StorageMsg>,
     phones: PhoneBook,
-    events: Arc<dyn EventSink>,
-    budget: Arc<ConnectionBudget>,
     /// Which org each running org actor serves.
     orgs_by_actor: HashMap<ActorId, OrgId>,
     /// Recent crashes per org, for the restart backoff.
@@ -92,28 +80,20 @@ impl Actor for SupervisorActor {
         myself: ActorRef<SupervisorMsg>,
         args: SupervisorArgs,
     ) -> Result<SupervisorState, ActorProcessingErr> {
-        let connector = args.connector.clone();
         let (storage, _) = Actor::spawn_linked(
             None,
             StorageActor,
             StorageArgs {
                 root: args.config.sessions_dir.clone(),
                 backups_kept: args.config.backups_kept,
-                has_credentials: Arc::new(move |dir| {
-                    connector.has_credentials(dir).unwrap_or(true)
-                }),
             },
             myself.get_cell(),
         )
         .await?;
         Ok(SupervisorState {
-            config: args.config,
-            connector: args.connector,
-            registry: args.registry,
+            args,
             storage,
             phones: PhoneBook::default(),
-            events: args.events,
-            budget: args.budget,
             orgs_by_actor: HashMap::new(),
             crashes: HashMap::new(),
         })
@@ -126,16 +106,9 @@ impl Actor for SupervisorActor {
     ) -> Result<(), ActorProcessingErr> {
         // Stop every org gracefully (flushing its connection, never logging out)
         // before ractor would kill the children outright.
-        let actors: Vec<ActorRef<OrgMsg>> = state
-            .registry
-            .read()
-            .unwrap()
-            .values()
-            .filter_map(|slot| slot.actor.clone())
-            .collect();
-        let grace = state.config.shutdown_grace * 3;
+        let grace = state.args.config.shutdown_grace * 3;
         let mut stopping = tokio::task::JoinSet::new();
-        for actor in actors {
+        for actor in state.args.registry.actors() {
             stopping.spawn(async move {
                 let _ = actor
                     .stop_and_wait(Some("shutdown".into()), Some(grace))
@@ -158,64 +131,31 @@ impl Actor for SupervisorActor {
                 org,
                 phone_for_code,
                 reply,
-            } => match state.running(&org) {
+            } => match state.args.registry.actor(&org) {
                 Some(actor) => forward(
                     &actor,
-                    OrgMsg::Start {
+                    Request::Start {
                         phone_for_code,
                         reply,
                     },
                 ),
                 None => {
-                    let result = state
-                        .spawn_org(&myself, &org, Begin::Start { phone_for_code })
-                        .await
-                        .map(|snapshot| StartOutcome {
-                            snapshot,
-                            already_running: false,
-                        });
-                    let _ = reply.send(result);
+                    let begin = Begin::Start {
+                        phone_for_code,
+                        reply: Some(reply),
+                    };
+                    if let Err(e) = state.spawn_org(&myself, &org, begin).await {
+                        tracing::error!(org_id = %org, error = %e, "org actor could not be started");
+                    }
                 }
             },
-            SupervisorMsg::Logout { org, reply } => match state.running(&org) {
-                Some(actor) => forward(
-                    &actor,
-                    OrgMsg::Remove {
-                        logout: true,
-                        reply,
-                    },
-                ),
-                None => {
+            SupervisorMsg::Remove { org, how, reply } => match state.args.registry.actor(&org) {
+                Some(actor) => forward(&actor, Request::Remove { how, reply }),
+                None if how == Removal::Logout => {
                     let _ = reply.send(Err(SessionError::NoSession));
                 }
+                None => state.clean_stopped(org, reply),
             },
-            SupervisorMsg::ForceClean { org, reply } => match state.running(&org) {
-                Some(actor) => forward(
-                    &actor,
-                    OrgMsg::Remove {
-                        logout: false,
-                        reply,
-                    },
-                ),
-                None => {
-                    let result = state.clean_stopped(&org).await;
-                    let _ = reply.send(result);
-                }
-            },
-            SupervisorMsg::Stored { reply } => {
-                let listed = storage::ask(&state.storage, |reply| {
-                    StorageMsg::ListWithCredentials { reply }
-                })
-                .await;
-                let _ = reply.send(listed.map_err(|e| SessionError::Storage(e.0)));
-            }
-            SupervisorMsg::Respawn { org } => {
-                if state.running(&org).is_none()
-                    && let Err(e) = state.spawn_org(&myself, &org, Begin::Recover).await
-                {
-                    tracing::error!(org_id = %org, error = %e, "org actor could not be restarted");
-                }
-            }
             SupervisorMsg::Ping { reply } => {
                 let _ = reply.send(());
             }
@@ -246,7 +186,9 @@ impl Actor for SupervisorActor {
                     return Err(format!("the storage actor failed: {error}").into());
                 }
                 if let Some(org) = state.forget(&cell) {
-                    state.schedule_respawn(&myself, org, &error.to_string());
+                    state
+                        .replace_crashed(&myself, org, &error.to_string())
+                        .await;
                 }
             }
             _ => {}
@@ -255,132 +197,105 @@ impl Actor for SupervisorActor {
     }
 }
 
-/// Hands a request with its reply port to an org actor; if the actor is already
-/// gone the port is dropped and the caller sees the supervisor as unavailable.
-fn forward(actor: &ActorRef<OrgMsg>, msg: OrgMsg) {
-    if actor.cast(msg).is_err() {
-        tracing::warn!("a request reached an org actor that was stopping");
+/// Hands a request with its reply port to an org actor. If the actor is already
+/// gone (or stops before handling it) the port is dropped, and the handle retries
+/// the request: by then the supervisor knows of the end and starts afresh.
+fn forward(actor: &ActorRef<OrgMsg>, request: Request) {
+    if actor.cast(OrgMsg::Request(request)).is_err() {
+        tracing::debug!("a request reached an org actor that was stopping");
     }
 }
 
 impl SupervisorState {
-    fn running(&self, org: &OrgId) -> Option<ActorRef<OrgMsg>> {
-        let registry = self.registry.read().unwrap();
-        registry.get(org).and_then(|slot| slot.actor.clone())
-    }
-
-    /// Spawns the org's actor (creating its slot the first time); returns the
-    /// snapshot right after it began.
+    /// Spawns the org's actor (creating its registry slot the first time).
     async fn spawn_org(
         &mut self,
         myself: &ActorRef<SupervisorMsg>,
         org: &OrgId,
         begin: Begin,
-    ) -> Result<SessionSnapshot, SessionError> {
-        let (snapshot, lease, cleanups) = {
-            let mut registry = self.registry.write().unwrap();
-            let slot = registry.entry(org.clone()).or_insert_with(|| OrgSlot {
-                snapshot: watch::Sender::new(SessionSnapshot::not_started(org.clone())),
-                actor: None,
-                lease: Arc::new(tokio::sync::Mutex::new(())),
-                cleanups: Arc::new(Mutex::new(ErrorWindow::new(self.config.cleanups))),
-            });
-            (
-                slot.snapshot.clone(),
-                slot.lease.clone(),
-                slot.cleanups.clone(),
-            )
-        };
+    ) -> Result<(), SessionError> {
+        let config = &self.args.config;
+        let shared = self.args.registry.shared(org, config.cleanups);
         let args = OrgArgs {
             org: org.clone(),
-            config: self.config.clone(),
-            connector: self.connector.clone(),
+            config: config.clone(),
+            connector: self.args.connector.clone(),
             storage: self.storage.clone(),
-            snapshot: snapshot.clone(),
-            lease,
-            cleanups,
+            snapshot: shared.snapshot,
+            lease: shared.lease,
+            cleanups: shared.cleanups,
             phones: self.phones.clone(),
-            events: self.events.clone(),
-            budget: self.budget.clone(),
+            events: self.args.events.clone(),
+            budget: self.args.budget.clone(),
+            outbox: self.args.outbox.clone(),
             begin,
         };
         let (actor, _) = Actor::spawn_linked(None, OrgActor, args, myself.get_cell())
             .await
-            .map_err(|e| SessionError::Storage(format!("org actor failed to start: {e}")))?;
+            .map_err(|e| SessionError::ActorFailed(e.to_string()))?;
         self.orgs_by_actor.insert(actor.get_id(), org.clone());
-        if let Some(slot) = self.registry.write().unwrap().get_mut(org) {
-            slot.actor = Some(actor);
-        }
-        Ok(snapshot.borrow().clone())
+        self.args.registry.set_actor(org, Some(actor));
+        Ok(())
     }
 
     /// Drops a terminated org actor from the tables; returns its org.
     fn forget(&mut self, cell: &ActorCell) -> Option<OrgId> {
         let org = self.orgs_by_actor.remove(&cell.get_id())?;
-        let mut registry = self.registry.write().unwrap();
-        if let Some(slot) = registry.get_mut(&org)
-            && slot
-                .actor
-                .as_ref()
-                .is_some_and(|a| a.get_id() == cell.get_id())
-        {
-            slot.actor = None;
-        }
+        self.args.registry.clear_actor(&org, cell.get_id());
         Some(org)
     }
 
-    fn schedule_respawn(&mut self, myself: &ActorRef<SupervisorMsg>, org: OrgId, error: &str) {
+    /// Puts a new actor in place of a crashed one at once; it waits out the
+    /// restart backoff itself (as `reconnecting`), so only org actors ever write
+    /// an org's status.
+    async fn replace_crashed(&mut self, myself: &ActorRef<SupervisorMsg>, org: OrgId, error: &str) {
         let now = Instant::now();
-        let backoff = self.config.actor_restart;
+        let backoff = self.args.config.actor_restart;
         let entry = self.crashes.entry(org.clone()).or_insert((0, now));
         // A crash long after the last one starts the backoff over.
         if now.duration_since(entry.1) > backoff.max * 4 {
             entry.0 = 0;
         }
-        let delay = backoff.delay(entry.0);
+        let after = backoff.delay(entry.0);
         *entry = (entry.0.saturating_add(1), now);
-        tracing::error!(org_id = %org, error, restart_in_ms = delay.as_millis() as u64, "org actor crashed; restarting it");
-        if let Some(slot) = self.registry.read().unwrap().get(&org) {
-            slot.snapshot.send_modify(|s| {
-                if s.status.is_active() {
-                    s.status = if s.phone_number.is_some() {
-                        SessionStatus::Reconnecting
-                    } else {
-                        SessionStatus::Connecting
-                    };
-                    s.qr = None;
-                    s.reason = Some("restarting after an internal error".into());
-                }
-            });
+        tracing::error!(org_id = %org, error, restart_in_ms = after.as_millis() as u64, "org actor crashed; restarting it");
+        if let Err(e) = self.spawn_org(myself, &org, Begin::Recover { after }).await {
+            tracing::error!(org_id = %org, error = %e, "org actor could not be restarted");
         }
-        myself.send_after(delay, move || SupervisorMsg::Respawn { org });
     }
 
-    /// Backs up and wipes the store of an org whose actor is not running.
-    async fn clean_stopped(&mut self, org: &OrgId) -> Result<CleanOutcome, SessionError> {
-        let lease = {
-            let registry = self.registry.read().unwrap();
-            registry.get(org).map(|slot| slot.lease.clone())
-        };
-        // A crashed actor's connection may still be closing; wait for its lease.
-        let _held = match &lease {
-            Some(lease) => Some(lease.clone().lock_owned().await),
-            None => None,
-        };
-        let org_id = org.clone();
-        let backup = storage::ask(&self.storage, |reply| StorageMsg::BackupAndWipe {
-            org: org_id,
-            reason: "force_clean".into(),
-            recreate: false,
-            reply,
-        })
-        .await
-        .map_err(|e| SessionError::Storage(e.0))?;
-        self.phones.release(org);
-        if let Some(slot) = self.registry.read().unwrap().get(org) {
-            slot.snapshot
-                .send_replace(SessionSnapshot::not_started(org.clone()));
-        }
-        Ok(CleanOutcome { backup })
+    /// Backs up and wipes the store of an org whose actor is not running, in a
+    /// task of its own: a crashed actor's connection may still be closing, and
+    /// waiting for its lease must not hold the supervisor up.
+    fn clean_stopped(
+        &mut self,
+        org: OrgId,
+        reply: RpcReplyPort<Result<CleanOutcome, SessionError>>,
+    ) {
+        let lease = self.args.registry.lease(&org);
+        let storage = self.storage.clone();
+        let phones = self.phones.clone();
+        let registry = self.args.registry.clone();
+        tokio::spawn(async move {
+            let _held = match lease {
+                Some(lease) => Some(lease.lock_owned().await),
+                None => None,
+            };
+            let org_id = org.clone();
+            let result = storage::ask(&storage, |reply| StorageMsg::BackupAndWipe {
+                org: org_id,
+                reason: "force_clean".into(),
+                recreate: false,
+                reply,
+            })
+            .await
+            .map(|backup| CleanOutcome { backup })
+            .map_err(|e| SessionError::Storage(e.0));
+            if result.is_ok() {
+                phones.release(&org);
+                registry.mark_removed(&org);
+            }
+            let _ = reply.send(result);
+        });
     }
 }

@@ -1,7 +1,6 @@
 //! The [`Supervisor`] handle: the one door the daemon uses into the actor tree.
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use ractor::{Actor, ActorRef, rpc::CallResult};
@@ -10,12 +9,11 @@ use tokio::sync::watch;
 use super::actor::{SupervisorActor, SupervisorArgs, SupervisorMsg};
 use super::registry::Registry;
 use crate::connection::Connector;
-use crate::events::{EventSink, NoEvents};
-use crate::session::OrgMsg;
-use crate::{
-    ConnectionBudget, OrgId, SendError, SessionError, SessionSnapshot, SessionStatus,
-    SupervisorConfig,
-};
+use crate::events::EventSink;
+use crate::outbox::{Outbox, OutboxStore};
+use crate::session::Removal;
+use crate::storage::fs_ops;
+use crate::{ConnectionBudget, OrgId, SessionError, SessionSnapshot, SupervisorConfig};
 
 /// What `start` found and did.
 #[derive(Clone, Debug, PartialEq)]
@@ -23,14 +21,6 @@ pub struct StartOutcome {
     pub snapshot: SessionSnapshot,
     /// The session was already running (nothing was restarted).
     pub already_running: bool,
-}
-
-/// A message WhatsApp accepted.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SentMessage {
-    pub message_id: String,
-    /// The recipient, digits only.
-    pub phone: String,
 }
 
 /// What a logout or a forced clean did to the store.
@@ -41,74 +31,85 @@ pub struct CleanOutcome {
     pub backup: Option<String>,
 }
 
+/// Everything the actor tree is made of.
+pub struct SupervisorParts {
+    pub config: SupervisorConfig,
+    pub connector: Arc<dyn Connector>,
+    /// Where messages wait until WhatsApp has them (CONTRACT §10).
+    pub outbox: Arc<dyn OutboxStore>,
+    /// Receives every session and message event (webhooks, metrics, live events).
+    pub events: Arc<dyn EventSink>,
+}
+
 /// A cheap, cloneable handle on the running actor tree.
 #[derive(Clone)]
 pub struct Supervisor {
     actor: ActorRef<SupervisorMsg>,
-    registry: Registry,
-    call_timeout: Duration,
-    send_timeout: Duration,
+    pub(super) registry: Registry,
+    pub(super) config: Arc<SupervisorConfig>,
+    connector: Arc<dyn Connector>,
+    pub(super) outbox: Outbox,
     budget: Arc<ConnectionBudget>,
 }
 
-impl Supervisor {
-    /// Starts the storage actor and the root supervisor.
-    pub async fn spawn(
-        config: SupervisorConfig,
-        connector: Arc<dyn Connector>,
-    ) -> Result<Self, SessionError> {
-        Self::spawn_with_events(config, connector, Arc::new(NoEvents)).await
-    }
+/// How many times a request whose org actor went away under it is tried again.
+const RETRIES: u32 = 5;
 
-    /// Like [`Supervisor::spawn`], reporting every session event to `events`.
-    pub async fn spawn_with_events(
-        config: SupervisorConfig,
-        connector: Arc<dyn Connector>,
-        events: Arc<dyn EventSink>,
-    ) -> Result<Self, SessionError> {
-        let registry: Registry = Arc::new(RwLock::new(HashMap::new()));
-        let send_timeout = config.send_wait + config.shutdown_grace + Duration::from_secs(30);
-        let call_timeout = config.shutdown_grace * 2 + Duration::from_secs(30);
+impl Supervisor {
+    /// Starts the storage actor, the root supervisor and the outbox's expiry.
+    pub async fn spawn(parts: SupervisorParts) -> Result<Self, SessionError> {
+        let SupervisorParts {
+            config,
+            connector,
+            outbox,
+            events,
+        } = parts;
+        let registry = Registry::default();
+        let config = Arc::new(config);
         let budget = Arc::new(ConnectionBudget::new(config.budget));
+        let status_of = {
+            let registry = registry.clone();
+            Box::new(move |org: &OrgId| registry.status(org))
+        };
+        let outbox = Outbox::new(outbox, events.clone(), status_of);
+        outbox.start_expiry();
         let (actor, _join) = Actor::spawn(
             None,
             SupervisorActor,
             SupervisorArgs {
-                config: Arc::new(config),
-                connector,
+                config: config.clone(),
+                connector: connector.clone(),
                 registry: registry.clone(),
                 events,
                 budget: budget.clone(),
+                outbox: outbox.clone(),
             },
         )
         .await
-        .map_err(|e| SessionError::Storage(e.to_string()))?;
+        .map_err(|e| SessionError::ActorFailed(e.to_string()))?;
         Ok(Self {
             actor,
             registry,
-            call_timeout,
-            send_timeout,
+            config,
+            connector,
+            outbox,
             budget,
         })
     }
 
     /// Starts (or resumes) an org's session. Stored credentials are resumed, never
     /// wiped; a running session is left alone. `phone_for_code` asks for a pairing
-    /// code beside the QR.
+    /// code beside the QR. Answers once the org's store has been read.
     pub async fn start(
         &self,
         org: &OrgId,
         phone_for_code: Option<String>,
     ) -> Result<StartOutcome, SessionError> {
-        let org = org.clone();
-        self.call(
-            |reply| SupervisorMsg::Start {
-                org,
-                phone_for_code,
-                reply,
-            },
-            self.call_timeout,
-        )
+        self.call_org(|reply| SupervisorMsg::Start {
+            org: org.clone(),
+            phone_for_code: phone_for_code.clone(),
+            reply,
+        })
         .await?
     }
 
@@ -117,31 +118,24 @@ impl Supervisor {
         &self.budget
     }
 
+    /// The outbox (CONTRACT §10).
+    pub fn outbox(&self) -> &Outbox {
+        &self.outbox
+    }
+
     /// The snapshot of one org (`not_started` when it has no session).
     pub fn status(&self, org: &OrgId) -> SessionSnapshot {
-        let registry = self.registry.read().unwrap();
-        match registry.get(org) {
-            Some(slot) => slot.snapshot.borrow().clone(),
-            None => SessionSnapshot::not_started(org.clone()),
-        }
+        self.registry.snapshot(org)
     }
 
     /// Every org that has a session, ordered by id.
     pub fn sessions(&self) -> Vec<SessionSnapshot> {
-        let registry = self.registry.read().unwrap();
-        let mut all: Vec<SessionSnapshot> = registry
-            .values()
-            .map(|slot| slot.snapshot.borrow().clone())
-            .filter(|s| s.status != SessionStatus::NotStarted)
-            .collect();
-        all.sort_by(|a, b| a.organization_id.cmp(&b.organization_id));
-        all
+        self.registry.sessions()
     }
 
     /// Follows one org's snapshots as they change.
     pub fn watch(&self, org: &OrgId) -> Option<watch::Receiver<SessionSnapshot>> {
-        let registry = self.registry.read().unwrap();
-        registry.get(org).map(|slot| slot.snapshot.subscribe())
+        self.registry.watch(org)
     }
 
     /// Waits until an org's snapshot satisfies `done`, at most `timeout`.
@@ -158,64 +152,52 @@ impl Supervisor {
         }
     }
 
-    /// Sends a text from an org's number to `phone` (digits with country code).
-    pub async fn send_text(
-        &self,
-        org: &OrgId,
-        phone: &str,
-        text: &str,
-    ) -> Result<SentMessage, SendError> {
-        let actor = {
-            let registry = self.registry.read().unwrap();
-            let slot = registry.get(org).ok_or(SendError::NoSession)?;
-            match (&slot.actor, slot.snapshot.borrow().status) {
-                (_, SessionStatus::NotStarted) => return Err(SendError::NoSession),
-                (Some(actor), _) => actor.clone(),
-                // Between a crash and its restart: the session exists but cannot send.
-                (None, status) => return Err(SendError::NotConnected { status }),
-            }
-        };
-        let (phone, text) = (phone.to_owned(), text.to_owned());
-        match actor
-            .call(
-                |reply| OrgMsg::Send { phone, text, reply },
-                Some(self.send_timeout),
-            )
-            .await
-        {
-            Ok(CallResult::Success(result)) => result,
-            _ => Err(SendError::Unavailable),
-        }
-    }
-
     /// Logs an org's device out of WhatsApp, backs its session up and removes it.
     pub async fn logout(&self, org: &OrgId) -> Result<CleanOutcome, SessionError> {
-        let org = org.clone();
-        self.call(
-            |reply| SupervisorMsg::Logout { org, reply },
-            self.call_timeout,
-        )
-        .await?
+        self.remove(org, Removal::Logout).await
     }
 
     /// Stops an org's session (if any), backs its store up and removes it. Succeeds
     /// for an org without a session too: there is then nothing to do.
     pub async fn force_clean(&self, org: &OrgId) -> Result<CleanOutcome, SessionError> {
-        let org = org.clone();
-        self.call(
-            |reply| SupervisorMsg::ForceClean { org, reply },
-            self.call_timeout,
-        )
+        self.remove(org, Removal::ForceClean).await
+    }
+
+    async fn remove(&self, org: &OrgId, how: Removal) -> Result<CleanOutcome, SessionError> {
+        self.call_org(|reply| SupervisorMsg::Remove {
+            org: org.clone(),
+            how,
+            reply,
+        })
         .await?
+    }
+
+    /// Whether the org's directory holds credentials, read on the blocking pool.
+    pub async fn has_credentials(&self, org: &OrgId) -> Result<bool, SessionError> {
+        let dir = fs_ops::live_dir(&self.config.sessions_dir, org);
+        let connector = self.connector.clone();
+        tokio::task::spawn_blocking(move || connector.has_credentials(&dir))
+            .await
+            .map_err(|e| SessionError::Storage(e.to_string()))?
+            .map_err(|e| SessionError::Storage(e.to_string()))
     }
 
     /// Starts every org whose directory holds credentials, one after another with
     /// about `gap` between two (randomized ±50%, so that a restart never reconnects
     /// every number at once); returns the orgs it started.
     pub async fn resume_stored(&self, gap: Duration) -> Result<Vec<OrgId>, SessionError> {
-        let stored = self
-            .call(|reply| SupervisorMsg::Stored { reply }, self.call_timeout)
-            .await??;
+        let root = self.config.sessions_dir.clone();
+        let connector = self.connector.clone();
+        // A store that cannot be read is resumed: the connect decides, and an
+        // unreadable store is never taken for "no credentials".
+        let stored = tokio::task::spawn_blocking(move || {
+            fs_ops::orgs_with_credentials(&root, &|dir| {
+                connector.has_credentials(dir).unwrap_or(true)
+            })
+        })
+        .await
+        .map_err(|e| SessionError::Storage(e.to_string()))?
+        .map_err(|e| SessionError::Storage(e.to_string()))?;
         let mut resumed = Vec::new();
         for (i, org) in stored.into_iter().enumerate() {
             if i > 0 && !gap.is_zero() {
@@ -252,31 +234,37 @@ impl Supervisor {
     pub async fn shutdown(&self) {
         let _ = self
             .actor
-            .stop_and_wait(Some("shutdown".into()), Some(self.call_timeout))
+            .stop_and_wait(Some("shutdown".into()), Some(self.config.shutdown_bound()))
             .await;
     }
 
     #[cfg(test)]
     pub(crate) fn crash_for_test(&self, org: &OrgId) {
-        if let Some(actor) = self.org_actor(org) {
-            let _ = actor.cast(OrgMsg::CrashForTest);
+        if let Some(actor) = self.registry.actor(org) {
+            let _ = actor.cast(crate::session::OrgMsg::CrashForTest);
         }
     }
 
-    #[cfg(test)]
-    fn org_actor(&self, org: &OrgId) -> Option<ActorRef<OrgMsg>> {
-        let registry = self.registry.read().unwrap();
-        registry.get(org).and_then(|slot| slot.actor.clone())
-    }
-
-    async fn call<T: Send + 'static>(
+    /// Asks the supervisor, which hands the reply port to the org's actor. When
+    /// that actor goes away before answering (it was stopping: a removal just
+    /// finished, or it crashed), the port is dropped: the request is asked again,
+    /// and by then the supervisor knows of the end and starts afresh.
+    async fn call_org<T: Send + 'static>(
         &self,
-        msg: impl FnOnce(ractor::RpcReplyPort<T>) -> SupervisorMsg,
-        timeout: Duration,
+        msg: impl Fn(ractor::RpcReplyPort<T>) -> SupervisorMsg,
     ) -> Result<T, SessionError> {
-        match self.actor.call(msg, Some(timeout)).await {
-            Ok(CallResult::Success(value)) => Ok(value),
-            _ => Err(SessionError::Unavailable),
+        let deadline = tokio::time::Instant::now() + self.config.call_timeout();
+        for attempt in 0..=RETRIES {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.actor.call(&msg, Some(left)).await {
+                Ok(CallResult::Success(value)) => return Ok(value),
+                Ok(CallResult::SenderError) if attempt < RETRIES => {
+                    tokio::time::sleep(Duration::from_millis(10 << attempt)).await;
+                }
+                Ok(CallResult::Timeout) => return Err(SessionError::TimedOut),
+                _ => return Err(SessionError::Unavailable),
+            }
         }
+        Err(SessionError::Unavailable)
     }
 }

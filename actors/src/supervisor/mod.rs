@@ -2,9 +2,11 @@
 
 mod actor;
 mod handle;
+mod messages;
 mod registry;
 
-pub use handle::{CleanOutcome, SentMessage, StartOutcome, Supervisor};
+pub use handle::{CleanOutcome, StartOutcome, Supervisor, SupervisorParts};
+pub use messages::{MessageRequest, SentMessage};
 
 #[cfg(test)]
 mod tests;

@@ -8,9 +8,10 @@ use ractor::ActorRef;
 use tokio::sync::watch;
 
 use crate::session::OrgMsg;
-use crate::{ErrorWindow, OrgId, SessionSnapshot};
+use crate::{ErrorWindow, OrgId, SessionSnapshot, SessionStatus, WindowSpec};
 
-pub(crate) type Registry = Arc<RwLock<HashMap<OrgId, OrgSlot>>>;
+#[derive(Clone, Default)]
+pub(crate) struct Registry(Arc<RwLock<HashMap<OrgId, OrgSlot>>>);
 
 /// Everything about one org that lives longer than one incarnation of its actor.
 pub(crate) struct OrgSlot {
@@ -23,4 +24,102 @@ pub(crate) struct OrgSlot {
     pub lease: Arc<tokio::sync::Mutex<()>>,
     /// Automatic cleanups, for restart intensity (CONTRACT §5).
     pub cleanups: Arc<Mutex<ErrorWindow>>,
+}
+
+/// What a new incarnation of an org actor shares with the ones before it.
+pub(crate) struct Shared {
+    pub snapshot: watch::Sender<SessionSnapshot>,
+    pub lease: Arc<tokio::sync::Mutex<()>>,
+    pub cleanups: Arc<Mutex<ErrorWindow>>,
+}
+
+impl Registry {
+    /// The org's slot, created the first time.
+    pub(crate) fn shared(&self, org: &OrgId, cleanups: WindowSpec) -> Shared {
+        let mut map = self.0.write().unwrap();
+        let slot = map.entry(org.clone()).or_insert_with(|| OrgSlot {
+            snapshot: watch::Sender::new(SessionSnapshot::not_started(org.clone())),
+            actor: None,
+            lease: Arc::new(tokio::sync::Mutex::new(())),
+            cleanups: Arc::new(Mutex::new(ErrorWindow::new(cleanups))),
+        });
+        Shared {
+            snapshot: slot.snapshot.clone(),
+            lease: slot.lease.clone(),
+            cleanups: slot.cleanups.clone(),
+        }
+    }
+
+    pub(crate) fn actor(&self, org: &OrgId) -> Option<ActorRef<OrgMsg>> {
+        self.0.read().unwrap().get(org)?.actor.clone()
+    }
+
+    pub(crate) fn set_actor(&self, org: &OrgId, actor: Option<ActorRef<OrgMsg>>) {
+        if let Some(slot) = self.0.write().unwrap().get_mut(org) {
+            slot.actor = actor;
+        }
+    }
+
+    /// Forgets the actor of `org` if it is still `id` (a successor may be in place).
+    pub(crate) fn clear_actor(&self, org: &OrgId, id: ractor::ActorId) {
+        if let Some(slot) = self.0.write().unwrap().get_mut(org)
+            && slot.actor.as_ref().is_some_and(|a| a.get_id() == id)
+        {
+            slot.actor = None;
+        }
+    }
+
+    pub(crate) fn lease(&self, org: &OrgId) -> Option<Arc<tokio::sync::Mutex<()>>> {
+        Some(self.0.read().unwrap().get(org)?.lease.clone())
+    }
+
+    pub(crate) fn snapshot(&self, org: &OrgId) -> SessionSnapshot {
+        match self.0.read().unwrap().get(org) {
+            Some(slot) => slot.snapshot.borrow().clone(),
+            None => SessionSnapshot::not_started(org.clone()),
+        }
+    }
+
+    pub(crate) fn status(&self, org: &OrgId) -> SessionStatus {
+        match self.0.read().unwrap().get(org) {
+            Some(slot) => slot.snapshot.borrow().status,
+            None => SessionStatus::NotStarted,
+        }
+    }
+
+    /// Publishes `not_started` for an org whose session was removed.
+    pub(crate) fn mark_removed(&self, org: &OrgId) {
+        if let Some(slot) = self.0.read().unwrap().get(org) {
+            slot.snapshot
+                .send_replace(SessionSnapshot::not_started(org.clone()));
+        }
+    }
+
+    pub(crate) fn watch(&self, org: &OrgId) -> Option<watch::Receiver<SessionSnapshot>> {
+        Some(self.0.read().unwrap().get(org)?.snapshot.subscribe())
+    }
+
+    /// Every org that has a session (not `not_started`), ordered by id.
+    pub(crate) fn sessions(&self) -> Vec<SessionSnapshot> {
+        let mut all: Vec<SessionSnapshot> = self
+            .0
+            .read()
+            .unwrap()
+            .values()
+            .map(|slot| slot.snapshot.borrow().clone())
+            .filter(|s| s.status != SessionStatus::NotStarted)
+            .collect();
+        all.sort_by(|a, b| a.organization_id.cmp(&b.organization_id));
+        all
+    }
+
+    /// Every running actor.
+    pub(crate) fn actors(&self) -> Vec<ActorRef<OrgMsg>> {
+        self.0
+            .read()
+            .unwrap()
+            .values()
+            .filter_map(|slot| slot.actor.clone())
+            .collect()
+    }
 }

@@ -7,12 +7,32 @@ use std::time::Duration;
 
 use tempfile::TempDir;
 
-use super::Supervisor;
+use super::{Supervisor, SupervisorParts};
 use crate::connection::sim::{CREDENTIALS_FILE, Fault, SimConnector, SimTiming};
 use crate::storage::fs_ops;
 use crate::{OrgId, SendError, SessionSnapshot, SessionStatus, SupervisorConfig, WindowSpec};
 
 const LONG: Duration = Duration::from_secs(3600);
+
+/// A supervisor over `connector` with an in-memory outbox.
+pub(crate) async fn spawn_sup(
+    config: SupervisorConfig,
+    connector: Arc<dyn crate::connection::Connector>,
+    events: Arc<dyn crate::EventSink>,
+) -> Supervisor {
+    Supervisor::spawn(SupervisorParts {
+        config,
+        connector,
+        outbox: Arc::new(crate::outbox::MemoryStore::new()),
+        events,
+    })
+    .await
+    .unwrap()
+}
+
+fn no_events() -> Arc<dyn crate::EventSink> {
+    Arc::new(crate::events::NoEvents)
+}
 
 struct Rig {
     sup: Supervisor,
@@ -30,9 +50,7 @@ impl Rig {
         let mut config = SupervisorConfig::new(root.path());
         tune(&mut config);
         let sim = SimConnector::new(SimTiming::default());
-        let sup = Supervisor::spawn(config, Arc::new(sim.clone()))
-            .await
-            .unwrap();
+        let sup = spawn_sup(config, Arc::new(sim.clone()), no_events()).await;
         Self { sup, sim, root }
     }
 
@@ -111,7 +129,7 @@ async fn start_scan_connect_and_send() {
 
     let sent = rig
         .sup
-        .send_text(&a, "573009999999", "Su cita es mañana")
+        .send_text(&a, "573009999999", "Su cita es mañana", None)
         .await
         .unwrap();
     let log = rig.sim.sent(&a);
@@ -249,12 +267,14 @@ async fn reconnect_backoff_grows_and_is_capped() {
     rig.inject(&a, Fault::NetworkDown).await;
     let mut delays = Vec::new();
     for _ in 0..9 {
-        let reason = rig.sup.status(&a).reason.unwrap();
-        let ms: u64 = reason
-            .rsplit("retrying in ")
-            .next()
-            .and_then(|r| r.trim_end_matches(" ms").parse().ok())
-            .unwrap_or_else(|| panic!("{reason}"));
+        let snap = rig.sup.status(&a);
+        let due = snap.next_attempt_at.expect("a backoff has a next attempt");
+        let ms = (due - snap.updated_at).num_milliseconds() as u64;
+        assert!(
+            snap.reason
+                .unwrap()
+                .ends_with(&format!("retrying in {ms} ms"))
+        );
         delays.push(ms);
         rig.settle_for(Duration::from_millis(ms)).await;
     }
@@ -386,8 +406,14 @@ async fn a_panic_in_one_org_leaves_the_others_alone() {
         b_after.updated_at, b_before.updated_at,
         "b was never touched"
     );
-    rig.sup.send_text(&b, "573009999999", "hola").await.unwrap();
-    rig.sup.send_text(&a, "573009999999", "hola").await.unwrap();
+    rig.sup
+        .send_text(&b, "573009999999", "hola", None)
+        .await
+        .unwrap();
+    rig.sup
+        .send_text(&a, "573009999999", "hola", None)
+        .await
+        .unwrap();
     assert_eq!(rig.sim.overlaps(), 0, "never two clients on one store");
 }
 
@@ -434,7 +460,10 @@ async fn one_number_serves_one_org() {
         "the second pairing is wiped"
     );
     assert_eq!(rig.sup.status(&a).status, SessionStatus::Connected);
-    rig.sup.send_text(&a, "573009999999", "hola").await.unwrap();
+    rig.sup
+        .send_text(&a, "573009999999", "hola", None)
+        .await
+        .unwrap();
     // Once `a` logs out, the number is free for `b`.
     rig.sup.logout(&a).await.unwrap();
     rig.sup.start(&b, None).await.unwrap();
@@ -453,7 +482,8 @@ async fn a_send_while_reconnecting_waits_for_the_connection() {
 
     let sup = rig.sup.clone();
     let org_a = a.clone();
-    let send = tokio::spawn(async move { sup.send_text(&org_a, "573009999999", "hola").await });
+    let send =
+        tokio::spawn(async move { sup.send_text(&org_a, "573009999999", "hola", None).await });
     rig.settle_for(Duration::from_secs(2)).await;
     rig.inject(&a, Fault::NetworkUp).await;
     let sent = send
@@ -469,7 +499,7 @@ async fn a_send_while_reconnecting_fails_with_the_status_after_the_wait() {
     let a = org("2");
     rig.connect(&a, "573001234567").await;
     rig.inject(&a, Fault::NetworkDown).await;
-    let result = rig.sup.send_text(&a, "573009999999", "hola").await;
+    let result = rig.sup.send_text(&a, "573009999999", "hola", None).await;
     assert_eq!(
         result,
         Err(SendError::NotConnected {
@@ -484,25 +514,30 @@ async fn sends_fail_clearly_without_a_connected_session() {
     let rig = Rig::new().await;
     let a = org("2");
     assert_eq!(
-        rig.sup.send_text(&a, "573009999999", "x").await,
+        rig.sup.send_text(&a, "573009999999", "x", None).await,
         Err(SendError::NoSession)
     );
     rig.sup.start(&a, None).await.unwrap();
     rig.wait(&a, SessionStatus::QrReady).await;
     assert_eq!(
-        rig.sup.send_text(&a, "573009999999", "x").await,
+        rig.sup.send_text(&a, "573009999999", "x", None).await,
         Err(SendError::NotConnected {
             status: SessionStatus::QrReady
         })
     );
     rig.sim.scan(&a, "573001234567").unwrap();
     rig.wait(&a, SessionStatus::Connected).await;
+    // A send the connection refuses is tried again, with the same id.
     rig.inject(&a, Fault::SendFails).await;
-    assert!(matches!(
-        rig.sup.send_text(&a, "573009999999", "x").await,
-        Err(SendError::Failed { .. })
-    ));
-    rig.sup.send_text(&a, "573009999999", "x").await.unwrap();
+    let sent = rig
+        .sup
+        .send_text(&a, "573009999999", "x", None)
+        .await
+        .unwrap();
+    let id = crate::outbox::MessageId::parse(&sent.message_id).unwrap();
+    let record = rig.sup.outbox().get(&id).await.unwrap().unwrap();
+    assert_eq!(record.attempts, 2);
+    assert_eq!(rig.sim.sent(&a).len(), 1);
 }
 
 #[tokio::test(start_paused = true)]
@@ -524,9 +559,12 @@ async fn logout_and_force_clean_remove_the_live_session() {
     rig.sup.shutdown().await;
     // A clean on a stopped supervisor's directory, from a new one.
     let sim = SimConnector::default();
-    let sup = Supervisor::spawn(SupervisorConfig::new(rig.root.path()), Arc::new(sim))
-        .await
-        .unwrap();
+    let sup = spawn_sup(
+        SupervisorConfig::new(rig.root.path()),
+        Arc::new(sim),
+        no_events(),
+    )
+    .await;
     let out = sup.force_clean(&a).await.unwrap();
     assert!(out.backup.is_some());
     assert!(!rig.live(&a).exists());
@@ -541,12 +579,12 @@ async fn stored_sessions_resume_without_a_qr() {
     rig.sup.shutdown().await;
     assert!(holds_credentials(&rig.live(&a)), "shutdown never logs out");
 
-    let sup = Supervisor::spawn(
+    let sup = spawn_sup(
         SupervisorConfig::new(rig.root.path()),
         Arc::new(rig.sim.clone()),
+        no_events(),
     )
-    .await
-    .unwrap();
+    .await;
     assert_eq!(
         sup.resume_stored(Duration::from_millis(250)).await.unwrap(),
         vec![a.clone()]
@@ -588,13 +626,10 @@ async fn every_step_of_a_session_is_reported_in_order() {
     let root = tempfile::tempdir().unwrap();
     let sim = SimConnector::default();
     let recorder = Arc::new(Recorder::default());
-    let sup = Supervisor::spawn_with_events(
-        SupervisorConfig::new(root.path()),
-        Arc::new(sim.clone()),
-        recorder.clone(),
-    )
-    .await
-    .unwrap();
+    let mut config = SupervisorConfig::new(root.path());
+    // One attempt per message, so a refused send fails at once.
+    config.outbox.max_attempts = 1;
+    let sup = spawn_sup(config, Arc::new(sim.clone()), recorder.clone()).await;
     let (a, b) = (org("a"), org("b"));
     sup.start(&b, None).await.unwrap();
     sup.start(&a, None).await.unwrap();
@@ -605,9 +640,15 @@ async fn every_step_of_a_session_is_reported_in_order() {
     sup.wait_for(&a, LONG, |s| s.status == SessionStatus::Connected)
         .await
         .unwrap();
-    sup.send_text(&a, "573009999999", "hola").await.unwrap();
+    sup.send_text(&a, "573009999999", "hola", None)
+        .await
+        .unwrap();
     sim.inject(&a, Fault::SendFails).unwrap();
-    assert!(sup.send_text(&a, "573009999999", "hola").await.is_err());
+    assert!(
+        sup.send_text(&a, "573009999999", "hola", None)
+            .await
+            .is_err()
+    );
     for _ in 0..3 {
         sim.inject(&a, Fault::BadMac).unwrap();
         settle().await;
@@ -632,8 +673,7 @@ async fn every_step_of_a_session_is_reported_in_order() {
             }
             K::DecryptError => "decrypt".into(),
             K::StreamError { .. } => "stream".into(),
-            K::MessageSent { to, .. } => format!("sent:{to}"),
-            K::MessageFailed { .. } => "failed".into(),
+            K::Message(m) => format!("message:{}:{}", m.status, m.to),
         })
         .collect();
     let expected = [
@@ -643,8 +683,8 @@ async fn every_step_of_a_session_is_reported_in_order() {
         "status:reconnecting",
         "status:connected",
         "connected:573001234567",
-        "sent:573009999999",
-        "failed",
+        "message:sent:573009999999",
+        "message:failed:573009999999",
         "decrypt",
         "decrypt",
         "decrypt",
@@ -665,12 +705,12 @@ async fn stored_sessions_resume_one_after_another() {
         rig.connect(o, &format!("57300000000{i}")).await;
     }
     rig.sup.shutdown().await;
-    let sup = Supervisor::spawn(
+    let sup = spawn_sup(
         SupervisorConfig::new(rig.root.path()),
         Arc::new(rig.sim.clone()),
+        no_events(),
     )
-    .await
-    .unwrap();
+    .await;
     let started = |sup: &Supervisor| {
         orgs.iter()
             .filter(|o| sup.status(o).status != SessionStatus::NotStarted)

@@ -1,0 +1,308 @@
+//! One org's delivery lane: the single, ordered path every message of that org
+//! takes to WhatsApp (CONTRACT §10).
+//!
+//! The org actor decides whether the session is live; the lane does the sending.
+//! It follows the actor's [`LiveConn`] (present only while `connected`), takes the
+//! org's oldest pending message, marks an attempt, writes it with its fixed id,
+//! and waits for WhatsApp's server ack before the next one, pacing deliveries
+//! `min_gap` ± 50 % apart. One message at a time, in acceptance order; orgs never
+//! wait for each other (one lane each).
+//!
+//! A send that does not return, or an ack that does not come, within
+//! `ack_timeout` means the connection is a zombie: the lane tells the actor
+//! (which reconnects) and sends the same message again, with the same id, on the
+//! next connection. Acks and receipts reach the lane through its inbox (the actor
+//! forwards the connection's delivery events in order).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use ractor::ActorRef;
+use rand::RngExt;
+use tokio::sync::{Notify, mpsc, watch};
+use tokio::time::Instant;
+
+use super::{Message, MessageBody, Outbox, Update, Updated};
+use crate::connection::{Connection, ConnectionError, ConnectionEvent, ReceiptKind};
+use crate::session::{LaneReport, OrgMsg};
+use crate::{Backoff, OrgId};
+
+/// The connection the lane may send on, and the generation the actor knows it by.
+#[derive(Clone)]
+pub(crate) struct LiveConn {
+    pub generation: u64,
+    pub conn: Arc<dyn Connection>,
+}
+
+/// How the lane paces, waits and gives up.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LaneSpec {
+    /// Average gap between two deliveries of one org (each drawn from ±50 %).
+    pub min_gap: Duration,
+    /// How long a send and then its server ack may take before the connection is
+    /// taken for dead.
+    pub ack_timeout: Duration,
+    /// Attempts per message; after the last one it is `failed`.
+    pub max_attempts: u32,
+    /// Delay before another attempt after a refused one (a nack or a send error).
+    pub retry: Backoff,
+}
+
+pub(crate) struct LaneParts {
+    pub org: OrgId,
+    pub outbox: Outbox,
+    pub spec: LaneSpec,
+    pub live: watch::Receiver<Option<LiveConn>>,
+    pub inbox: mpsc::UnboundedReceiver<ConnectionEvent>,
+    pub actor: ActorRef<OrgMsg>,
+}
+
+/// Starts the lane; it ends when the org actor drops its side of `live`.
+pub(crate) fn spawn(parts: LaneParts) {
+    let wake = parts.outbox.wake(&parts.org);
+    tokio::spawn(
+        Lane {
+            parts,
+            wake,
+            last_delivery: None,
+        }
+        .run(),
+    );
+}
+
+struct Lane {
+    parts: LaneParts,
+    wake: Arc<Notify>,
+    last_delivery: Option<Instant>,
+}
+
+/// Why a wait ended.
+enum Woke<T> {
+    Done(T),
+    /// The live connection changed (dropped, replaced).
+    LiveChanged,
+    /// The org actor is gone: the lane ends.
+    Gone,
+}
+
+/// What became of one attempt.
+enum Attempted {
+    Acked,
+    /// The server refused it (a nack) or the connection failed to write it.
+    Refused(String),
+    /// The connection went away before the ack: send again on the next one.
+    Interrupted,
+    /// Nothing came back in time: the connection is a zombie.
+    NoAck,
+}
+
+impl Lane {
+    async fn run(mut self) {
+        loop {
+            let Some(live) = self.wait_live().await else {
+                return;
+            };
+            let message = match self.parts.outbox.next_pending(&self.parts.org).await {
+                Ok(Some(message)) => message,
+                Ok(None) => match self.idle(self.wake.clone().notified_owned()).await {
+                    Woke::Gone => return,
+                    _ => continue,
+                },
+                Err(e) => {
+                    tracing::warn!(org_id = %self.parts.org, error = %e, "the outbox could not be read; retrying");
+                    match self.idle(tokio::time::sleep(Duration::from_secs(1))).await {
+                        Woke::Gone => return,
+                        _ => continue,
+                    }
+                }
+            };
+            if self.deliver(&live, message).await.is_none() {
+                return;
+            }
+        }
+    }
+
+    /// One attempt at `message` on `live`; `None` once the lane must end.
+    async fn deliver(&mut self, live: &LiveConn, message: Message) -> Option<()> {
+        let id = message.message_id.clone();
+        if message.expires_at <= Utc::now() {
+            self.update(&message, Update::Expired).await;
+            return Some(());
+        }
+        if message.attempts >= self.parts.spec.max_attempts {
+            let error = format!(
+                "not acknowledged by WhatsApp after {} attempts",
+                message.attempts
+            );
+            self.update(&message, Update::Failed { error }).await;
+            return Some(());
+        }
+        if let Some(last) = self.last_delivery {
+            let gap = self
+                .parts
+                .spec
+                .min_gap
+                .mul_f64(rand::rng().random_range(0.5..=1.5));
+            match self.idle(tokio::time::sleep_until(last + gap)).await {
+                Woke::Done(()) => {}
+                Woke::LiveChanged => return Some(()),
+                Woke::Gone => return None,
+            }
+        }
+        let message = match self
+            .update(&message, Update::Sending { at: Utc::now() })
+            .await
+        {
+            Some(Updated::Applied(message)) => message,
+            // Cancelled or expired meanwhile, or the store failed: look again.
+            _ => return Some(()),
+        };
+        match self.attempt(live, &message).await? {
+            Attempted::Acked => {
+                self.last_delivery = Some(Instant::now());
+                self.update(&message, Update::Sent { at: Utc::now() }).await;
+            }
+            Attempted::Refused(why) => {
+                tracing::warn!(org_id = %self.parts.org, message_id = %id, attempt = message.attempts, error = %why, "a message was refused");
+                if message.attempts >= self.parts.spec.max_attempts {
+                    let error = format!("{why} (after {} attempts)", message.attempts);
+                    self.update(&message, Update::Failed { error }).await;
+                } else {
+                    let delay = self
+                        .parts
+                        .spec
+                        .retry
+                        .delay(message.attempts.saturating_sub(1));
+                    if let Woke::Gone = self.idle(tokio::time::sleep(delay)).await {
+                        return None;
+                    }
+                }
+            }
+            Attempted::Interrupted => {}
+            Attempted::NoAck => {
+                let report = LaneReport::NoAck {
+                    generation: live.generation,
+                    waited_secs: self.parts.spec.ack_timeout.as_secs(),
+                };
+                let _ = self.parts.actor.cast(OrgMsg::Lane(report));
+                // Resend only on the connection the actor opens next.
+                if let Woke::Gone = self.idle(std::future::pending::<()>()).await {
+                    return None;
+                }
+            }
+        }
+        Some(())
+    }
+
+    /// Writes the message and waits for its server ack.
+    async fn attempt(&mut self, live: &LiveConn, message: &Message) -> Option<Attempted> {
+        let deadline = Instant::now() + self.parts.spec.ack_timeout;
+        let MessageBody::Text(text) = &message.body;
+        let send = live
+            .conn
+            .send_text(&message.phone, text, message.message_id.as_str());
+        let written = match self.idle(tokio::time::timeout_at(deadline, send)).await {
+            Woke::Gone => return None,
+            Woke::LiveChanged => return Some(Attempted::Interrupted),
+            Woke::Done(Err(_elapsed)) => return Some(Attempted::NoAck),
+            Woke::Done(Ok(written)) => written,
+        };
+        match written {
+            Ok(()) => {}
+            Err(ConnectionError::NotConnected) => return Some(Attempted::Interrupted),
+            Err(e) => return Some(Attempted::Refused(e.to_string())),
+        }
+        let id = message.message_id.as_str().to_owned();
+        loop {
+            tokio::select! {
+                event = self.parts.inbox.recv() => match event {
+                    Some(ConnectionEvent::ServerAck { message_id, error }) if message_id == id => {
+                        return Some(match error {
+                            None => Attempted::Acked,
+                            Some(code) => Attempted::Refused(format!("WhatsApp refused the message (code {code})")),
+                        });
+                    }
+                    Some(other) => self.delivery(other).await,
+                    None => return None,
+                },
+                () = tokio::time::sleep_until(deadline) => return Some(Attempted::NoAck),
+                changed = self.parts.live.changed() => {
+                    if changed.is_err() {
+                        return None;
+                    }
+                    return Some(Attempted::Interrupted);
+                }
+            }
+        }
+    }
+
+    /// Waits for a live connection, minding deliveries meanwhile.
+    async fn wait_live(&mut self) -> Option<LiveConn> {
+        loop {
+            if let Some(live) = self.parts.live.borrow_and_update().clone() {
+                return Some(live);
+            }
+            match self.idle(std::future::pending::<()>()).await {
+                Woke::Gone => return None,
+                _ => continue,
+            }
+        }
+    }
+
+    /// Awaits `work` while applying late acks and receipts from the inbox; stops
+    /// early when the live connection changes or the actor is gone.
+    async fn idle<T>(&mut self, work: impl Future<Output = T>) -> Woke<T> {
+        tokio::pin!(work);
+        loop {
+            tokio::select! {
+                done = &mut work => return Woke::Done(done),
+                event = self.parts.inbox.recv() => match event {
+                    Some(event) => self.delivery(event).await,
+                    None => return Woke::Gone,
+                },
+                changed = self.parts.live.changed() => {
+                    return if changed.is_err() { Woke::Gone } else { Woke::LiveChanged };
+                }
+            }
+        }
+    }
+
+    /// An ack or receipt that no attempt is waiting for: a late ack of an earlier
+    /// attempt (the message was sent after all), or a recipient's receipt.
+    async fn delivery(&self, event: ConnectionEvent) {
+        let (ids, update) = match event {
+            ConnectionEvent::ServerAck {
+                message_id,
+                error: None,
+            } => (vec![message_id], Update::Sent { at: Utc::now() }),
+            ConnectionEvent::Receipt { message_ids, kind } => {
+                let at = Utc::now();
+                let update = match kind {
+                    ReceiptKind::Delivered => Update::Delivered { at },
+                    ReceiptKind::Read => Update::Read { at },
+                };
+                (message_ids, update)
+            }
+            _ => return,
+        };
+        for raw in ids {
+            let Ok(id) = super::MessageId::parse(&raw) else {
+                continue;
+            };
+            if let Err(e) = self.parts.outbox.update(&id, update.clone()).await {
+                tracing::warn!(org_id = %self.parts.org, message_id = %id, error = %e, "a receipt could not be recorded");
+            }
+        }
+    }
+
+    async fn update(&self, message: &Message, update: Update) -> Option<Updated> {
+        match self.parts.outbox.update(&message.message_id, update).await {
+            Ok(updated) => Some(updated),
+            Err(e) => {
+                tracing::warn!(org_id = %self.parts.org, message_id = %message.message_id, error = %e, "the outbox could not record a message's progress");
+                None
+            }
+        }
+    }
+}

@@ -1,0 +1,225 @@
+//! The org actor itself: its state, how it begins, and the one place every
+//! message is dispatched (with the one generation check).
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::driver::{self, DriverCmd, DriverParts};
+use super::healing::Windows;
+use super::lane_link::LaneLink;
+use super::msg::{OrgMsg, Request};
+use super::phase::{Next, Phase, Rest};
+use crate::budget::ConnectionBudget;
+use crate::connection::Connector;
+use crate::events::{Emitter, EventSink};
+use crate::outbox::Outbox;
+use crate::outbox::lane::LaneParts;
+use crate::phone_book::PhoneBook;
+use crate::storage::StorageMsg;
+use crate::supervisor::StartOutcome;
+use crate::{ErrorWindow, OrgId, SessionError, SessionSnapshot, SessionStatus, SupervisorConfig};
+
+/// How a new incarnation of the actor begins.
+pub(crate) enum Begin {
+    /// Start the session (explicit start or resume at start-up); `reply` hears the
+    /// outcome once the store has been read.
+    Start {
+        phone_for_code: Option<String>,
+        reply: Option<RpcReplyPort<Result<StartOutcome, SessionError>>>,
+    },
+    /// Restarted after a crash: pick up where the last snapshot left off, after
+    /// `after` (the supervisor's restart backoff).
+    Recover { after: Duration },
+}
+
+pub(crate) struct OrgArgs {
+    pub org: OrgId,
+    pub config: Arc<SupervisorConfig>,
+    pub connector: Arc<dyn Connector>,
+    pub storage: ActorRef<StorageMsg>,
+    pub snapshot: watch::Sender<SessionSnapshot>,
+    pub lease: Arc<tokio::sync::Mutex<()>>,
+    pub cleanups: Arc<Mutex<ErrorWindow>>,
+    pub phones: PhoneBook,
+    pub events: Arc<dyn EventSink>,
+    pub budget: Arc<ConnectionBudget>,
+    pub outbox: Outbox,
+    pub begin: Begin,
+}
+
+pub(crate) struct OrgState {
+    pub(super) org: OrgId,
+    pub(super) myself: ActorRef<OrgMsg>,
+    pub(super) config: Arc<SupervisorConfig>,
+    pub(super) snapshot: watch::Sender<SessionSnapshot>,
+    pub(super) cleanups: Arc<Mutex<ErrorWindow>>,
+    pub(super) phones: PhoneBook,
+    pub(super) emitter: Emitter,
+    pub(super) budget: Arc<ConnectionBudget>,
+    pub(super) driver: mpsc::UnboundedSender<DriverCmd>,
+    /// Tags the connection (and timers) the actor currently cares about; anything
+    /// reported for an older generation is ignored.
+    pub(super) generation: u64,
+    pub(super) phase: Phase,
+    /// Why the session is in its phase, in words an operator can act on.
+    pub(super) reason: String,
+    /// The store holds credentials, so a drop is a reconnect, not a pairing.
+    pub(super) paired: bool,
+    /// The linked number, digits, once known.
+    pub(super) phone: Option<String>,
+    /// Consecutive failed reconnects, for the backoff.
+    pub(super) attempt: u32,
+    pub(super) windows: Windows,
+    /// Start requests that wait for the store probe to answer.
+    pub(super) waiting_starts: Vec<RpcReplyPort<Result<StartOutcome, SessionError>>>,
+    pub(super) lane: LaneLink,
+}
+
+pub(crate) struct OrgActor;
+
+impl Actor for OrgActor {
+    type Msg = OrgMsg;
+    type State = OrgState;
+    type Arguments = OrgArgs;
+
+    /// Builds the state and spawns the driver. It awaits nothing: the supervisor
+    /// awaits this while spawning, and must stay free for other orgs' requests.
+    async fn pre_start(
+        &self,
+        myself: ActorRef<OrgMsg>,
+        args: OrgArgs,
+    ) -> Result<OrgState, ActorProcessingErr> {
+        let driver = driver::spawn(
+            DriverParts {
+                org: args.org.clone(),
+                sessions_dir: args.config.sessions_dir.clone(),
+                connector: args.connector,
+                storage: args.storage,
+                lease: args.lease,
+                grace: args.config.shutdown_grace,
+            },
+            myself.clone(),
+        );
+        let lane = LaneLink::start(|inputs| LaneParts {
+            org: args.org.clone(),
+            outbox: args.outbox.clone(),
+            spec: args.config.outbox.lane(args.config.reconnect),
+            live: inputs.live,
+            inbox: inputs.inbox,
+            actor: myself.clone(),
+        });
+        let last = args.snapshot.borrow().clone();
+        let mut state = OrgState {
+            emitter: Emitter {
+                org: args.org.clone(),
+                sink: args.events,
+            },
+            windows: Windows::new(&args.config),
+            org: args.org,
+            myself,
+            config: args.config,
+            snapshot: args.snapshot,
+            cleanups: args.cleanups,
+            phones: args.phones,
+            budget: args.budget,
+            driver,
+            generation: 0,
+            phase: Phase::Probing {
+                shown: last.status,
+                phone_for_code: None,
+            },
+            reason: last.reason.clone().unwrap_or_default(),
+            paired: last.phone_number.is_some(),
+            phone: last.phone_number.clone(),
+            attempt: 0,
+            waiting_starts: Vec::new(),
+            lane,
+        };
+        match args.begin {
+            Begin::Start {
+                phone_for_code,
+                reply,
+            } => {
+                state.phase = Phase::Resting(Rest::Disconnected);
+                state.waiting_starts.extend(reply);
+                state.start(phone_for_code);
+            }
+            Begin::Recover { after } => state.recover(&last, after),
+        }
+        Ok(state)
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<OrgMsg>,
+        state: &mut OrgState,
+    ) -> Result<(), ActorProcessingErr> {
+        // A graceful stop waits for the connection to be flushed; a crash or kill
+        // skips this, and the driver closes the connection when the state drops.
+        let (done, closed) = oneshot::channel();
+        if state
+            .driver
+            .send(DriverCmd::Close { done: Some(done) })
+            .is_ok()
+        {
+            let _ = tokio::time::timeout(state.config.shutdown_grace * 2, closed).await;
+        }
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<OrgMsg>,
+        msg: OrgMsg,
+        state: &mut OrgState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            OrgMsg::Request(Request::Start {
+                phone_for_code,
+                reply,
+            }) => state.on_start(phone_for_code, reply),
+            OrgMsg::Request(Request::Remove { how, reply }) => state.on_remove(how, reply),
+            OrgMsg::Report { generation, report } if generation == state.generation => {
+                state.on_report(report)
+            }
+            OrgMsg::Timer { generation, timer } if generation == state.generation => {
+                state.on_timer(timer)
+            }
+            OrgMsg::Lane(report) => state.on_lane(report),
+            // About a connection or a wait this actor has already given up on.
+            OrgMsg::Report { .. } | OrgMsg::Timer { .. } => {}
+            #[cfg(test)]
+            OrgMsg::CrashForTest => panic!("crash injected by a test"),
+        }
+        Ok(())
+    }
+}
+
+impl OrgState {
+    pub(super) fn status(&self) -> SessionStatus {
+        self.phase.status(self.paired)
+    }
+
+    /// Picks the session up after a crash of the previous incarnation, from the
+    /// snapshot it left: a session that was live reconnects (as `reconnecting`
+    /// when it was paired: it never reports `disconnected` on its way back),
+    /// a ban or a block waits out its time, a resting one stays at rest.
+    fn recover(&mut self, last: &SessionSnapshot, after: Duration) {
+        let why = "restarting after an internal error";
+        match (last.status, last.retry_at) {
+            (SessionStatus::Banned, Some(retry_at)) => self.ban_until(retry_at),
+            (SessionStatus::Blocked, Some(retry_at)) => self.block_until(retry_at, None, why),
+            (status, _) => match Rest::of(status) {
+                Some(rest) => self.enter(
+                    Phase::Resting(rest),
+                    last.reason.clone().unwrap_or_default(),
+                ),
+                // Live, opening, pairing, or between two of those: try again.
+                None => self.back_off_for(after, why, Next::Probe),
+            },
+        }
+    }
+}

@@ -1,0 +1,564 @@
+//! How an org actor moves between phases: requests, connection reports, timers.
+//!
+//! Every step ends in [`OrgState::enter`], which publishes the snapshot derived
+//! from the new phase, logs a status change and reports it as an event.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use ractor::RpcReplyPort;
+use tokio::time::Instant;
+
+use super::actor::OrgState;
+use super::driver::{Afterwards, DriverCmd, Farewell};
+use super::msg::{LaneReport, OrgMsg, Removal, Report, Timer};
+use super::phase::{AfterWipe, Next, OpenMode, Phase, Rest};
+use crate::connection::{Class, ConnectionError, ConnectionEvent, StartMode, classify};
+use crate::events::EventKind;
+use crate::supervisor::{CleanOutcome, StartOutcome};
+use crate::{SessionError, SessionSnapshot, SessionStatus};
+
+/// How a wipe leaves the connection and the live directory.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct WipeSteps {
+    pub farewell: Farewell,
+    pub afterwards: Afterwards,
+}
+
+impl WipeSteps {
+    /// Close the connection, keep an empty live directory: a new pairing follows.
+    pub(super) const CLOSE_AND_EMPTY: Self = Self {
+        farewell: Farewell::Close,
+        afterwards: Afterwards::EmptyDir,
+    };
+}
+
+impl OrgState {
+    // ---- requests -------------------------------------------------------------
+
+    pub(super) fn on_start(
+        &mut self,
+        phone_for_code: Option<String>,
+        reply: RpcReplyPort<Result<StartOutcome, SessionError>>,
+    ) {
+        let banned = matches!(self.phase, Phase::Banned { retry_at } if retry_at > Utc::now());
+        if self.phase.is_running() || banned {
+            let outcome = StartOutcome {
+                snapshot: self.snapshot.borrow().clone(),
+                already_running: true,
+            };
+            let _ = reply.send(Ok(outcome));
+            return;
+        }
+        self.waiting_starts.push(reply);
+        self.start(phone_for_code);
+    }
+
+    /// Starts a session that is not running: draws one connection attempt from
+    /// the budget (CONTRACT §6: a new pairing, a start after `disconnected` and the
+    /// like, a resume at start-up), then reads the store to choose between
+    /// resuming and pairing. Reconnects of a live session (backoffs, the end of a
+    /// ban, picking a session up after a crash) come through `probe`/`open`
+    /// directly and draw nothing.
+    pub(super) fn start(&mut self, phone_for_code: Option<String>) {
+        if matches!(self.phase, Phase::Resting(Rest::Quarantined)) {
+            // An explicit start is the operator's word that the org may try again.
+            self.cleanups.lock().unwrap().clear();
+        }
+        // The draw checks and records both budgets under one lock, so concurrent
+        // starts of many orgs take exactly the budget and no more.
+        if let Err(blocked) = self.budget.try_draw(&self.org, Instant::now()) {
+            let retry_at = Utc::now()
+                + chrono::Duration::from_std(blocked.wait).unwrap_or(chrono::Duration::hours(1));
+            let why = blocked.describe(&self.budget.spec());
+            tracing::warn!(org_id = %self.org, reason = %why, "connection attempt refused by the budget");
+            self.block_until(retry_at, phone_for_code, &why);
+            return;
+        }
+        self.attempt = 0;
+        self.probe(phone_for_code);
+    }
+
+    pub(super) fn on_remove(
+        &mut self,
+        how: Removal,
+        reply: RpcReplyPort<Result<CleanOutcome, SessionError>>,
+    ) {
+        if let Phase::Wiping(AfterWipe::Remove(replies)) = &mut self.phase {
+            // Already being removed: this request hears the same outcome.
+            replies.push(reply);
+            return;
+        }
+        if let Phase::Wiping(_) = self.phase {
+            // A heal's wipe is under way: removing is what follows it.
+            self.phase = Phase::Wiping(AfterWipe::Remove(vec![reply]));
+            self.reason = format!("removing the session on request ({})", how.reason());
+            self.publish();
+            return;
+        }
+        let farewell = match how {
+            Removal::Logout => Farewell::Unlink,
+            Removal::ForceClean => Farewell::Close,
+        };
+        self.wipe(
+            how.reason(),
+            format!("removing the session on request ({})", how.reason()),
+            WipeSteps {
+                farewell,
+                afterwards: Afterwards::NoDir,
+            },
+            AfterWipe::Remove(vec![reply]),
+        );
+    }
+
+    // ---- reports ----------------------------------------------------------------
+
+    pub(super) fn on_report(&mut self, report: Report) {
+        match report {
+            Report::Probed(result) => self.on_probed(result),
+            Report::Opened(conn) => {
+                if let Phase::Opening { conn: slot, .. } = &mut self.phase {
+                    *slot = Some(conn);
+                }
+            }
+            Report::OpenFailed(error) => self.on_open_failed(error),
+            Report::Event(event) => self.on_event(event),
+            Report::Closed => self.back_off("connection closed"),
+            Report::Wiped { reason, result } => self.on_wiped(&reason, result),
+        }
+    }
+
+    fn on_probed(&mut self, result: Result<bool, ConnectionError>) {
+        let Phase::Probing { phone_for_code, .. } = &mut self.phase else {
+            return;
+        };
+        let phone_for_code = phone_for_code.take();
+        match result {
+            Ok(true) => {
+                self.paired = true;
+                self.open(OpenMode::Resume);
+            }
+            Ok(false) => {
+                self.paired = false;
+                self.phone = None;
+                self.open(OpenMode::Pair { phone_for_code });
+            }
+            Err(ConnectionError::StoreCorrupt(detail)) => self.store_corrupt(&detail),
+            Err(error) => {
+                tracing::warn!(org_id = %self.org, error = %error, "the session store could not be read");
+                self.back_off_with(&error.to_string(), Next::Probe);
+            }
+        }
+    }
+
+    fn on_open_failed(&mut self, error: ConnectionError) {
+        tracing::warn!(org_id = %self.org, error = %error, "connection could not be opened");
+        match error {
+            ConnectionError::StoreCorrupt(detail) => self.store_corrupt(&detail),
+            // A store we cannot use right now is never a reason to wipe it.
+            ConnectionError::StoreUnavailable(_) => self.back_off(&error.to_string()),
+            // CONTRACT §4: a connect failure counts as a stream error.
+            _ => {
+                self.emitter
+                    .emit(self.status(), EventKind::StreamError { code: None });
+                self.stream_error(&format!("connect failed: {error}"));
+            }
+        }
+    }
+
+    fn on_event(&mut self, event: ConnectionEvent) {
+        match classify(&event) {
+            Class::Progress => self.on_progress(event),
+            Class::DecryptError => {
+                if let ConnectionEvent::Undecryptable { sender, .. } = &event {
+                    self.decrypt_error(sender);
+                }
+            }
+            Class::StreamError => {
+                let (code, text) = match &event {
+                    ConnectionEvent::StreamError { code, text } => (*code, text.as_str()),
+                    _ => (None, "stream error"),
+                };
+                self.emitter
+                    .emit(self.status(), EventKind::StreamError { code });
+                let what = match code {
+                    Some(code) => format!("stream error {code} {text}"),
+                    None => format!("stream error {text}"),
+                };
+                self.stream_error(&what);
+            }
+            Class::Restart => {
+                // 515 after pairing: the credentials are fresh, log in with them now.
+                self.paired = true;
+                self.reason = "restart required (515)".into();
+                self.open(OpenMode::Resume);
+            }
+            Class::ServerBusy => self.back_off("WhatsApp is busy"),
+            Class::Transient => {
+                let why = match &event {
+                    ConnectionEvent::NetworkFailure { reason } => {
+                        format!("network failure: {reason}")
+                    }
+                    _ => "network failure".to_owned(),
+                };
+                self.back_off(&why);
+            }
+            Class::Conflict => self.rest(
+                Rest::Conflict,
+                "another client took over this session; start the session to take it back",
+            ),
+            Class::LoggedOut => {
+                self.phone = None;
+                self.wipe(
+                    "logged_out",
+                    "the phone removed this device; start the session to scan a new QR code".into(),
+                    WipeSteps::CLOSE_AND_EMPTY,
+                    AfterWipe::Rest(Rest::LoggedOut),
+                );
+            }
+            Class::Banned => {
+                let expires_in = match event {
+                    ConnectionEvent::TemporaryBan {
+                        expires_in: Some(d),
+                    } => d,
+                    _ => self.config.default_ban,
+                };
+                let retry_at = Utc::now()
+                    + chrono::Duration::from_std(expires_in).unwrap_or(chrono::Duration::hours(1));
+                self.ban_until(retry_at);
+            }
+            Class::Outdated => self.rest(
+                Rest::ClientOutdated,
+                "WhatsApp rejected this client version; upgrade wa-supervisor",
+            ),
+            Class::QrExhausted => self.rest(
+                Rest::Disconnected,
+                "no QR code was scanned in time; start the session again",
+            ),
+            Class::Delivery => self.to_lane(event),
+        }
+    }
+
+    fn on_progress(&mut self, event: ConnectionEvent) {
+        match event {
+            ConnectionEvent::QrCode { code, .. } => {
+                let pairing_code = match &self.phase {
+                    Phase::ShowingQr { pairing_code, .. } => pairing_code.clone(),
+                    _ => None,
+                };
+                let shown = Phase::ShowingQr {
+                    qr: code.clone(),
+                    pairing_code: pairing_code.clone(),
+                };
+                self.enter(shown, "scan the QR code with WhatsApp");
+                let qr = EventKind::Qr { code, pairing_code };
+                self.emitter.emit(SessionStatus::QrReady, qr);
+            }
+            ConnectionEvent::PairingCode { code } => {
+                let qr = match &self.phase {
+                    Phase::ShowingQr { qr, .. } => Some(qr.clone()),
+                    _ => None,
+                };
+                if let Some(qr) = qr {
+                    let shown = Phase::ShowingQr {
+                        qr: qr.clone(),
+                        pairing_code: Some(code.clone()),
+                    };
+                    self.enter(shown, "enter the pairing code in WhatsApp");
+                    let event = EventKind::Qr {
+                        code: qr,
+                        pairing_code: Some(code),
+                    };
+                    self.emitter.emit(SessionStatus::QrReady, event);
+                }
+            }
+            ConnectionEvent::Paired { phone } if self.claim(&phone) => {
+                self.paired = true;
+                self.phone = Some(phone);
+                // Still the same connection: WhatsApp restarts the stream (515) next.
+                let conn = match &mut self.phase {
+                    Phase::Opening { conn, .. } => conn.take(),
+                    _ => None,
+                };
+                let logging_in = Phase::Opening {
+                    mode: OpenMode::Resume,
+                    conn,
+                };
+                self.enter(logging_in, "paired; logging in");
+            }
+            ConnectionEvent::Connected { phone } if self.claim(&phone) => {
+                let conn = match &mut self.phase {
+                    Phase::Opening { conn, .. } => conn.take(),
+                    _ => None,
+                };
+                let Some(conn) = conn else {
+                    // The driver reports `Opened` before any event; a connection
+                    // we never saw open cannot be served.
+                    tracing::error!(org_id = %self.org, phase = self.phase.name(), "connected without an open connection; reconnecting");
+                    return self.back_off("internal: connected without an open connection");
+                };
+                self.paired = true;
+                self.attempt = 0;
+                self.phone = Some(phone.clone());
+                self.enter(Phase::Live { conn }, "connected");
+                self.emitter
+                    .emit(SessionStatus::Connected, EventKind::Connected { phone });
+            }
+            _ => {}
+        }
+    }
+
+    /// Claims the number for this org; when another org holds it, this pairing is
+    /// logged out and wiped and the status becomes `number_in_use`.
+    fn claim(&mut self, phone: &str) -> bool {
+        match self.phones.claim(phone, &self.org) {
+            Ok(()) => true,
+            Err(owner) => {
+                tracing::warn!(org_id = %self.org, owner = %owner, "number already connected for another organization");
+                self.phone = Some(phone.to_owned());
+                self.wipe(
+                    "number_in_use",
+                    "this number is already connected for another organization".into(),
+                    WipeSteps {
+                        farewell: Farewell::Unlink,
+                        afterwards: Afterwards::EmptyDir,
+                    },
+                    AfterWipe::Rest(Rest::NumberInUse),
+                );
+                false
+            }
+        }
+    }
+
+    // ---- timers and the lane -----------------------------------------------------
+
+    pub(super) fn on_timer(&mut self, timer: Timer) {
+        match (timer, &self.phase) {
+            (Timer::Retry, Phase::BackingOff { next, .. }) => match next.clone() {
+                Next::Probe => self.probe(None),
+                Next::Open(mode) => self.open(mode),
+            },
+            (Timer::Retry, Phase::Banned { .. }) => self.probe(None),
+            (Timer::BudgetRetry, Phase::Blocked { phone_for_code, .. }) => {
+                let phone_for_code = phone_for_code.clone();
+                self.start(phone_for_code);
+            }
+            _ => {}
+        }
+    }
+
+    pub(super) fn on_lane(&mut self, report: LaneReport) {
+        match report {
+            LaneReport::NoAck {
+                generation,
+                waited_secs,
+            } if generation == self.generation && matches!(self.phase, Phase::Live { .. }) => {
+                let why = format!(
+                    "WhatsApp did not acknowledge a message within {waited_secs} s; \
+                     the connection is taken for dead"
+                );
+                tracing::warn!(org_id = %self.org, waited_secs, "no server ack; reconnecting");
+                self.back_off(&why);
+            }
+            LaneReport::NoAck { .. } => {}
+        }
+    }
+
+    // ---- steps ----------------------------------------------------------------------
+
+    /// Reads the store (through the driver) to choose between resuming and pairing.
+    pub(super) fn probe(&mut self, phone_for_code: Option<String>) {
+        let generation = self.next_generation();
+        // Readers keep the status they saw until the store answers, except that a
+        // paired session coming back reads `reconnecting` (never `connecting`).
+        let shown = if self.paired {
+            SessionStatus::Reconnecting
+        } else {
+            self.snapshot.borrow().status
+        };
+        let reason = self.reason.clone();
+        self.enter(
+            Phase::Probing {
+                shown,
+                phone_for_code,
+            },
+            reason,
+        );
+        let _ = self.driver.send(DriverCmd::Probe { generation });
+    }
+
+    /// Opens a new connection (the driver closes the old one first).
+    pub(super) fn open(&mut self, mode: OpenMode) {
+        let generation = self.next_generation();
+        let (start_mode, reason) = match &mode {
+            OpenMode::Resume => (StartMode::Resume, "connecting with stored credentials"),
+            OpenMode::Pair { phone_for_code } => (
+                StartMode::Pair {
+                    phone_for_code: phone_for_code.clone(),
+                },
+                "waiting for the first QR code",
+            ),
+        };
+        // A 515's own reason ("restart required") stays until the login says more.
+        let reason = if matches!(self.phase, Phase::Opening { .. } | Phase::Live { .. })
+            && self.reason.starts_with("restart required")
+        {
+            self.reason.clone()
+        } else {
+            reason.to_owned()
+        };
+        self.enter(Phase::Opening { mode, conn: None }, reason);
+        let _ = self.driver.send(DriverCmd::Open {
+            generation,
+            mode: start_mode,
+        });
+    }
+
+    /// Gives up on the current connection (the driver closes it).
+    pub(super) fn abandon(&mut self) {
+        self.next_generation();
+        let _ = self.driver.send(DriverCmd::Close { done: None });
+    }
+
+    /// Closes the connection and tries again after the reconnect backoff.
+    pub(super) fn back_off(&mut self, why: &str) {
+        let next = if self.paired {
+            Next::Open(OpenMode::Resume)
+        } else {
+            Next::Open(OpenMode::Pair {
+                phone_for_code: None,
+            })
+        };
+        self.back_off_with(why, next);
+    }
+
+    pub(super) fn back_off_with(&mut self, why: &str, next: Next) {
+        let delay = self.config.reconnect.delay(self.attempt);
+        self.attempt = self.attempt.saturating_add(1);
+        self.back_off_for(delay, why, next);
+    }
+
+    pub(super) fn back_off_for(&mut self, delay: Duration, why: &str, next: Next) {
+        self.abandon();
+        let until = Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
+        let reason = format!("{why}; retrying in {} ms", delay.as_millis());
+        self.enter(Phase::BackingOff { until, next }, reason);
+        self.arm(delay, Timer::Retry);
+    }
+
+    /// Stops at rest: no connection, nothing opens by itself.
+    pub(super) fn rest(&mut self, rest: Rest, reason: &str) {
+        self.abandon();
+        self.enter(Phase::Resting(rest), reason);
+    }
+
+    pub(super) fn ban_until(&mut self, retry_at: DateTime<Utc>) {
+        self.abandon();
+        self.enter(Phase::Banned { retry_at }, "WhatsApp sent a temporary ban");
+        let left = (retry_at - Utc::now()).to_std().unwrap_or_default();
+        self.arm(left, Timer::Retry);
+    }
+
+    pub(super) fn block_until(
+        &mut self,
+        retry_at: DateTime<Utc>,
+        phone_for_code: Option<String>,
+        why: &str,
+    ) {
+        self.abandon();
+        let phase = Phase::Blocked {
+            retry_at,
+            phone_for_code,
+        };
+        self.enter(phase, why);
+        let left = (retry_at - Utc::now()).to_std().unwrap_or_default();
+        self.arm(left, Timer::BudgetRetry);
+    }
+
+    /// Backs the store up and wipes it through the driver; `then` follows when done.
+    /// `reason` names the cleanup (in the backup's name and the `session.cleaned`
+    /// event); `why` is the status reason meanwhile.
+    pub(super) fn wipe(&mut self, reason: &str, why: String, steps: WipeSteps, then: AfterWipe) {
+        let generation = self.next_generation();
+        self.paired = false;
+        self.phones.release(&self.org);
+        let WipeSteps {
+            farewell,
+            afterwards,
+        } = steps;
+        self.enter(Phase::Wiping(then), why);
+        let _ = self.driver.send(DriverCmd::Wipe {
+            generation,
+            reason: reason.to_owned(),
+            farewell,
+            afterwards,
+        });
+    }
+
+    /// A timer for the current generation.
+    fn arm(&self, after: Duration, timer: Timer) {
+        let generation = self.generation;
+        self.myself
+            .send_after(after, move || OrgMsg::Timer { generation, timer });
+    }
+
+    pub(super) fn next_generation(&mut self) -> u64 {
+        self.generation += 1;
+        self.generation
+    }
+
+    // ---- publishing -------------------------------------------------------------------
+
+    /// Moves to `phase`: publishes the snapshot, logs and reports a status change,
+    /// and answers starts that waited for the store to be read.
+    pub(super) fn enter(&mut self, phase: Phase, reason: impl Into<String>) {
+        let before = self.snapshot.borrow().status;
+        self.phase = phase;
+        self.reason = reason.into();
+        self.publish();
+        let status = self.status();
+        if before != status {
+            let reason = self.reason.as_str();
+            tracing::info!(org_id = %self.org, from = %before, to = %status, reason, "session status changed");
+            self.emitter.emit(
+                status,
+                EventKind::StatusChanged {
+                    from: before,
+                    reason: self.reason.clone(),
+                    retry_at: self.phase.retry_at(),
+                },
+            );
+        }
+        self.lane_follows();
+        if !matches!(self.phase, Phase::Probing { .. }) {
+            let snapshot = self.snapshot.borrow().clone();
+            for reply in self.waiting_starts.drain(..) {
+                let _ = reply.send(Ok(StartOutcome {
+                    snapshot: snapshot.clone(),
+                    already_running: false,
+                }));
+            }
+        }
+    }
+
+    /// Publishes the snapshot derived from the phase.
+    pub(super) fn publish(&self) {
+        let status = self.status();
+        let (qr, pairing_code) = match &self.phase {
+            Phase::ShowingQr { qr, pairing_code } => (Some(qr.clone()), pairing_code.clone()),
+            _ => (None, None),
+        };
+        let snapshot = SessionSnapshot {
+            organization_id: self.org.clone(),
+            status,
+            phone_number: self.phone.clone(),
+            qr,
+            pairing_code,
+            retry_at: self.phase.retry_at(),
+            next_attempt_at: self.phase.next_attempt_at(),
+            reason: Some(self.reason.clone()).filter(|r| !r.is_empty()),
+            updated_at: Utc::now(),
+        };
+        self.snapshot.send_replace(snapshot);
+    }
+}
