@@ -844,10 +844,13 @@ async fn heal_bench(plan: &Plan, top: &Path) -> Heal {
     for round in 0..plan.heals {
         let live = fs_ops::live_dir(&root, &org);
         std::fs::write(live.join("store.db"), &store).expect("the 1 MiB store");
-        sim.inject(&org, Fault::BadMac).expect("bad mac 1");
-        sim.inject(&org, Fault::BadMac).expect("bad mac 2");
+        sim.inject(&org, Fault::BadMac { sender: None })
+            .expect("bad mac 1");
+        sim.inject(&org, Fault::BadMac { sender: None })
+            .expect("bad mac 2");
         let t = Instant::now();
-        sim.inject(&org, Fault::BadMac).expect("bad mac 3");
+        sim.inject(&org, Fault::BadMac { sender: None })
+            .expect("bad mac 3");
         wait(SessionStatus::QrReady).await;
         times.push(t.elapsed());
         // The backup is on disk, whole.

@@ -148,7 +148,7 @@ async fn three_bad_macs_back_up_wipe_and_pair_again() {
     let a = org("2");
     rig.connect(&a, "573001234567").await;
     for _ in 0..3 {
-        rig.inject(&a, Fault::BadMac).await;
+        rig.inject(&a, Fault::BadMac { sender: None }).await;
     }
     let snapshot = rig.wait(&a, SessionStatus::QrReady).await;
     assert!(snapshot.qr.is_some());
@@ -175,7 +175,7 @@ async fn bad_macs_spread_beyond_the_window_do_not_heal() {
     let a = org("2");
     rig.connect(&a, "573001234567").await;
     for _ in 0..3 {
-        rig.inject(&a, Fault::BadMac).await;
+        rig.inject(&a, Fault::BadMac { sender: None }).await;
         rig.settle_for(Duration::from_secs(20)).await;
     }
     assert_eq!(rig.sup.status(&a).status, SessionStatus::Connected);
@@ -189,7 +189,7 @@ async fn five_cleanups_keep_three_backups() {
     rig.connect(&a, "573001234567").await;
     for round in 0..5 {
         for _ in 0..3 {
-            rig.inject(&a, Fault::BadMac).await;
+            rig.inject(&a, Fault::BadMac { sender: None }).await;
         }
         rig.wait(&a, SessionStatus::QrReady).await;
         assert_eq!(rig.backups(&a).len(), (round + 1).min(3));
@@ -269,14 +269,18 @@ async fn reconnect_backoff_grows_and_is_capped() {
     for _ in 0..9 {
         let snap = rig.sup.status(&a);
         let due = snap.next_attempt_at.expect("a backoff has a next attempt");
-        let ms = (due - snap.updated_at).num_milliseconds() as u64;
-        assert!(
-            snap.reason
-                .unwrap()
-                .ends_with(&format!("retrying in {ms} ms"))
-        );
-        delays.push(ms);
-        rig.settle_for(Duration::from_millis(ms)).await;
+        // The structured time and the words agree (to the wall clock's drift
+        // between computing one and stamping the snapshot).
+        let ms = (due - snap.updated_at).num_milliseconds().unsigned_abs();
+        let reason = snap.reason.unwrap();
+        let announced: u64 = reason
+            .rsplit("retrying in ")
+            .next()
+            .and_then(|r| r.trim_end_matches(" ms").parse().ok())
+            .unwrap_or_else(|| panic!("{reason}"));
+        assert!(announced.abs_diff(ms) <= 5, "{announced} vs {ms}");
+        delays.push(announced);
+        rig.settle_for(Duration::from_millis(announced)).await;
     }
     assert!(delays.windows(2).take(5).all(|w| w[1] > w[0]), "{delays:?}");
     assert!(delays.iter().all(|&d| d <= 60_000), "{delays:?}");
@@ -423,16 +427,16 @@ async fn too_many_cleanups_quarantine_until_an_explicit_start() {
     let a = org("2");
     rig.connect(&a, "573001234567").await;
     for _ in 0..3 {
-        rig.inject(&a, Fault::BadMac).await;
-        rig.inject(&a, Fault::BadMac).await;
-        rig.inject(&a, Fault::BadMac).await;
+        rig.inject(&a, Fault::BadMac { sender: None }).await;
+        rig.inject(&a, Fault::BadMac { sender: None }).await;
+        rig.inject(&a, Fault::BadMac { sender: None }).await;
         rig.wait(&a, SessionStatus::QrReady).await;
         rig.sim.scan(&a, "573001234567").unwrap();
         rig.wait(&a, SessionStatus::Connected).await;
     }
     assert_eq!(rig.backups(&a).len(), 3);
     for _ in 0..3 {
-        rig.inject(&a, Fault::BadMac).await;
+        rig.inject(&a, Fault::BadMac { sender: None }).await;
     }
     let q = rig.wait(&a, SessionStatus::Quarantined).await;
     assert!(q.reason.unwrap().contains("automatic cleanups"));
@@ -650,7 +654,7 @@ async fn every_step_of_a_session_is_reported_in_order() {
             .is_err()
     );
     for _ in 0..3 {
-        sim.inject(&a, Fault::BadMac).unwrap();
+        sim.inject(&a, Fault::BadMac { sender: None }).unwrap();
         settle().await;
     }
     sup.wait_for(&a, LONG, |s| s.status == SessionStatus::QrReady)
