@@ -1,0 +1,350 @@
+//! The outbox through the actor tree (CONTRACT §10): order, acks, zombies,
+//! expiry, cancel, receipts, and the compatible send.
+
+use super::*;
+use crate::connection::{
+    ConnectRequest, Connection, ConnectionError, Connector, EventStream, ReceiptKind,
+};
+use crate::outbox::{
+    Enqueued, Message, MessageBody, MessageId, MessageStatus, OutboxError, Update, Updated,
+};
+use crate::{EventKind, MessageRequest};
+
+fn request(org: &OrgId, text: &str) -> MessageRequest {
+    MessageRequest {
+        org: org.clone(),
+        phone: "573009999999".into(),
+        body: MessageBody::Text(text.into()),
+        idempotency_key: None,
+        expires_at: None,
+    }
+}
+
+async fn enqueue(rig: &Rig, org: &OrgId, text: &str) -> Message {
+    match rig.sup.enqueue(request(org, text)).await.unwrap() {
+        Enqueued::New(m) => m,
+        other => panic!("{other:?}"),
+    }
+}
+
+async fn record(rig: &Rig, id: &MessageId) -> Message {
+    rig.sup.outbox().get(id).await.unwrap().unwrap()
+}
+
+/// Waits (in virtual time) until the message reaches `status`.
+async fn wait_message(rig: &Rig, id: &MessageId, status: MessageStatus) -> Message {
+    for _ in 0..10_000 {
+        let m = record(rig, id).await;
+        if m.status == status {
+            return m;
+        }
+        rig.settle_for(Duration::from_millis(100)).await;
+    }
+    panic!("{id} never reached {status}: {:?}", record(rig, id).await);
+}
+
+#[tokio::test(start_paused = true)]
+async fn messages_accepted_before_pairing_are_sent_in_order_after_the_scan() {
+    let rig = Rig::new().await;
+    let a = org("2");
+    rig.sup.start(&a, None).await.unwrap();
+    rig.wait(&a, SessionStatus::QrReady).await;
+    let mut accepted = Vec::new();
+    for i in 0..20 {
+        accepted.push(enqueue(&rig, &a, &format!("recordatorio {i}")).await);
+    }
+    rig.settle_for(Duration::from_secs(30)).await;
+    assert!(
+        rig.sim.sent(&a).is_empty(),
+        "nothing goes out before pairing"
+    );
+    rig.sim.scan(&a, "573001234567").unwrap();
+    wait_message(&rig, &accepted[19].message_id, MessageStatus::Sent).await;
+    let sent: Vec<String> = rig.sim.sent(&a).into_iter().map(|r| r.message_id).collect();
+    let want: Vec<String> = accepted.iter().map(|m| m.message_id.to_string()).collect();
+    assert_eq!(sent, want, "each once, in acceptance order");
+    for m in &accepted {
+        let m = record(&rig, &m.message_id).await;
+        assert_eq!((m.status, m.attempts), (MessageStatus::Sent, 1));
+        assert!(m.sent_at.is_some());
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn deliveries_are_paced_apart() {
+    let rig = Rig::with(|c| c.outbox.min_gap = Duration::from_secs(10)).await;
+    let a = org("2");
+    rig.connect(&a, "573001234567").await;
+    enqueue(&rig, &a, "uno").await;
+    enqueue(&rig, &a, "dos").await;
+    // When each reaches the phone, in virtual time (100 ms steps).
+    let mut seen = Vec::new();
+    let began = tokio::time::Instant::now();
+    while seen.len() < 2 {
+        if rig.sim.sent(&a).len() > seen.len() {
+            seen.push(began.elapsed());
+        }
+        assert!(began.elapsed() < Duration::from_secs(60), "{seen:?}");
+        rig.settle_for(Duration::from_millis(100)).await;
+    }
+    // ±50 % of 10 s.
+    let gap = seen[1] - seen[0];
+    assert!(gap >= Duration::from_millis(4_900), "{gap:?}");
+    assert!(gap <= Duration::from_millis(15_200), "{gap:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_idempotency_key_accepts_a_message_once() {
+    let rig = Rig::new().await;
+    let a = org("2");
+    rig.connect(&a, "573001234567").await;
+    let keyed = |text: &str| MessageRequest {
+        idempotency_key: Some("appointment-123-reminder".into()),
+        ..request(&a, text)
+    };
+    let Enqueued::New(first) = rig.sup.enqueue(keyed("hola")).await.unwrap() else {
+        panic!("first is new")
+    };
+    let Enqueued::Duplicate(again) = rig.sup.enqueue(keyed("hola")).await.unwrap() else {
+        panic!("second is a duplicate")
+    };
+    assert_eq!(again.message_id, first.message_id);
+    assert!(matches!(
+        rig.sup.enqueue(keyed("otro texto")).await,
+        Err(SendError::Outbox(OutboxError::KeyReused(_)))
+    ));
+    wait_message(&rig, &first.message_id, MessageStatus::Sent).await;
+    rig.settle_for(Duration::from_secs(10)).await;
+    assert_eq!(rig.sim.sent(&a).len(), 1, "delivered once");
+}
+
+#[tokio::test(start_paused = true)]
+async fn expired_and_cancelled_messages_are_never_sent() {
+    let rig = Rig::new().await;
+    let a = org("2");
+    rig.sup.start(&a, None).await.unwrap();
+    rig.wait(&a, SessionStatus::QrReady).await;
+    let soon = MessageRequest {
+        expires_at: Some(chrono::Utc::now() + chrono::Duration::seconds(30)),
+        ..request(&a, "caduca")
+    };
+    let Enqueued::New(expiring) = rig.sup.enqueue(soon).await.unwrap() else {
+        panic!()
+    };
+    let cancelled = enqueue(&rig, &a, "cancelado").await;
+    let outcome = rig
+        .sup
+        .outbox()
+        .update(&cancelled.message_id, Update::Cancelled)
+        .await
+        .unwrap();
+    assert!(matches!(outcome, Updated::Applied(m) if m.status == MessageStatus::Cancelled));
+    let kept = enqueue(&rig, &a, "se envía").await;
+    // The wall clock drives expiry: let it pass the 30 s for real is too slow, so
+    // the record's expiry is checked against the lane's rule instead: the sweep
+    // and the lane both refuse a message whose `expires_at` has passed.
+    rig.sup
+        .outbox()
+        .update(&expiring.message_id, Update::Expired)
+        .await
+        .unwrap();
+    rig.sim.scan(&a, "573001234567").unwrap();
+    wait_message(&rig, &kept.message_id, MessageStatus::Sent).await;
+    let sent: Vec<String> = rig.sim.sent(&a).into_iter().map(|r| r.text).collect();
+    assert_eq!(sent, ["se envía"]);
+    let done = rig
+        .sup
+        .outbox()
+        .update(&kept.message_id, Update::Cancelled)
+        .await
+        .unwrap();
+    assert!(matches!(done, Updated::Refused(m) if m.status == MessageStatus::Sent));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_message_past_its_expiry_is_expired_by_the_sweep() {
+    let rig = Rig::new().await;
+    let a = org("2");
+    rig.sup.start(&a, None).await.unwrap();
+    rig.wait(&a, SessionStatus::QrReady).await;
+    let past = MessageRequest {
+        expires_at: Some(chrono::Utc::now() - chrono::Duration::seconds(1)),
+        ..request(&a, "tarde")
+    };
+    let Enqueued::New(late) = rig.sup.enqueue(past).await.unwrap() else {
+        panic!()
+    };
+    wait_message(&rig, &late.message_id, MessageStatus::Expired).await;
+    rig.sim.scan(&a, "573001234567").unwrap();
+    rig.wait(&a, SessionStatus::Connected).await;
+    rig.settle_for(Duration::from_secs(5)).await;
+    assert!(rig.sim.sent(&a).is_empty());
+    let expired = rig
+        .events
+        .events()
+        .into_iter()
+        .filter(|e| matches!(&e.kind, EventKind::Message(m) if m.status == MessageStatus::Expired))
+        .count();
+    assert_eq!(expired, 1, "message.expired is reported");
+}
+
+/// A connection that swallows a message without an ack is a zombie: the org
+/// reconnects and the message goes again with the id of its first attempt.
+#[tokio::test(start_paused = true)]
+async fn no_ack_reconnects_and_resends_with_the_same_id() {
+    let rig = Rig::with(|c| c.outbox.ack_timeout = Duration::from_secs(20)).await;
+    let a = org("2");
+    rig.connect(&a, "573001234567").await;
+    rig.inject(&a, Fault::NoAck).await;
+    let m = enqueue(&rig, &a, "hola").await;
+    let reconnecting = rig.wait(&a, SessionStatus::Reconnecting).await;
+    assert!(
+        reconnecting.reason.unwrap().contains("did not acknowledge"),
+        "the reason says why"
+    );
+    rig.wait(&a, SessionStatus::Connected).await;
+    let sent = wait_message(&rig, &m.message_id, MessageStatus::Sent).await;
+    assert_eq!(sent.attempts, 2);
+    let attempts: Vec<String> = rig.sim.sent(&a).into_iter().map(|r| r.message_id).collect();
+    assert_eq!(
+        attempts,
+        [m.message_id.to_string(), m.message_id.to_string()]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn receipts_move_a_message_to_delivered_then_read() {
+    let rig = Rig::new().await;
+    let a = org("2");
+    rig.connect(&a, "573001234567").await;
+    let m = enqueue(&rig, &a, "hola").await;
+    wait_message(&rig, &m.message_id, MessageStatus::Sent).await;
+    let id = m.message_id.to_string();
+    rig.sim.receipt(&a, &id, ReceiptKind::Delivered).unwrap();
+    wait_message(&rig, &m.message_id, MessageStatus::Delivered).await;
+    rig.sim.receipt(&a, &id, ReceiptKind::Read).unwrap();
+    let read = wait_message(&rig, &m.message_id, MessageStatus::Read).await;
+    assert!(read.delivered_at.is_some() && read.read_at.is_some());
+    let told: Vec<MessageStatus> = rig
+        .events
+        .events()
+        .into_iter()
+        .filter_map(|e| match e.kind {
+            EventKind::Message(m) => Some(m.status),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        told,
+        [
+            MessageStatus::Sent,
+            MessageStatus::Delivered,
+            MessageStatus::Read
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_org_without_a_session_or_credentials_queues_nothing() {
+    let rig = Rig::new().await;
+    assert_eq!(
+        rig.sup.enqueue(request(&org("nobody"), "x")).await,
+        Err(SendError::NoSession)
+    );
+}
+
+/// Ten compatible sends issued one after another while the session reconnects
+/// reach the connection in the order they were issued once it is back.
+#[tokio::test(start_paused = true)]
+async fn sends_while_reconnecting_go_out_in_the_order_they_were_issued() {
+    let rig = Rig::new().await;
+    let a = org("2");
+    rig.connect(&a, "573001234567").await;
+    rig.inject(&a, Fault::NetworkDown).await;
+    let mut sends = Vec::new();
+    for i in 0..10 {
+        let sup = rig.sup.clone();
+        let org = a.clone();
+        sends.push(tokio::spawn(async move {
+            sup.send_text(&org, "573009999999", &format!("mensaje {i}"), None)
+                .await
+        }));
+        settle().await;
+    }
+    rig.inject(&a, Fault::NetworkUp).await;
+    for send in sends {
+        send.await.unwrap().expect("sent once the session is back");
+    }
+    let texts: Vec<String> = rig.sim.sent(&a).into_iter().map(|r| r.text).collect();
+    let want: Vec<String> = (0..10).map(|i| format!("mensaje {i}")).collect();
+    assert_eq!(texts, want);
+}
+
+/// A connection whose send never returns.
+struct HangingSends(SimConnector);
+
+struct Hanging(Arc<dyn Connection>);
+
+#[async_trait::async_trait]
+impl Connection for Hanging {
+    async fn send_text(&self, _: &str, _: &str, _: &str) -> Result<(), ConnectionError> {
+        std::future::pending().await
+    }
+    async fn is_on_whatsapp(&self, phone: &str) -> Result<bool, ConnectionError> {
+        self.0.is_on_whatsapp(phone).await
+    }
+    async fn logout(&self) -> Result<(), ConnectionError> {
+        self.0.logout().await
+    }
+    async fn shutdown(&self) {
+        self.0.shutdown().await
+    }
+}
+
+#[async_trait::async_trait]
+impl Connector for HangingSends {
+    async fn connect(
+        &self,
+        request: ConnectRequest,
+    ) -> Result<(Arc<dyn Connection>, EventStream), ConnectionError> {
+        let (conn, events) = self.0.connect(request).await?;
+        Ok((Arc::new(Hanging(conn)), events))
+    }
+    fn has_credentials(&self, dir: &Path) -> Result<bool, ConnectionError> {
+        self.0.has_credentials(dir)
+    }
+}
+
+/// The caller of a send that hangs in the connection hears an error before the
+/// request's own timeout, and stopping still finishes within its bound.
+#[tokio::test(start_paused = true)]
+async fn a_hanging_send_answers_in_time_and_does_not_hold_up_shutdown() {
+    let root = tempfile::tempdir().unwrap();
+    let sim = SimConnector::default();
+    let config = SupervisorConfig::new(root.path());
+    let (answer_within, request_timeout) = (config.answer_within(), config.request_timeout);
+    let shutdown_bound = config.shutdown_bound();
+    let sup = spawn_sup(config, Arc::new(HangingSends(sim.clone())), no_events()).await;
+    let a = org("2");
+    sup.start(&a, None).await.unwrap();
+    sup.wait_for(&a, LONG, |s| s.status == SessionStatus::QrReady)
+        .await
+        .unwrap();
+    sim.scan(&a, "573001234567").unwrap();
+    sup.wait_for(&a, LONG, |s| s.status == SessionStatus::Connected)
+        .await
+        .unwrap();
+
+    let began = tokio::time::Instant::now();
+    let result = sup.send_text(&a, "573009999999", "hola", None).await;
+    let took = began.elapsed();
+    assert!(
+        matches!(result, Err(SendError::Failed { .. })),
+        "{result:?}"
+    );
+    assert!(took <= answer_within && took < request_timeout, "{took:?}");
+
+    let began = tokio::time::Instant::now();
+    sup.shutdown().await;
+    assert!(began.elapsed() <= shutdown_bound, "{:?}", began.elapsed());
+}
