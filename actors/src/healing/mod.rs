@@ -83,9 +83,19 @@
 //! assert!(matches!(act(trip.step, &mut cleanups, t0 + s(90)), Action::Wipe));
 //! healer.wiped();
 //! ```
+//!
+//! # The corpus
+//!
+//! [`trace`] reads labelled event traces, [`replay`] runs one through a `Healer` in
+//! virtual time with a model of the actor's reconnects, and [`corpus`] holds the traces
+//! (`corpus/*.trace`) that the tests check against their labels and that
+//! `cargo bench -p wa-actors --bench healing_corpus` tabulates beside the old rule.
 
+pub mod corpus;
 mod healer;
 mod policy;
+pub mod replay;
+pub mod trace;
 
 pub use healer::{Healer, Phase, Step, Trip, WindowKind};
 pub use policy::{
