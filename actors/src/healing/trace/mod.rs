@@ -42,11 +42,13 @@
 //! a restart made by healing cures the rest of that line. A wipe cures everything: after
 //! it nothing arrives until the shop pairs again, and the replay ends.
 
+mod duration;
 mod parse;
 
 use std::time::Duration;
 
-pub use parse::TraceError;
+pub use duration::format_duration;
+pub use parse::{Problem, TraceError};
 
 /// What the new policy must do with a trace.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -141,26 +143,4 @@ impl Trace {
 /// The `k`-th contact (from 0) of a `senders=<n>` pool, as digits.
 pub fn pool_sender(k: usize) -> String {
     format!("57399{:07}", k + 1)
-}
-
-/// Formats a duration the way traces write them (`1h2m3.5s`).
-pub fn format_duration(d: Duration) -> String {
-    let ms = d.as_millis();
-    let (h, m, s, frac) = (ms / 3_600_000, ms / 60_000 % 60, ms / 1000 % 60, ms % 1000);
-    let mut out = String::new();
-    if h > 0 {
-        out.push_str(&format!("{h}h"));
-    }
-    if m > 0 {
-        out.push_str(&format!("{m}m"));
-    }
-    if s > 0 || frac > 0 || out.is_empty() {
-        if frac == 0 {
-            out.push_str(&format!("{s}s"));
-        } else {
-            let frac = format!("{frac:03}");
-            out.push_str(&format!("{s}.{}s", frac.trim_end_matches('0')));
-        }
-    }
-    out
 }

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use super::duration::{duration, format_duration};
 use super::{Delivery, Expect, Scheduled, Trace, WorldEvent, pool_sender};
 
 /// A trace that cannot be read.
@@ -201,8 +202,8 @@ fn event_line(
             let at = duration(d)?;
             if at < *cursor {
                 return Err(Problem::TimeGoesBack {
-                    at: super::format_duration(at),
-                    cursor: super::format_duration(*cursor),
+                    at: format_duration(at),
+                    cursor: format_duration(*cursor),
                 });
             }
             *cursor = at;
@@ -388,59 +389,6 @@ fn digits(s: &str) -> Result<String, Problem> {
 
 fn count(s: &str) -> Result<usize, Problem> {
     s.parse().map_err(|_| Problem::BadCount(s.to_owned()))
-}
-
-/// `500ms`, `12.5s`, `10m`, `2h`, `1m30s`: numbers with units, added up.
-pub(super) fn duration(s: &str) -> Result<Duration, Problem> {
-    let bad = || Problem::BadDuration(s.to_owned());
-    let is_number = |c: char| c.is_ascii_digit() || c == '.';
-    let mut rest = s;
-    let mut nanos: u128 = 0;
-    if rest.is_empty() {
-        return Err(bad());
-    }
-    while !rest.is_empty() {
-        let number_len = rest.find(|c: char| !is_number(c)).ok_or_else(bad)?;
-        let (number, tail) = rest.split_at(number_len);
-        let unit_len = tail.find(is_number).unwrap_or(tail.len());
-        let (unit, tail) = tail.split_at(unit_len);
-        rest = tail;
-        let unit: u128 = match unit {
-            "ms" => 1_000_000,
-            "s" => 1_000_000_000,
-            "m" => 60_000_000_000,
-            "h" => 3_600_000_000_000,
-            _ => return Err(bad()),
-        };
-        let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
-        let all_digits = |p: &str| p.bytes().all(|b| b.is_ascii_digit());
-        if (whole.is_empty() && fraction.is_empty())
-            || !all_digits(whole)
-            || !all_digits(fraction)
-            || fraction.len() > 9
-        {
-            return Err(bad());
-        }
-        let whole: u128 = if whole.is_empty() {
-            0
-        } else {
-            whole.parse().map_err(|_| bad())?
-        };
-        let scale = 10u128.pow(fraction.len() as u32);
-        let fraction: u128 = if fraction.is_empty() {
-            0
-        } else {
-            fraction.parse().map_err(|_| bad())?
-        };
-        nanos = whole
-            .checked_mul(unit)
-            .and_then(|w| w.checked_add(fraction * unit / scale))
-            .and_then(|n| n.checked_add(nanos))
-            .ok_or_else(bad)?;
-    }
-    u64::try_from(nanos)
-        .map(Duration::from_nanos)
-        .map_err(|_| bad())
 }
 
 #[cfg(test)]

@@ -1,5 +1,4 @@
 use super::*;
-use crate::healing::trace::format_duration;
 
 fn secs(s: f64) -> Duration {
     Duration::from_secs_f64(s)
@@ -22,40 +21,6 @@ fn at_line(line: usize, problem: Problem) -> TraceError {
 
 fn bad(s: &str) -> WorldEvent {
     WorldEvent::Undecryptable { sender: s.into() }
-}
-
-#[test]
-fn durations() {
-    #[rustfmt::skip]
-    let cases: &[(&str, Option<Duration>)] = &[
-        ("0s", Some(Duration::ZERO)),
-        ("500ms", Some(Duration::from_millis(500))),
-        ("12.5s", Some(Duration::from_millis(12_500))),
-        ("0.1s", Some(Duration::from_millis(100))),
-        (".5s", Some(Duration::from_millis(500))),
-        ("10m", Some(Duration::from_secs(600))),
-        ("2h", Some(Duration::from_secs(7200))),
-        ("1m30s", Some(Duration::from_secs(90))),
-        ("1h0m1.25s", Some(Duration::from_millis(3_601_250))),
-        ("1.5m", Some(Duration::from_secs(90))),
-        ("", None),
-        ("10", None),
-        ("s", None),
-        ("10x", None),
-        ("1.2.3s", None),
-        ("1d", None),
-        ("-1s", None),
-        ("1.0000000001s", None),
-        ("99999999999999999999h", None),
-    ];
-    for (text, want) in cases {
-        let got = duration(text).ok();
-        assert_eq!(got, *want, "{text:?}");
-        if let Some(d) = want {
-            // The formatter writes what the parser reads back.
-            assert_eq!(duration(&format_duration(*d)).ok(), Some(*d), "{text:?}");
-        }
-    }
 }
 
 #[test]
