@@ -32,6 +32,7 @@ pub mod config;
 pub mod connection;
 pub mod error;
 pub mod events;
+pub mod healing;
 pub mod org_id;
 pub mod outbox;
 mod phone_book;

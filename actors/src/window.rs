@@ -7,11 +7,18 @@
 //! **Edge rule:** an event recorded at `t` is inside the window until `t + length`
 //! *exclusive*. At exactly `t + length` it has left. So with a 30 s window, events at
 //! 0 s and 30 s are never counted together, while 0 s and 29.999 s are.
+//!
+//! [`ErrorWindow`] counts events; [`SenderWindow`] also counts who sent them (the Bad
+//! MAC window of CONTRACT §11).
+
+mod senders;
 
 use std::collections::VecDeque;
 use std::time::Duration;
 
 use tokio::time::Instant;
+
+pub use senders::{MAX_EVENTS, SenderKey, SenderWindow};
 
 /// A limit of `limit` events within `length`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
