@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::budget::BudgetSpec;
+use crate::healing::HealingPolicy;
 use crate::outbox::lane::LaneSpec;
 use crate::window::WindowSpec;
 
@@ -56,10 +57,8 @@ pub struct SupervisorConfig {
     pub sessions_dir: PathBuf,
     /// How many backups to keep per organization.
     pub backups_kept: usize,
-    /// Undecryptable messages that force a cleanup.
-    pub bad_mac: WindowSpec,
-    /// Stream errors that force a cleanup.
-    pub stream: WindowSpec,
+    /// The error windows and what a trip leads to (CONTRACT §5, §11).
+    pub healing: HealingPolicy,
     /// Automatic cleanups of one org allowed in a period; one more quarantines it.
     pub cleanups: WindowSpec,
     /// The connection-attempt budget (CONTRACT §6).
@@ -87,8 +86,7 @@ impl SupervisorConfig {
         Self {
             sessions_dir: sessions_dir.into(),
             backups_kept: 3,
-            bad_mac: WindowSpec::new(3, Duration::from_secs(30)),
-            stream: WindowSpec::new(2, Duration::from_secs(60)),
+            healing: HealingPolicy::default(),
             cleanups: WindowSpec::new(3, Duration::from_secs(3600)),
             budget: BudgetSpec::default(),
             reconnect: Backoff::default(),

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+use crate::healing::Step;
 use crate::outbox::{Message, MessageStatus};
 use crate::{OrgId, SessionStatus};
 
@@ -47,6 +48,15 @@ pub enum EventKind {
     StreamError { code: Option<u16> },
     /// A message of the outbox reached a status worth telling (CONTRACT §10).
     Message(MessageEvent),
+    /// Healing acted on its own (CONTRACT §11): `step` is a restart or a wipe,
+    /// `window` what tripped (`bad_mac`, `stream_errors`, `store_corrupt`), with how
+    /// many events from how many senders.
+    Healing {
+        step: Step,
+        window: &'static str,
+        events: usize,
+        senders: usize,
+    },
 }
 
 /// What happened to one message of the outbox.

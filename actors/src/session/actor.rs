@@ -8,13 +8,13 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::driver::{self, DriverCmd, DriverParts};
-use super::healing::Windows;
 use super::lane_link::LaneLink;
 use super::msg::{OrgMsg, Request};
 use super::phase::{Next, Phase, Rest};
 use crate::budget::ConnectionBudget;
 use crate::connection::Connector;
 use crate::events::{Emitter, EventSink};
+use crate::healing::Healer;
 use crate::outbox::Outbox;
 use crate::outbox::lane::LaneParts;
 use crate::phone_book::PhoneBook;
@@ -43,6 +43,7 @@ pub(crate) struct OrgArgs {
     pub snapshot: watch::Sender<SessionSnapshot>,
     pub lease: Arc<tokio::sync::Mutex<()>>,
     pub cleanups: Arc<Mutex<ErrorWindow>>,
+    pub healer: Arc<Mutex<Healer>>,
     pub phones: PhoneBook,
     pub events: Arc<dyn EventSink>,
     pub budget: Arc<ConnectionBudget>,
@@ -56,6 +57,7 @@ pub(crate) struct OrgState {
     pub(super) config: Arc<SupervisorConfig>,
     pub(super) snapshot: watch::Sender<SessionSnapshot>,
     pub(super) cleanups: Arc<Mutex<ErrorWindow>>,
+    pub(super) healer: Arc<Mutex<Healer>>,
     pub(super) phones: PhoneBook,
     pub(super) emitter: Emitter,
     pub(super) budget: Arc<ConnectionBudget>,
@@ -72,7 +74,6 @@ pub(crate) struct OrgState {
     pub(super) phone: Option<String>,
     /// Consecutive failed reconnects, for the backoff.
     pub(super) attempt: u32,
-    pub(super) windows: Windows,
     /// Start requests that wait for the store probe to answer.
     pub(super) waiting_starts: Vec<RpcReplyPort<Result<StartOutcome, SessionError>>>,
     pub(super) lane: LaneLink,
@@ -117,12 +118,12 @@ impl Actor for OrgActor {
                 org: args.org.clone(),
                 sink: args.events,
             },
-            windows: Windows::new(&args.config),
             org: args.org,
             myself,
             config: args.config,
             snapshot: args.snapshot,
             cleanups: args.cleanups,
+            healer: args.healer,
             phones: args.phones,
             budget: args.budget,
             driver,

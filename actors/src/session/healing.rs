@@ -1,5 +1,7 @@
-//! Self-healing (CONTRACT §5): the error windows, and what a full window, a
-//! corrupt store and a finished wipe lead to.
+//! Self-healing (CONTRACT §5, §11): what the org's [`Healer`](crate::healing::Healer)
+//! decides is carried out here — a restart from the same credentials, or a backup,
+//! wipe and new pairing (or quarantine, when the org was cleaned too often) — and
+//! what follows a finished wipe.
 
 use tokio::time::Instant;
 
@@ -7,64 +9,88 @@ use super::actor::OrgState;
 use super::phase::{AfterWipe, OpenMode, Phase, Rest};
 use super::transitions::WipeSteps;
 use crate::events::EventKind;
+use crate::healing::{Step, Trip};
 use crate::storage::StorageError;
 use crate::supervisor::CleanOutcome;
-use crate::{ErrorWindow, SessionError, SessionSnapshot, SupervisorConfig};
-
-/// The two sliding windows of one org. A reconnect does not reset them; a wipe does.
-pub(crate) struct Windows {
-    bad_mac: ErrorWindow,
-    stream: ErrorWindow,
-}
-
-impl Windows {
-    pub(crate) fn new(config: &SupervisorConfig) -> Self {
-        Self {
-            bad_mac: ErrorWindow::new(config.bad_mac),
-            stream: ErrorWindow::new(config.stream),
-        }
-    }
-
-    fn clear(&mut self) {
-        self.bad_mac.clear();
-        self.stream.clear();
-    }
-}
+use crate::{SessionError, SessionSnapshot};
 
 impl OrgState {
     pub(super) fn decrypt_error(&mut self, sender: &str) {
         tracing::warn!(org_id = %self.org, sender = %crate::privacy::mask_phone(sender), "message could not be decrypted");
         self.emitter.emit(self.status(), EventKind::DecryptError);
-        if self.windows.bad_mac.record(Instant::now()) {
-            self.heal("bad_mac");
+        let trip = self
+            .healer
+            .lock()
+            .unwrap()
+            .on_decrypt_error(Instant::now(), sender);
+        if let Some(trip) = trip {
+            self.heal(trip);
         }
     }
 
     pub(super) fn stream_error(&mut self, what: &str) {
         tracing::warn!(org_id = %self.org, error = what, "stream error");
-        if self.windows.stream.record(Instant::now()) {
-            self.heal("stream_errors");
-        } else {
-            self.back_off(what);
+        let trip = self.healer.lock().unwrap().on_stream_error(Instant::now());
+        match trip {
+            Some(trip) => self.heal(trip),
+            None => self.back_off(what),
         }
     }
 
-    /// The store says it is damaged: keep a backup, wipe it and pair again at once.
-    /// Waiting would not mend it, so it is not retried first.
-    pub(super) fn store_corrupt(&mut self, detail: &str) {
-        tracing::error!(org_id = %self.org, error = detail, "the session store is corrupt; backing it up and pairing again");
-        self.heal("store_corrupt");
+    /// The restarted connection is up: the healer starts its confirmation time.
+    pub(super) fn healthy(&self) {
+        self.healer.lock().unwrap().restart_done(Instant::now());
     }
 
-    /// A window reached its limit: back up, wipe and pair again, unless the org has
-    /// been cleaned too often lately, in which case it is quarantined as it is.
-    fn heal(&mut self, reason: &str) {
+    /// The store says it is damaged: keep a backup, wipe it and pair again at once.
+    /// Neither waiting nor a restart would mend it.
+    pub(super) fn store_corrupt(&mut self, detail: &str) {
+        tracing::error!(org_id = %self.org, error = detail, "the session store is corrupt; backing it up and pairing again");
+        self.clean_up("store_corrupt", 1, 0);
+    }
+
+    fn heal(&mut self, trip: Trip) {
+        let window = trip.window.as_str();
+        match trip.step {
+            Step::Restart => {
+                tracing::warn!(org_id = %self.org, step = "restart", window, events = trip.events, senders = trip.senders, "healing: restarting the connection");
+                self.emitter.emit(
+                    self.status(),
+                    EventKind::Healing {
+                        step: Step::Restart,
+                        window,
+                        events: trip.events,
+                        senders: trip.senders,
+                    },
+                );
+                let why = format!(
+                    "{window} limit reached ({} events from {} senders); restarting the connection \
+                     from the same credentials",
+                    trip.events, trip.senders
+                );
+                let mode = if self.paired {
+                    OpenMode::Resume
+                } else {
+                    OpenMode::Pair {
+                        phone_for_code: None,
+                    }
+                };
+                self.open_because(mode, why);
+            }
+            Step::Wipe => self.clean_up(window, trip.events, trip.senders),
+        }
+    }
+
+    /// Back up, wipe and pair again, unless the org has been cleaned too often
+    /// lately: then it is quarantined as it is.
+    fn clean_up(&mut self, reason: &'static str, events: usize, senders: usize) {
         let now = Instant::now();
         {
             let mut cleanups = self.cleanups.lock().unwrap();
             let spec = cleanups.spec();
             if cleanups.count(now) >= spec.limit {
                 drop(cleanups);
+                self.healer.lock().unwrap().wiped();
                 let why = format!(
                     "more than {} automatic cleanups within {} s (last: {reason}); start the session to try again",
                     spec.limit,
@@ -74,6 +100,16 @@ impl OrgState {
             }
             cleanups.record(now);
         }
+        tracing::warn!(org_id = %self.org, step = "wipe", window = reason, events, senders, "healing: backing up and wiping the session");
+        self.emitter.emit(
+            self.status(),
+            EventKind::Healing {
+                step: Step::Wipe,
+                window: reason,
+                events,
+                senders,
+            },
+        );
         self.phone = None;
         self.wipe(
             reason,
@@ -90,14 +126,14 @@ impl OrgState {
             return;
         };
         if let Ok(backup) = &result {
-            self.windows.clear();
-            let cleaned = EventKind::Cleaned {
-                reason: reason.to_owned(),
-                backup: backup.clone(),
-            };
+            self.healer.lock().unwrap().wiped();
             let status = match &then {
                 AfterWipe::Remove(_) => crate::SessionStatus::NotStarted,
                 then => then.status(),
+            };
+            let cleaned = EventKind::Cleaned {
+                reason: reason.to_owned(),
+                backup: backup.clone(),
             };
             self.emitter.emit(status, cleaned);
         }

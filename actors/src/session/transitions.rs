@@ -64,6 +64,7 @@ impl OrgState {
         if matches!(self.phase, Phase::Resting(Rest::Quarantined)) {
             // An explicit start is the operator's word that the org may try again.
             self.cleanups.lock().unwrap().clear();
+            self.healer.lock().unwrap().wiped();
         }
         // The draw checks and records both budgets under one lock, so concurrent
         // starts of many orgs take exactly the budget and no more.
@@ -190,8 +191,7 @@ impl OrgState {
             Class::Restart => {
                 // 515 after pairing: the credentials are fresh, log in with them now.
                 self.paired = true;
-                self.reason = "restart required (515)".into();
-                self.open(OpenMode::Resume);
+                self.open_because(OpenMode::Resume, "restart required (515)".into());
             }
             Class::ServerBusy => self.back_off("WhatsApp is busy"),
             Class::Transient => {
@@ -300,6 +300,7 @@ impl OrgState {
                 self.paired = true;
                 self.attempt = 0;
                 self.phone = Some(phone.clone());
+                self.healthy();
                 self.enter(Phase::Live { conn }, "connected");
                 self.emitter
                     .emit(SessionStatus::Connected, EventKind::Connected { phone });
@@ -389,23 +390,21 @@ impl OrgState {
 
     /// Opens a new connection (the driver closes the old one first).
     pub(super) fn open(&mut self, mode: OpenMode) {
-        let generation = self.next_generation();
-        let (start_mode, reason) = match &mode {
-            OpenMode::Resume => (StartMode::Resume, "connecting with stored credentials"),
-            OpenMode::Pair { phone_for_code } => (
-                StartMode::Pair {
-                    phone_for_code: phone_for_code.clone(),
-                },
-                "waiting for the first QR code",
-            ),
+        let reason = match &mode {
+            OpenMode::Resume => "connecting with stored credentials",
+            OpenMode::Pair { .. } => "waiting for the first QR code",
         };
-        // A 515's own reason ("restart required") stays until the login says more.
-        let reason = if matches!(self.phase, Phase::Opening { .. } | Phase::Live { .. })
-            && self.reason.starts_with("restart required")
-        {
-            self.reason.clone()
-        } else {
-            reason.to_owned()
+        self.open_because(mode, reason.to_owned());
+    }
+
+    /// Opens a new connection, with `reason` as the status reason meanwhile.
+    pub(super) fn open_because(&mut self, mode: OpenMode, reason: String) {
+        let generation = self.next_generation();
+        let start_mode = match &mode {
+            OpenMode::Resume => StartMode::Resume,
+            OpenMode::Pair { phone_for_code } => StartMode::Pair {
+                phone_for_code: phone_for_code.clone(),
+            },
         };
         self.enter(Phase::Opening { mode, conn: None }, reason);
         let _ = self.driver.send(DriverCmd::Open {

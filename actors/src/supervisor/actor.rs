@@ -215,7 +215,10 @@ impl SupervisorState {
         begin: Begin,
     ) -> Result<(), SessionError> {
         let config = &self.args.config;
-        let shared = self.args.registry.shared(org, config.cleanups);
+        let shared = self
+            .args
+            .registry
+            .shared(org, config.cleanups, config.healing);
         let args = OrgArgs {
             org: org.clone(),
             config: config.clone(),
@@ -224,6 +227,7 @@ impl SupervisorState {
             snapshot: shared.snapshot,
             lease: shared.lease,
             cleanups: shared.cleanups,
+            healer: shared.healer,
             phones: self.phones.clone(),
             events: self.args.events.clone(),
             budget: self.args.budget.clone(),

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use ractor::ActorRef;
 use tokio::sync::watch;
 
+use crate::healing::{Healer, HealingPolicy};
 use crate::session::OrgMsg;
 use crate::{ErrorWindow, OrgId, SessionSnapshot, SessionStatus, WindowSpec};
 
@@ -24,6 +25,8 @@ pub(crate) struct OrgSlot {
     pub lease: Arc<tokio::sync::Mutex<()>>,
     /// Automatic cleanups, for restart intensity (CONTRACT §5).
     pub cleanups: Arc<Mutex<ErrorWindow>>,
+    /// Error windows and healing restarts (CONTRACT §11): a crash forgets neither.
+    pub healer: Arc<Mutex<Healer>>,
 }
 
 /// What a new incarnation of an org actor shares with the ones before it.
@@ -31,22 +34,30 @@ pub(crate) struct Shared {
     pub snapshot: watch::Sender<SessionSnapshot>,
     pub lease: Arc<tokio::sync::Mutex<()>>,
     pub cleanups: Arc<Mutex<ErrorWindow>>,
+    pub healer: Arc<Mutex<Healer>>,
 }
 
 impl Registry {
     /// The org's slot, created the first time.
-    pub(crate) fn shared(&self, org: &OrgId, cleanups: WindowSpec) -> Shared {
+    pub(crate) fn shared(
+        &self,
+        org: &OrgId,
+        cleanups: WindowSpec,
+        healing: HealingPolicy,
+    ) -> Shared {
         let mut map = self.0.write().unwrap();
         let slot = map.entry(org.clone()).or_insert_with(|| OrgSlot {
             snapshot: watch::Sender::new(SessionSnapshot::not_started(org.clone())),
             actor: None,
             lease: Arc::new(tokio::sync::Mutex::new(())),
             cleanups: Arc::new(Mutex::new(ErrorWindow::new(cleanups))),
+            healer: Arc::new(Mutex::new(Healer::new(healing))),
         });
         Shared {
             snapshot: slot.snapshot.clone(),
             lease: slot.lease.clone(),
             cleanups: slot.cleanups.clone(),
+            healer: slot.healer.clone(),
         }
     }
 
