@@ -36,7 +36,6 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use tracing::Span;
 use wa_actors::Supervisor;
-use wa_actors::connection::sim::SimConnector;
 
 use crate::api_key::ApiKey;
 use crate::phone::PhoneRules;
@@ -49,7 +48,7 @@ pub struct AppState {
     pub supervisor: Supervisor,
     pub api_key: Arc<ApiKey>,
     /// The fake phones, in simulation mode only; their routes exist only then.
-    pub sim: Option<SimConnector>,
+    pub sim: Option<sim::FakePhones>,
     /// How typed phone numbers are read (`[phone] default_region`).
     pub phone: PhoneRules,
 }
@@ -154,7 +153,7 @@ async fn shed(error: BoxError) -> ApiError {
         tracing::warn!("request shed: too many requests in flight");
         ApiError::Overloaded
     } else {
-        ApiError::Storage(format!("internal error: {error}"))
+        ApiError::Internal(error.to_string())
     }
 }
 
@@ -236,4 +235,26 @@ fn is_json(resp: &Response) -> bool {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.starts_with("application/json"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Shedding is `Overloaded` (503 with `Retry-After`); any other failure of the
+    /// limit layers is the daemon's own `Internal` error, never a storage failure.
+    #[tokio::test]
+    async fn the_limit_layers_fail_as_overloaded_or_internal() {
+        assert!(matches!(
+            shed(BoxError::from(Overloaded::new())).await,
+            ApiError::Overloaded
+        ));
+        let other = shed(BoxError::from("the semaphore is closed")).await;
+        assert!(
+            matches!(&other, ApiError::Internal(m) if m == "the semaphore is closed"),
+            "{other:?}"
+        );
+        assert_eq!(other.status_code(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(other.to_string(), "internal error: the semaphore is closed");
+    }
 }
