@@ -11,6 +11,7 @@ pub mod error;
 pub mod extract;
 pub mod health;
 pub mod messages;
+pub mod metrics;
 pub mod qr;
 pub mod rate_limit;
 pub mod sessions;
@@ -77,8 +78,8 @@ pub fn router(state: AppState) -> Router {
     router_with_limits(state, HttpLimits::default())
 }
 
-/// Builds the whole router: `/health`, the keyed `/api/*` routes, and `/sim/*` in
-/// simulation mode, behind the edge layers (outermost first): request id, request
+/// Builds the whole router: `/health`, the keyed `/api/*` and `/metrics` routes,
+/// and `/sim/*` in simulation mode, behind the edge layers (outermost first): request id, request
 /// span, load shedding over a global concurrency limit, JSON errors, timeout, body
 /// limits.
 pub fn router_with_limits(state: AppState, limits: HttpLimits) -> Router {
@@ -92,7 +93,8 @@ pub fn router_with_limits(state: AppState, limits: HttpLimits) -> Router {
         .route("/api/clear-corrupted-session", post(sessions::force_clean))
         .route("/api/clear-session", post(sessions::force_clean))
         .route("/api/sessions", get(sessions::list))
-        .route("/api/rate-limit-status", get(rate_limit::rate_limit_status));
+        .route("/api/rate-limit-status", get(rate_limit::rate_limit_status))
+        .route("/metrics", get(metrics::render));
     if state.sim.is_some() {
         keyed = keyed.merge(sim::routes());
     }
@@ -105,7 +107,6 @@ pub fn router_with_limits(state: AppState, limits: HttpLimits) -> Router {
 
     Router::new()
         .route("/health", get(health::health))
-        .route("/metrics", get(crate::metrics::render))
         .merge(keyed)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -129,7 +130,7 @@ pub fn router_with_limits(state: AppState, limits: HttpLimits) -> Router {
                 .layer(GlobalConcurrencyLimitLayer::new(limits.max_in_flight)),
         )
         // Latency of every answer, shed ones included.
-        .layer(middleware::from_fn(crate::metrics::track_http))
+        .layer(middleware::from_fn(metrics::track_http))
         // Outermost: every log line of a request (handlers, errors, shedding) is
         // inside the span that carries its request id.
         .layer(
