@@ -17,6 +17,7 @@ pub mod instance_lock;
 pub mod metrics;
 pub mod phone;
 pub mod qr_render;
+pub mod server;
 pub mod systemd;
 pub mod telemetry;
 pub mod webhook;
