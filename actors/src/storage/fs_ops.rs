@@ -260,7 +260,7 @@ mod tests {
         let first = backup_and_wipe(root.path(), &org(), "x", now, 0, true)
             .unwrap()
             .unwrap();
-        assert_eq!(list_backups(root.path(), &org()).unwrap(), [first.clone()]);
+        assert_eq!(list_backups(root.path(), &org()).unwrap(), [first.as_str()]);
 
         // An hour earlier by the clock: the new backup sorts before the old one.
         fs::write(live.join("creds.json"), b"second").unwrap();
@@ -269,7 +269,7 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(second < first, "{second} sorts before {first}");
-        assert_eq!(list_backups(root.path(), &org()).unwrap(), [second.clone()]);
+        assert_eq!(list_backups(root.path(), &org()).unwrap(), [second.as_str()]);
         let kept = backups_dir(root.path(), &org()).join(&second);
         assert_eq!(fs::read(kept.join("creds.json")).unwrap(), b"second");
     }
