@@ -300,7 +300,10 @@ mod tests {
             ("from-file", KeySource::File(file.clone()))
         );
         assert!(!log.contains("from-file"));
-        assert!(!log.contains("WARN"), "a private file is not warned about: {log}");
+        assert!(
+            !log.contains("WARN"),
+            "a private file is not warned about: {log}"
+        );
         assert!(!tmp.path().join(GENERATED_FILE).exists());
     }
 

@@ -26,15 +26,9 @@ pub enum LockError {
     )]
     NotADirectory { dir: PathBuf, what: &'static str },
     #[error("cannot create the sessions directory {dir}: {cause}")]
-    Create {
-        dir: PathBuf,
-        cause: std::io::Error,
-    },
+    Create { dir: PathBuf, cause: std::io::Error },
     #[error("cannot lock the sessions directory {dir}: {cause}")]
-    Io {
-        dir: PathBuf,
-        cause: std::io::Error,
-    },
+    Io { dir: PathBuf, cause: std::io::Error },
 }
 
 /// Held for the daemon's whole life; dropping it releases the directory.
@@ -55,7 +49,11 @@ pub fn acquire(dir: &Path) -> Result<InstanceLock, LockError> {
     {
         return Err(LockError::NotADirectory {
             dir: dir.to_owned(),
-            what: if meta.is_file() { "a file" } else { "something else" },
+            what: if meta.is_file() {
+                "a file"
+            } else {
+                "something else"
+            },
         });
     }
     std::fs::DirBuilder::new()

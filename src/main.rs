@@ -34,7 +34,10 @@ fn main() -> ExitCode {
         Err(e) => {
             // One line, in the log format (journald keeps stdout); no backtrace:
             // every start-up error names what to fix, and each cause once.
-            tracing::error!(error = telemetry::one_line(e.as_ref()), "wa-supervisor failed");
+            tracing::error!(
+                error = telemetry::one_line(e.as_ref()),
+                "wa-supervisor failed"
+            );
             ExitCode::FAILURE
         }
     }
@@ -69,7 +72,14 @@ fn serve(
         // than that the port is taken.
         let lock = instance_lock::acquire(&config.sessions.dir)?;
         let listener = daemon::bind(config.server.listen).await?;
-        daemon::run(listener, lock, config, env_api_key, daemon::shutdown_signal()).await
+        daemon::run(
+            listener,
+            lock,
+            config,
+            env_api_key,
+            daemon::shutdown_signal(),
+        )
+        .await
     })?;
     Ok(())
 }

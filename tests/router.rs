@@ -698,7 +698,10 @@ async fn logout_route() {
         body["message"],
         "Logged out; the session was backed up and removed"
     );
-    assert!(body["backup"].as_str().is_some_and(|b| !b.is_empty()), "{body}");
+    assert!(
+        body["backup"].as_str().is_some_and(|b| !b.is_empty()),
+        "{body}"
+    );
     assert_eq!(app.sup.status(&org("4")).status, SessionStatus::NotStarted);
     app.post("/api/logout", json!({ "organization_id": "4" }))
         .await

@@ -41,7 +41,12 @@ pub struct Number {
 }
 
 impl Number {
-    pub fn new(table: &'static str, key: &'static str, value: impl TryInto<u64>, range: Range) -> Self {
+    pub fn new(
+        table: &'static str,
+        key: &'static str,
+        value: impl TryInto<u64>,
+        range: Range,
+    ) -> Self {
         Self {
             table,
             key,

@@ -29,7 +29,12 @@ impl Default for SendConfig {
 
 impl SendConfig {
     pub fn numbers(&self) -> Vec<Number> {
-        vec![Number::new(TABLE, "wait_seconds", self.wait_seconds, WAIT_SECONDS)]
+        vec![Number::new(
+            TABLE,
+            "wait_seconds",
+            self.wait_seconds,
+            WAIT_SECONDS,
+        )]
     }
 
     /// Sets what this table configures of the actor tree.

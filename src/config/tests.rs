@@ -39,7 +39,10 @@ fn defaults_are_the_contract_values_from_one_source() {
     assert_eq!(c.server.request_timeout_seconds, 30);
     assert_eq!(c.server.max_in_flight, 256);
     assert_eq!(
-        (c.server.header_read_timeout_seconds, c.server.idle_timeout_seconds),
+        (
+            c.server.header_read_timeout_seconds,
+            c.server.idle_timeout_seconds
+        ),
         (10, 60)
     );
     assert_eq!(c.server.max_connections, None);
@@ -48,7 +51,10 @@ fn defaults_are_the_contract_values_from_one_source() {
     assert_eq!(c.sessions.backups_kept, 3);
     assert_eq!(c.sessions.resume_gap_ms, 250);
     assert_eq!(c.connection.kind, ConnectionKind::Whatsapp);
-    assert_eq!((c.windows.bad_mac.limit, c.windows.bad_mac.seconds), (3, 30));
+    assert_eq!(
+        (c.windows.bad_mac.limit, c.windows.bad_mac.seconds),
+        (3, 30)
+    );
     assert_eq!((c.windows.stream.limit, c.windows.stream.seconds), (2, 60));
     assert_eq!(
         (c.windows.cleanups.limit, c.windows.cleanups.seconds),
@@ -62,7 +68,11 @@ fn defaults_are_the_contract_values_from_one_source() {
     assert_eq!(c.phone.default_region, "CO");
     assert_eq!(c.phone_rules().unwrap().region(), "CO");
     assert_eq!(
-        (c.sim.first_qr_seconds, c.sim.next_qr_seconds, c.sim.qr_count),
+        (
+            c.sim.first_qr_seconds,
+            c.sim.next_qr_seconds,
+            c.sim.qr_count
+        ),
         (60, 20, 6)
     );
 
@@ -172,10 +182,13 @@ fn an_unreadable_file_names_its_cause_once() {
         )
     );
     assert!(std::error::Error::source(&err).is_none());
-    assert_eq!(format!("{:#}", anyhow::Error::from(err)), format!(
-        "cannot read config file {}: Is a directory (os error 21)",
-        dir.path().display()
-    ));
+    assert_eq!(
+        format!("{:#}", anyhow::Error::from(err)),
+        format!(
+            "cannot read config file {}: Is a directory (os error 21)",
+            dir.path().display()
+        )
+    );
 }
 
 #[test]
@@ -281,7 +294,10 @@ fn every_number_out_of_its_range_is_refused_naming_key_and_range() {
             let err = load_text(&text).unwrap_err();
             assert_eq!(
                 err.to_string(),
-                format!("[{}] {} = {value} is out of range {}", n.table, n.key, n.range),
+                format!(
+                    "[{}] {} = {value} is out of range {}",
+                    n.table, n.key, n.range
+                ),
                 "{text}"
             );
         }
@@ -374,8 +390,8 @@ fn the_shipped_config_file_has_every_key_with_its_default() {
     );
 
     let shipped: toml::Table = toml::from_str(&text).unwrap();
-    let defaults: toml::Table = toml::from_str(&toml::to_string(&Config::default()).unwrap())
-        .expect("defaults serialize");
+    let defaults: toml::Table =
+        toml::from_str(&toml::to_string(&Config::default()).unwrap()).expect("defaults serialize");
     fn missing(want: &toml::Table, have: &toml::Table, prefix: &str, out: &mut Vec<String>) {
         for (key, value) in want {
             let name = format!("{prefix}{key}");

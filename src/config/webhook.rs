@@ -15,7 +15,12 @@ pub fn numbers(c: &WebhookConfig) -> Vec<Number> {
     vec![
         Number::new(TABLE, "timeout_ms", c.timeout_ms, TIMEOUT_MS),
         Number::new(TABLE, "max_attempts", c.max_attempts, MAX_ATTEMPTS),
-        Number::new(TABLE, "initial_backoff_ms", c.initial_backoff_ms, INITIAL_BACKOFF_MS),
+        Number::new(
+            TABLE,
+            "initial_backoff_ms",
+            c.initial_backoff_ms,
+            INITIAL_BACKOFF_MS,
+        ),
         Number::new(TABLE, "max_backoff_ms", c.max_backoff_ms, MAX_BACKOFF_MS),
         Number::new(TABLE, "queue_size", c.queue_size, QUEUE_SIZE),
     ]

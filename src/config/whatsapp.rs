@@ -71,7 +71,10 @@ mod tests {
             assert!(with(bad, "").validate().is_err(), "{bad}");
         }
         assert!(with("", "http://127.0.0.1:1/ws").validate().is_err());
-        assert_eq!(with("", " ws://127.0.0.1:1/ws ").ws_url(), Some("ws://127.0.0.1:1/ws"));
+        assert_eq!(
+            with("", " ws://127.0.0.1:1/ws ").ws_url(),
+            Some("ws://127.0.0.1:1/ws")
+        );
         assert_eq!(with("", "  ").ws_url(), None);
     }
 }

@@ -47,7 +47,9 @@ pub enum Verdict {
 pub fn check(key: &ApiKey, headers: &HeaderMap) -> Verdict {
     let presented = [
         headers.get(HEADER).map(|v| v.as_bytes()),
-        headers.get(header::AUTHORIZATION).and_then(|v| bearer_token(v.as_bytes())),
+        headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| bearer_token(v.as_bytes())),
     ];
     let mut any = false;
     let mut matched = false;

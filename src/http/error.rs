@@ -83,10 +83,9 @@ impl ApiError {
     pub fn status_code(&self) -> StatusCode {
         match self {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::BadRequest(_)
-            | Self::OrgId(_)
-            | Self::Phone(_)
-            | Self::NotConnected { .. } => StatusCode::BAD_REQUEST,
+            Self::BadRequest(_) | Self::OrgId(_) | Self::Phone(_) | Self::NotConnected { .. } => {
+                StatusCode::BAD_REQUEST
+            }
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::NotFound | Self::NoSession | Self::NoQr { .. } => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,

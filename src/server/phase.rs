@@ -122,7 +122,10 @@ mod tests {
         let head = idle.on_bytes_read(t1);
         assert_eq!(head, Phase::ReadingHead { since: t1 });
         let head = head.on_bytes_read(t1 + Duration::from_secs(9));
-        assert_eq!(head.deadline(T), Some((t1 + T.header_read, Expiry::HeaderRead)));
+        assert_eq!(
+            head.deadline(T),
+            Some((t1 + T.header_read, Expiry::HeaderRead))
+        );
 
         let busy = head.on_request();
         assert_eq!(busy, Phase::Busy { requests: 1 });

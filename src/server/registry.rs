@@ -59,11 +59,7 @@ impl Registry {
     /// asked to close to make room; when every one is busy, the new one is refused.
     pub fn admit(self: &Arc<Self>, max: usize, now: Instant) -> Admission {
         let mut conns = self.lock();
-        let staying = conns
-            .open
-            .values()
-            .filter(|c| !c.close_requested())
-            .count();
+        let staying = conns.open.values().filter(|c| !c.close_requested()).count();
         if staying >= max && !evict_oldest(&conns.open) {
             return Admission::Full;
         }

@@ -86,7 +86,10 @@ mod tests {
         assert_eq!(code, StatusCode::BAD_REQUEST);
         assert!(b["error"].as_str().unwrap().contains("\"nope\""), "{b}");
         assert_eq!(b["hint"], "see valid_faults");
-        assert_eq!(b["valid_faults"].as_array().unwrap().len(), Fault::NAMES.len());
+        assert_eq!(
+            b["valid_faults"].as_array().unwrap().len(),
+            Fault::NAMES.len()
+        );
 
         let (code, b) = answer(SimRouteError::FakePhone {
             error: SimError::NoQrShown,
