@@ -34,7 +34,7 @@ use tower::load_shed::error::Overloaded;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnRequest, TraceLayer};
 use tracing::Span;
 use wa_actors::Supervisor;
 
@@ -139,7 +139,9 @@ pub fn router_with_limits(state: AppState, limits: HttpLimits) -> Router {
                 .layer(
                     TraceLayer::new_for_http()
                         .make_span_with(request_span)
-                        .on_request(())
+                        // "started processing request", at debug: off by default,
+                        // there when a request must be followed from its start.
+                        .on_request(DefaultOnRequest::new().level(tracing::Level::DEBUG))
                         .on_response(log_response)
                         .on_failure(()),
                 )

@@ -25,6 +25,10 @@ use tower::Service;
 
 use super::phase::{Expiry, Phase, PhaseTimeouts};
 
+/// The largest request head (request line and headers) accepted; a larger one is
+/// answered `431` by hyper itself, with an empty body.
+pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+
 /// How long a connection with nothing in flight may take to close (hyper closes an
 /// idle one at once; this bounds a peer that does not read the tail of an answer).
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
@@ -227,6 +231,7 @@ pub async fn serve(
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(None)
+        .max_header_size(MAX_HEAD_BYTES)
         .keep_alive(true);
     let conn = builder.serve_connection(io, service);
     tokio::pin!(conn);
