@@ -59,9 +59,12 @@ impl Registry {
     /// asked to close to make room; when every one is busy, the new one is refused.
     pub fn admit(self: &Arc<Self>, max: usize, now: Instant) -> Admission {
         let mut conns = self.lock();
-        let staying = conns.open.values().filter(|c| !c.close_requested()).count();
-        if staying >= max && !evict_oldest(&conns.open) {
-            return Admission::Full;
+        // Counting is a scan: only done once the bound may be reached.
+        if conns.open.len() >= max {
+            let staying = conns.open.values().filter(|c| !c.close_requested()).count();
+            if staying >= max && !evict_oldest(&conns.open) {
+                return Admission::Full;
+            }
         }
         let id = conns.next_id;
         conns.next_id += 1;

@@ -269,7 +269,10 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(second < first, "{second} sorts before {first}");
-        assert_eq!(list_backups(root.path(), &org()).unwrap(), [second.as_str()]);
+        assert_eq!(
+            list_backups(root.path(), &org()).unwrap(),
+            [second.as_str()]
+        );
         let kept = backups_dir(root.path(), &org()).join(&second);
         assert_eq!(fs::read(kept.join("creds.json")).unwrap(), b"second");
     }
