@@ -1,6 +1,6 @@
 //! The configuration as a whole: loading, the environment, ranges and messages,
 //! and the shipped `config.toml` and README kept in step with the code. (Over 400
-//! lines: one table-driven test per concern, sharing the loading helpers; the
+//! lines: one table-driven test per concern, sharing the loading functions; the
 //! tables' own rules are tested in their files.)
 
 use std::collections::HashMap;
