@@ -147,7 +147,7 @@ fn raise_own_open_files(want: u64) {
 /// longest-idle ones to admit new ones, and keeps answering.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn eleven_hundred_idle_sockets_cannot_lock_callers_out() {
-    raise_own_open_files(4096);
+    raise_own_open_files(2048);
     let daemon = Daemon::start_as(Launch {
         open_files: Some(1024),
         ..Launch::default()
