@@ -77,7 +77,7 @@
 //!
 //! # Tests
 //!
-//! The `testing` feature provides [`testing::database`]: a fresh database per
+//! The `testing` feature provides `testing::database()`: a fresh database per
 //! test on `WA_TEST_DATABASE_URL`, or on a private cluster started from
 //! Debian's `postgresql` binaries and stopped when the test binary exits.
 
