@@ -1,7 +1,7 @@
 //! The daemon's benchmarks: `cargo bench --bench daemon [-- --quick] [SECTION…]`.
 //!
-//! Starts the real `wa-supervisor` binary in simulation mode (CONTRACT §9) on free
-//! loopback ports with temporary sessions directories, drives it over HTTP, prints
+//! Starts the real `wa-supervisor` binary in simulation mode (CONTRACT §9) on
+//! loopback ports it picks itself (port 0) with temporary sessions directories, drives it over HTTP, prints
 //! the figures and rewrites the generated part of `BENCHMARKS.md` (the hand-written
 //! notes around it are kept). The heal figure runs the actor library in this process.
 //!
@@ -36,6 +36,10 @@ use tokio::task::JoinSet;
 use wa_actors::connection::sim::{CREDENTIALS_FILE, Fault, SimConnector, SimTiming};
 use wa_actors::storage::fs_ops;
 use wa_actors::{OrgId, SessionStatus, Supervisor, SupervisorConfig, WindowSpec};
+
+/// The test harness, for reading the address a daemon listens on.
+#[path = "../tests/common/mod.rs"]
+mod common;
 
 const API_KEY: &str = "bench-key-3f9c2a7e5b1d4c608e7f9a0b1c2d3e4f";
 const MESSAGE: &str =
@@ -199,13 +203,6 @@ fn kill_children_on_signals() {
     });
 }
 
-fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free loopback port")
-        .port()
-}
-
 /// A small HTTP client on one daemon (setup calls, not the measured load).
 #[derive(Clone)]
 struct Api {
@@ -264,22 +261,24 @@ const BUDGET_TOML: &str = "[connection_budget.per_org]\nlimit = 1000000\n\
 
 impl Daemon {
     /// Starts the binary in sim mode on `root` (sessions in `root/auth_sessions`),
-    /// without waiting for it. The connection budget is lifted: the bench connects
-    /// up to 10,000 orgs in a few seconds, which the anti-ban budget rightly refuses.
-    fn spawn(root: &Path, extra_toml: &str, env: &[(&str, &str)]) -> Self {
-        let port = free_port();
+    /// and waits only for its listening address. The connection budget is lifted:
+    /// the bench connects up to 10,000 orgs in a few seconds, which the anti-ban
+    /// budget rightly refuses.
+    async fn spawn(root: &Path, extra_toml: &str, env: &[(&str, &str)]) -> Self {
+        static STARTED: AtomicUsize = AtomicUsize::new(0);
+        let n = STARTED.fetch_add(1, Ordering::Relaxed);
         let sessions = root.join("auth_sessions");
-        let config = root.join(format!("config-{port}.toml"));
+        let config = root.join(format!("config-{n}.toml"));
         std::fs::write(
             &config,
             format!(
-                "[server]\nlisten = \"127.0.0.1:{port}\"\n[sessions]\ndir = \"{}\"\n{extra_toml}\n\
+                "[server]\nlisten = \"127.0.0.1:0\"\n[sessions]\ndir = \"{}\"\n{extra_toml}\n\
                  {BUDGET_TOML}",
                 sessions.display()
             ),
         )
         .expect("the configuration is written");
-        let log_path = root.join(format!("daemon-{port}.log"));
+        let log_path = root.join(format!("daemon-{n}.log"));
         let log = std::fs::File::create(&log_path).expect("a log file");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_wa-supervisor"));
         cmd.args(["serve", "--sim", "--config"])
@@ -306,10 +305,17 @@ impl Daemon {
                 Ok(())
             });
         }
-        let mut children = CHILDREN.lock().unwrap();
-        let child = cmd.spawn().expect("the daemon binary starts");
-        children.push(child.id());
-        drop(children);
+        let mut child = {
+            // Held across the spawn, so an interrupt never misses this child.
+            let mut children = CHILDREN.lock().unwrap();
+            let child = cmd.spawn().expect("the daemon binary starts");
+            children.push(child.id());
+            child
+        };
+        let port = match common::listening_addr(&log_path, 0, &mut child).await {
+            Ok(addr) => addr.port(),
+            Err(why) => panic!("{why}; its log:\n{}", tail(&log_path)),
+        };
         Self {
             child,
             port,
@@ -321,7 +327,7 @@ impl Daemon {
     /// Starts the binary and waits until `/health` answers.
     async fn start(root: &Path, extra_toml: &str, env: &[(&str, &str)]) -> Self {
         std::fs::create_dir_all(root).expect("the daemon's directory");
-        let daemon = Self::spawn(root, extra_toml, env);
+        let daemon = Self::spawn(root, extra_toml, env).await;
         daemon.wait_healthy(Duration::from_secs(30)).await;
         daemon
     }
@@ -526,7 +532,13 @@ async fn send_bench(plan: &Plan, top: &Path) -> Vec<SendRow> {
 
     // Informational: what the per-request log lines cost, at the largest level.
     if let Some(last) = rows.last_mut() {
-        let quiet = Daemon::start(&top.join("send-quiet"), "", &[("RUST_LOG", "warn")]).await;
+        let quiet = Daemon::start(
+            &top.join("send-quiet"),
+            "",
+            // The daemon module's few lines stay: the harness reads the address in one.
+            &[("RUST_LOG", "warn,wa_supervisor::daemon=info")],
+        )
+        .await;
         connect_orgs(&quiet, 0..last.orgs).await;
         let addr: SocketAddr = ([127, 0, 0, 1], quiet.port).into();
         let stats = load(
@@ -933,7 +945,7 @@ async fn startup_bench(plan: &Plan, top: &Path) -> Startup {
     }
     // Informational: how long until every stored session is back, unstaggered.
     let t = Instant::now();
-    let daemon = Daemon::spawn(&root, "resume_gap_ms = 0\n", &[]);
+    let daemon = Daemon::spawn(&root, "resume_gap_ms = 0\n", &[]).await;
     daemon.wait_healthy(Duration::from_secs(30)).await;
     let deadline = Instant::now() + Duration::from_secs(120);
     let all_connected = loop {
@@ -971,7 +983,8 @@ async fn start_once(root: &Path, run: usize) -> (Duration, Duration) {
         root,
         "",
         &[("NOTIFY_SOCKET", socket_path.to_str().expect("a UTF-8 path"))],
-    );
+    )
+    .await;
     let api = daemon.api.clone();
     let health = tokio::spawn(async move {
         loop {

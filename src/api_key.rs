@@ -27,15 +27,15 @@ pub enum ApiKeyError {
     EmptyEnv,
     #[error("API key file {path} is empty")]
     EmptyFile { path: PathBuf },
-    #[error("cannot read API key file {path}: {source}")]
+    #[error("cannot read API key file {path}: {cause}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
-    #[error("cannot create API key file {path}: {source}")]
+    #[error("cannot create API key file {path}: {cause}")]
     Create {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 }
 
@@ -93,6 +93,7 @@ impl ApiKey {
         }
         if let Some(path) = key_file {
             let key = read_key(path)?;
+            warn_if_readable_by_others(path);
             tracing::info!(path = %path.display(), "API key loaded from file");
             return Ok((key, KeySource::File(path.to_owned())));
         }
@@ -103,7 +104,7 @@ impl ApiKey {
                 tracing::info!(path = %path.display(), "API key loaded from file");
                 Ok((key, KeySource::File(path)))
             }
-            Err(ApiKeyError::Read { source, .. }) if source.kind() == ErrorKind::NotFound => {
+            Err(ApiKeyError::Read { cause, .. }) if cause.kind() == ErrorKind::NotFound => {
                 let key = generate(sessions_dir, &path)?;
                 tracing::info!(
                     path = %path.display(),
@@ -137,9 +138,9 @@ impl ApiKey {
 }
 
 fn read_key(path: &Path) -> Result<ApiKey, ApiKeyError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ApiKeyError::Read {
+    let text = std::fs::read_to_string(path).map_err(|cause| ApiKeyError::Read {
         path: path.to_owned(),
-        source,
+        cause,
     })?;
     let key = ApiKey::new(text);
     if key.0.is_empty() {
@@ -154,9 +155,9 @@ fn read_key(path: &Path) -> Result<ApiKey, ApiKeyError> {
 /// sessions directory (0700) if needed. `create_new` makes two racing first starts
 /// agree on one key instead of overwriting each other.
 fn generate(sessions_dir: &Path, path: &Path) -> Result<ApiKey, ApiKeyError> {
-    let create_err = |source| ApiKeyError::Create {
+    let create_err = |cause| ApiKeyError::Create {
         path: path.to_owned(),
-        source,
+        cause,
     };
     DirBuilder::new()
         .recursive(true)
@@ -186,14 +187,17 @@ fn generate(sessions_dir: &Path, path: &Path) -> Result<ApiKey, ApiKeyError> {
     }
 }
 
+/// A key file others can read is a key others can use: say so at every start,
+/// naming the file and its mode (never the key).
 fn warn_if_readable_by_others(path: &Path) {
     if let Ok(meta) = std::fs::metadata(path) {
         let mode = meta.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
+        if mode & 0o044 != 0 {
             tracing::warn!(
                 path = %path.display(),
-                mode = format!("{mode:o}"),
-                "API key file is readable by other users; chmod 600 it"
+                mode = format!("{mode:03o}"),
+                "API key file {} is readable by other users (mode {mode:03o}); chmod 600 it",
+                path.display()
             );
         }
     }
@@ -288,11 +292,39 @@ mod tests {
         assert_eq!((key.expose(), source), ("from-env", KeySource::Env));
         assert!(!log.contains("from-env"));
 
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
         let ((key, source), log) =
             logged(|| ApiKey::resolve(None, Some(&file), tmp.path()).unwrap());
-        assert_eq!((key.expose(), source), ("from-file", KeySource::File(file)));
+        assert_eq!(
+            (key.expose(), source),
+            ("from-file", KeySource::File(file.clone()))
+        );
         assert!(!log.contains("from-file"));
+        assert!(
+            !log.contains("WARN"),
+            "a private file is not warned about: {log}"
+        );
         assert!(!tmp.path().join(GENERATED_FILE).exists());
+    }
+
+    #[test]
+    fn a_key_file_others_can_read_is_warned_about_by_path_and_mode() {
+        let _serial = serial();
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("key");
+        std::fs::write(&file, "the-key-itself\n").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let (_, log) = logged(|| ApiKey::resolve(None, Some(&file), tmp.path()).unwrap());
+        let warnings: Vec<&str> = log.lines().filter(|l| l.contains("WARN")).collect();
+        assert_eq!(warnings.len(), 1, "{log}");
+        assert!(
+            warnings[0].contains(&format!(
+                "API key file {} is readable by other users (mode 640); chmod 600 it",
+                file.display()
+            )),
+            "{log}"
+        );
+        assert!(!log.contains("the-key-itself"), "{log}");
     }
 
     #[test]

@@ -5,10 +5,11 @@
 //! is checked against WhatsApp's key: `cargo test` builds the binary with the check
 //! off (so tests can pair against a loopback server), `cargo build` and `cargo run`
 //! with it on. A binary cannot tell from how it was invoked, so it asks the
-//! verification code (see `wa_actors::connection::whatsapp::server_certificate_check_enabled`).
+//! verification code, through [`crate::connector`].
 
 use serde::Serialize;
-use wa_actors::connection::whatsapp::server_certificate_check_enabled;
+
+use crate::connector::server_certificate_check_enabled;
 
 /// Whether the server's certificate chain is checked against WhatsApp's root key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -1,5 +1,7 @@
 //! Wires the daemon together: connector, API key, supervisor, HTTP server, and the
-//! orderly stop. `main` only parses the command line and the configuration.
+//! orderly stop. `main` parses the command line and the configuration, takes the
+//! sessions directory's lock and binds the listener; [`run`] serves on what it is
+//! given, so a test can hand it a listener on any port.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -7,21 +9,25 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use wa_actors::connection::Connector;
-use wa_actors::connection::sim::SimConnector;
-use wa_actors::connection::whatsapp::WhatsAppConnector;
 use wa_actors::events::FanOut;
 use wa_actors::{EventSink, SessionError, Supervisor};
 
 use crate::api_key::{ApiKey, ApiKeyError};
-use crate::config::{Config, ConnectionKind};
+use crate::config::{Config, ConfigError};
+use crate::connector;
 use crate::http::{self, AppState};
-use crate::instance_lock::{self, LockError};
+use crate::instance_lock::{InstanceLock, LockError};
 use crate::metrics::MetricsSink;
+use crate::server::{self, open_files};
 use crate::systemd::{self, Notifier};
 use crate::webhook::Webhooks;
 
-/// Why the daemon could not start or stopped with an error.
+/// The open-file limit assumed when it cannot be read (it always can on Linux).
+const ASSUMED_OPEN_FILES: u64 = 1024;
+
+/// Why the daemon could not start or stopped with an error. Every message is one
+/// line that names its cause once: no variant has a `source`, so printing the
+/// chain repeats nothing.
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
     #[error(transparent)]
@@ -31,53 +37,47 @@ pub enum DaemonError {
     #[error("cannot start webhooks: {0}")]
     Webhook(String),
     #[error("cannot start the session supervisor: {0}")]
-    Supervisor(#[from] SessionError),
-    #[error("cannot listen on {addr}: {source}")]
+    Supervisor(SessionError),
+    #[error("cannot listen on {addr}: {cause}")]
     Bind {
         addr: SocketAddr,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error(transparent)]
-    Config(#[from] crate::config::ConfigError),
+    Config(#[from] ConfigError),
     #[error("the HTTP server failed: {0}")]
     Serve(std::io::Error),
 }
 
-/// The connection the org actors open, and the fake phones when it is the simulator.
-pub struct Connection {
-    pub connector: Arc<dyn Connector>,
-    pub sim: Option<SimConnector>,
+/// Binds the configured address (`[server] listen`, port 0 for any free port),
+/// with `SO_REUSEADDR` so that a restart is not refused while the last run's
+/// connections linger in `TIME_WAIT`.
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, DaemonError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|cause| DaemonError::Bind { addr, cause })
 }
 
-/// Builds the connector `[connection] kind` names.
-pub fn connection(config: &Config) -> Result<Connection, DaemonError> {
-    match config.connection.kind {
-        ConnectionKind::Sim => {
-            let sim = SimConnector::new(config.sim_timing());
-            Ok(Connection {
-                connector: Arc::new(sim.clone()),
-                sim: Some(sim),
-            })
-        }
-        ConnectionKind::Whatsapp => Ok(Connection {
-            connector: Arc::new(WhatsAppConnector::new(config.whatsapp.options())),
-            sim: None,
-        }),
-    }
-}
-
-/// Runs the daemon until `shutdown` completes, then stops accepting requests,
-/// lets the ones in flight finish and stops every session (flushed, not logged out).
+/// Runs the daemon on `listener` until `shutdown` completes, then stops accepting
+/// requests, lets the ones in flight finish and stops every session (flushed, not
+/// logged out). `lock` is the sessions directory's, held until the end.
 ///
 /// `env_api_key` is the value of `WHATSAPP_SERVER_API_KEY`, if set.
 pub async fn run(
+    listener: TcpListener,
+    lock: InstanceLock,
     config: Config,
     env_api_key: Option<String>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), DaemonError> {
-    let connection = connection(&config)?;
-    // Before anything touches the directory: one daemon per sessions directory.
-    let _lock = instance_lock::acquire(&config.sessions.dir)?;
+    let _lock = lock;
+    let open_files = open_files::soft_limit().unwrap_or_else(|e| {
+        tracing::warn!(error = %e, assumed = ASSUMED_OPEN_FILES, "cannot read the open-file limit");
+        ASSUMED_OPEN_FILES
+    });
+    let connection_limits = config.server.connection_limits(open_files)?;
+    let connection = connector::connect(&config)?;
+    let phone = config.phone_rules()?;
     let (api_key, _source) = ApiKey::resolve(
         env_api_key,
         config.server.api_key_file.as_deref(),
@@ -94,40 +94,34 @@ pub async fn run(
         connection.connector,
         Arc::new(FanOut(sinks)),
     )
-    .await?;
+    .await
+    .map_err(DaemonError::Supervisor)?;
     if let Some(webhooks) = &webhooks {
         webhooks.attach(supervisor.clone());
     }
 
-    let addr = config.server.listen;
-    let listener = match TcpListener::bind(addr).await {
-        Ok(listener) => listener,
-        Err(source) => {
-            supervisor.shutdown().await;
-            return Err(DaemonError::Bind { addr, source });
-        }
-    };
-    let local = listener.local_addr().unwrap_or(addr);
+    let local = listener.local_addr().map_err(DaemonError::Serve)?;
+    // Tests and scripts that bind port 0 read the address from this line.
     tracing::info!(
         addr = %local,
         connection = config.connection.kind.as_str(),
         sessions_dir = %config.sessions.dir.display(),
+        max_connections = connection_limits.max_connections,
+        open_files,
         "listening"
     );
 
     // Resuming may take a while (it is staggered); serve meanwhile.
-    let gap = std::time::Duration::from_millis(config.sessions.resume_gap_ms);
-    tokio::spawn(resume(supervisor.clone(), gap));
+    tokio::spawn(resume(supervisor.clone(), config.sessions.resume_gap()));
 
-    let limits = config.http_limits();
     let app = http::router_with_limits(
         AppState {
             supervisor: supervisor.clone(),
             api_key: Arc::new(api_key),
-            sim: connection.sim,
-            phone: config.phone_rules()?,
+            sim: connection.fake_phones,
+            phone,
         },
-        limits,
+        config.http_limits(),
     );
     let notifier = Notifier::from_env();
     let period = systemd::watchdog_period(|name| std::env::var(name).ok());
@@ -135,12 +129,11 @@ pub async fn run(
     notifier.ready();
     tracing::info!(watchdog_ms = period.map(|p| p.as_millis() as u64), "ready");
 
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            notifier.stopping();
-        })
-        .await;
+    let served = server::serve(listener, app, connection_limits, async move {
+        shutdown.await;
+        notifier.stopping();
+    })
+    .await;
     watchdog.abort();
     tracing::info!("stopping every session");
     supervisor.shutdown().await;
@@ -158,7 +151,7 @@ pub async fn run(
     served.map_err(DaemonError::Serve)
 }
 
-async fn resume(supervisor: Supervisor, gap: std::time::Duration) {
+async fn resume(supervisor: Supervisor, gap: Duration) {
     match supervisor.resume_stored(gap).await {
         Ok(orgs) => tracing::info!(count = orgs.len(), "stored sessions resumed"),
         Err(e) => tracing::error!(error = %e, "resuming stored sessions failed"),

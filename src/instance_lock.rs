@@ -20,11 +20,15 @@ pub enum LockError {
          stop it first or use another [sessions] dir"
     )]
     Held { dir: PathBuf, pid: String },
-    #[error("cannot lock the sessions directory {dir}: {source}")]
-    Io {
-        dir: PathBuf,
-        source: std::io::Error,
-    },
+    #[error(
+        "the sessions directory {dir} is {what}, not a directory; set [sessions] dir \
+         (or WA_SESSIONS_DIR) to a directory"
+    )]
+    NotADirectory { dir: PathBuf, what: &'static str },
+    #[error("cannot create the sessions directory {dir}: {cause}")]
+    Create { dir: PathBuf, cause: std::io::Error },
+    #[error("cannot lock the sessions directory {dir}: {cause}")]
+    Io { dir: PathBuf, cause: std::io::Error },
 }
 
 /// Held for the daemon's whole life; dropping it releases the directory.
@@ -35,15 +39,31 @@ pub struct InstanceLock {
 
 /// Takes the directory's lock (creating the directory, 0700, if needed).
 pub fn acquire(dir: &Path) -> Result<InstanceLock, LockError> {
-    let io = |source| LockError::Io {
+    let io = |cause| LockError::Io {
         dir: dir.to_owned(),
-        source,
+        cause,
     };
+    // Creating over a file fails with a bare "File exists": say what is wrong.
+    if let Ok(meta) = std::fs::metadata(dir)
+        && !meta.is_dir()
+    {
+        return Err(LockError::NotADirectory {
+            dir: dir.to_owned(),
+            what: if meta.is_file() {
+                "a file"
+            } else {
+                "something else"
+            },
+        });
+    }
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)
-        .map_err(io)?;
+        .map_err(|cause| LockError::Create {
+            dir: dir.to_owned(),
+            cause,
+        })?;
     let mut file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -90,5 +110,31 @@ mod tests {
         assert!(text.contains(&sessions.display().to_string()), "{text}");
         drop(first);
         acquire(&sessions).unwrap();
+    }
+
+    #[test]
+    fn a_file_in_place_of_the_directory_is_named_as_such() {
+        let dir = tempfile::tempdir().unwrap();
+        let sessions = dir.path().join("auth_sessions");
+        std::fs::write(&sessions, b"").unwrap();
+        assert_eq!(
+            acquire(&sessions).unwrap_err().to_string(),
+            format!(
+                "the sessions directory {} is a file, not a directory; set [sessions] dir \
+                 (or WA_SESSIONS_DIR) to a directory",
+                sessions.display()
+            )
+        );
+        // A file on the way to it is a plain "not a directory", said once.
+        let below = sessions.join("x");
+        let err = acquire(&below).unwrap_err();
+        assert!(std::error::Error::source(&err).is_none());
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "cannot create the sessions directory {}: Not a directory (os error 20)",
+                below.display()
+            )
+        );
     }
 }

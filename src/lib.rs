@@ -2,7 +2,8 @@
 //! HTTP API of the Node/Baileys server it replaces (CONTRACT §2).
 //!
 //! This crate is the daemon around the actor core in `wa_actors`; it knows nothing
-//! of WhatsApp. It is a library as well as a binary so that end-to-end tests and
+//! of WhatsApp (only [`connector`] builds the connection, and the `/sim` routes
+//! drive the simulator's fake phones). It is a library as well as a binary so that end-to-end tests and
 //! benchmarks can build the same router and daemon that `main` runs.
 
 pub mod api_key;
@@ -11,12 +12,14 @@ pub mod cli;
 pub mod client;
 pub mod commands;
 pub mod config;
+pub mod connector;
 pub mod daemon;
 pub mod http;
 pub mod instance_lock;
 pub mod metrics;
 pub mod phone;
 pub mod qr_render;
+pub mod server;
 pub mod systemd;
 pub mod telemetry;
 pub mod webhook;

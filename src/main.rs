@@ -9,7 +9,7 @@ use wa_supervisor::api_key::ENV_API_KEY;
 use wa_supervisor::build_info::BuildInfo;
 use wa_supervisor::cli::{Cli, Command, ServeArgs};
 use wa_supervisor::config::{Config, ConnectionKind};
-use wa_supervisor::{commands, daemon, telemetry};
+use wa_supervisor::{commands, daemon, instance_lock, telemetry};
 
 fn main() -> ExitCode {
     let args = match Cli::parse().into_command() {
@@ -33,8 +33,11 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // One line, in the log format (journald keeps stdout); no backtrace:
-            // every start-up error names what to fix.
-            tracing::error!(error = format!("{e:#}"), "wa-supervisor failed");
+            // every start-up error names what to fix, and each cause once.
+            tracing::error!(
+                error = telemetry::one_line(e.as_ref()),
+                "wa-supervisor failed"
+            );
             ExitCode::FAILURE
         }
     }
@@ -52,7 +55,7 @@ fn serve(
             "cannot read .env: a line does not parse (at character {index}; \
              the line is not shown as it may hold a secret)"
         ),
-        Err(e) => return Err(e).context("cannot read .env"),
+        Err(e) => anyhow::bail!("cannot read .env: {e}"),
     }
     let mut config = Config::load(args.config.as_deref(), |name| std::env::var(name).ok())?;
     if args.sim {
@@ -64,7 +67,20 @@ fn serve(
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(daemon::run(config, env_api_key, daemon::shutdown_signal()))?;
+    runtime.block_on(async {
+        // The directory first: a second daemon on it is told whose it is, rather
+        // than that the port is taken.
+        let lock = instance_lock::acquire(&config.sessions.dir)?;
+        let listener = daemon::bind(config.server.listen).await?;
+        daemon::run(
+            listener,
+            lock,
+            config,
+            env_api_key,
+            daemon::shutdown_signal(),
+        )
+        .await
+    })?;
     Ok(())
 }
 

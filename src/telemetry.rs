@@ -16,7 +16,7 @@ use crate::cli::LogFormat;
 #[derive(Debug, thiserror::Error)]
 pub enum TelemetryError {
     #[error("RUST_LOG is invalid: {0}")]
-    Filter(#[from] tracing_subscriber::filter::FromEnvError),
+    Filter(tracing_subscriber::filter::FromEnvError),
     #[error("a global logger is already installed: {0}")]
     Install(String),
 }
@@ -37,7 +37,8 @@ pub fn choose_format(asked: Option<LogFormat>) -> LogFormat {
 pub fn init(asked: Option<LogFormat>) -> Result<LogFormat, TelemetryError> {
     let filter = EnvFilter::builder()
         .with_default_directive(LevelFilter::INFO.into())
-        .from_env()?;
+        .from_env()
+        .map_err(TelemetryError::Filter)?;
     let format = choose_format(asked);
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -57,9 +58,53 @@ pub fn init(asked: Option<LogFormat>) -> Result<LogFormat, TelemetryError> {
     Ok(format)
 }
 
+/// An error and its causes as one line, `outer: cause: cause`, without repeating a
+/// cause whose text is already there (many errors print their cause in their own
+/// message *and* return it as their `source`, and `{:#}` then shows it twice).
+pub fn one_line(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        let text = e.to_string();
+        if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+        cause = e.source();
+    }
+    line.replace('\n', " ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cause_already_in_the_message_is_not_repeated() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("cannot read .env: {0}")]
+        struct Echoes(#[source] std::io::Error);
+        #[derive(Debug, thiserror::Error)]
+        #[error("cannot start")]
+        struct Quiet(#[source] std::io::Error);
+
+        let denied = || std::io::Error::from_raw_os_error(13);
+        let echoes = anyhow::Error::from(Echoes(denied()));
+        assert_eq!(
+            format!("{echoes:#}"),
+            "cannot read .env: Permission denied (os error 13): Permission denied (os error 13)",
+            "what this function exists for"
+        );
+        assert_eq!(
+            one_line(echoes.as_ref()),
+            "cannot read .env: Permission denied (os error 13)"
+        );
+        let quiet = anyhow::Error::from(Quiet(denied())).context("the daemon failed");
+        assert_eq!(
+            one_line(quiet.as_ref()),
+            "the daemon failed: cannot start: Permission denied (os error 13)"
+        );
+    }
 
     #[test]
     fn an_explicit_format_wins() {

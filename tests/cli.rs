@@ -13,7 +13,7 @@ fn cli(daemon: &Daemon, key: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_wa-supervisor"))
         .args(args)
         .arg("--config")
-        .arg(daemon.config_path())
+        .arg(daemon.operator_config_path())
         .env("WHATSAPP_SERVER_API_KEY", key)
         .env_remove("PORT")
         .output()
@@ -46,7 +46,7 @@ async fn an_operator_pairs_sends_and_cleans_from_the_shell() {
     // `qr` draws the code and waits; the phone scans; `qr` reports and exits.
     let mut qr = tokio::process::Command::new(env!("CARGO_BIN_EXE_wa-supervisor"))
         .args(["qr", "7", "--config"])
-        .arg(daemon.config_path())
+        .arg(daemon.operator_config_path())
         .env("WHATSAPP_SERVER_API_KEY", API_KEY)
         .stdout(Stdio::piped())
         .kill_on_drop(true)
@@ -113,7 +113,8 @@ async fn clear_messages_for_a_wrong_key_a_down_daemon_and_api_errors() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("404") && err.contains("hint:"), "{err}");
 
-    let down = format!("http://127.0.0.1:{}", common::free_port());
+    let (_refusing, port) = common::refusing_port();
+    let down = format!("http://127.0.0.1:{port}");
     let out = cli(&daemon, API_KEY, &["status", "--url", &down]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);

@@ -19,6 +19,7 @@ fn the_systemd_unit_verifies_cleanly() {
         "ProtectSystem=strict",
         "PrivateTmp=yes",
         "RestrictAddressFamilies=AF_UNIX",
+        "LimitNOFILE=65536",
     ] {
         assert!(unit.contains(needed), "the unit sets {needed}");
     }
@@ -33,7 +34,7 @@ fn the_systemd_unit_verifies_cleanly() {
         .arg("verify")
         .arg(&path)
         .output()
-        .expect("systemd-analyze is installed (.ci/run installs systemd)");
+        .expect("systemd-analyze is installed (scripts/test installs systemd)");
     let diagnostics =
         String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{diagnostics}");

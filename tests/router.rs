@@ -694,11 +694,36 @@ async fn logout_route() {
         .await
         .ok();
     assert_eq!(body["success"], true);
-    assert!(body["message"].is_string());
+    assert_eq!(
+        body["message"],
+        "Logged out; the session was backed up and removed"
+    );
+    assert!(
+        body["backup"].as_str().is_some_and(|b| !b.is_empty()),
+        "{body}"
+    );
     assert_eq!(app.sup.status(&org("4")).status, SessionStatus::NotStarted);
     app.post("/api/logout", json!({ "organization_id": "4" }))
         .await
         .error(StatusCode::NOT_FOUND);
+
+    // A session that never paired has nothing stored: the answer says so.
+    app.post("/api/start-session", json!({ "organization_id": "5" }))
+        .await
+        .ok();
+    app.wait("5", SessionStatus::QrReady).await;
+    let body = app
+        .post("/api/logout", json!({ "organization_id": "5" }))
+        .await
+        .ok();
+    assert_eq!(
+        body,
+        json!({
+            "success": true,
+            "message": "Logged out; there was nothing stored to back up",
+            "backup": null,
+        })
+    );
 }
 
 #[tokio::test]

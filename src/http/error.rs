@@ -9,7 +9,7 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use wa_actors::connection::sim::{Fault, SimError};
+use serde_json::{Map, Value};
 use wa_actors::{OrgIdError, SendError, SessionError, SessionStatus};
 
 use crate::phone::PhoneError;
@@ -53,6 +53,10 @@ pub enum ApiError {
     },
     #[error("the session store failed: {0}")]
     Storage(String),
+    /// A failure of the daemon itself that no caller can act on (e.g. a layer of
+    /// the HTTP stack failing other than by overload).
+    #[error("internal error: {0}")]
+    Internal(String),
     #[error("the supervisor is unavailable")]
     Unavailable,
     #[error("too many requests in flight")]
@@ -61,13 +65,6 @@ pub enum ApiError {
     Timeout,
     #[error("the QR code could not be rendered: {0}")]
     Render(#[from] QrRenderError),
-    #[error("unknown fault {0:?}; valid faults: {names}", names = Fault::NAMES.join(", "))]
-    UnknownFault(String),
-    #[error("{error}")]
-    Sim {
-        error: SimError,
-        status: SessionStatus,
-    },
 }
 
 impl ApiError {
@@ -86,33 +83,24 @@ impl ApiError {
     pub fn status_code(&self) -> StatusCode {
         match self {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::BadRequest(_)
-            | Self::OrgId(_)
-            | Self::Phone(_)
-            | Self::NotConnected { .. }
-            | Self::UnknownFault(_) => StatusCode::BAD_REQUEST,
+            Self::BadRequest(_) | Self::OrgId(_) | Self::Phone(_) | Self::NotConnected { .. } => {
+                StatusCode::BAD_REQUEST
+            }
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::NotFound | Self::NoSession | Self::NoQr { .. } => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::SendFailed { .. } | Self::Storage(_) | Self::Render(_) => {
+            Self::SendFailed { .. } | Self::Storage(_) | Self::Internal(_) | Self::Render(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
             Self::Unavailable | Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             Self::Timeout => StatusCode::GATEWAY_TIMEOUT,
-            Self::Sim {
-                error: SimError::Store(_),
-                ..
-            } => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::Sim { .. } => StatusCode::CONFLICT,
         }
     }
 
     fn session_status(&self) -> Option<SessionStatus> {
         match self {
             Self::NoSession => Some(SessionStatus::NotStarted),
-            Self::NoQr { status } | Self::NotConnected { status } | Self::Sim { status, .. } => {
-                Some(*status)
-            }
+            Self::NoQr { status } | Self::NotConnected { status } => Some(*status),
             Self::SendFailed { status, .. } => *status,
             _ => None,
         }
@@ -122,18 +110,9 @@ impl ApiError {
         match self {
             Self::NoSession => Some(START_HINT),
             Self::NoQr { status } | Self::NotConnected { status } => Some(hint_for(*status)),
-            Self::Sim {
-                error: SimError::NoQrShown,
-                ..
-            } => Some("POST /api/start-session and wait for status qr_ready"),
-            Self::Sim {
-                error: SimError::NoConnection,
-                ..
-            } => Some(START_HINT),
             Self::Unavailable => Some("the daemon is stopping or overloaded; retry shortly"),
             Self::Overloaded => Some("retry after the Retry-After header's seconds"),
             Self::Timeout => Some("retry; check GET /api/status/<organization_id> first"),
-            Self::UnknownFault(_) => Some("see valid_faults"),
             _ => None,
         }
     }
@@ -165,30 +144,61 @@ fn hint_for(status: SessionStatus) -> &'static str {
     }
 }
 
-#[derive(Serialize)]
-struct ErrorBody {
+/// The JSON body of every error answer (CONTRACT §2): `error`, and `status` and
+/// `hint` where they apply. Routes with errors of their own (the `/sim` routes)
+/// answer through it too, adding their own fields, so every error has one shape.
+#[derive(Debug, Serialize)]
+pub struct ErrorBody {
     error: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     status: Option<SessionStatus>,
     #[serde(skip_serializing_if = "Option::is_none")]
     hint: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    valid_faults: Option<&'static [&'static str]>,
+    #[serde(flatten)]
+    extra: Map<String, Value>,
+}
+
+impl ErrorBody {
+    pub fn new(error: impl std::fmt::Display) -> Self {
+        Self {
+            error: error.to_string(),
+            status: None,
+            hint: None,
+            extra: Map::new(),
+        }
+    }
+
+    pub fn status(mut self, status: Option<SessionStatus>) -> Self {
+        self.status = status;
+        self
+    }
+
+    pub fn hint(mut self, hint: Option<&'static str>) -> Self {
+        self.hint = hint;
+        self
+    }
+
+    /// A field beside the usual three (e.g. `valid_faults`).
+    pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
+        self.extra.insert(key.to_owned(), value.into());
+        self
+    }
+
+    /// The answer, logged when it is the daemon's fault (5xx).
+    pub fn respond(self, code: StatusCode) -> Response {
+        if code.is_server_error() {
+            tracing::error!(error = %self.error, "request failed");
+        }
+        (code, Json(self)).into_response()
+    }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let code = self.status_code();
-        if code.is_server_error() {
-            tracing::error!(error = %self, "request failed");
-        }
-        let body = ErrorBody {
-            error: self.to_string(),
-            status: self.session_status(),
-            hint: self.hint(),
-            valid_faults: matches!(self, Self::UnknownFault(_)).then_some(&Fault::NAMES[..]),
-        };
-        let mut resp = (code, Json(body)).into_response();
+        let mut resp = ErrorBody::new(&self)
+            .status(self.session_status())
+            .hint(self.hint())
+            .respond(self.status_code());
         if matches!(self, Self::Overloaded) {
             resp.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,

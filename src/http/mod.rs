@@ -11,6 +11,7 @@ pub mod error;
 pub mod extract;
 pub mod health;
 pub mod messages;
+pub mod metrics;
 pub mod qr;
 pub mod rate_limit;
 pub mod sessions;
@@ -33,10 +34,9 @@ use tower::load_shed::error::Overloaded;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnRequest, TraceLayer};
 use tracing::Span;
 use wa_actors::Supervisor;
-use wa_actors::connection::sim::SimConnector;
 
 use crate::api_key::ApiKey;
 use crate::phone::PhoneRules;
@@ -49,7 +49,7 @@ pub struct AppState {
     pub supervisor: Supervisor,
     pub api_key: Arc<ApiKey>,
     /// The fake phones, in simulation mode only; their routes exist only then.
-    pub sim: Option<SimConnector>,
+    pub sim: Option<sim::FakePhones>,
     /// How typed phone numbers are read (`[phone] default_region`).
     pub phone: PhoneRules,
 }
@@ -78,8 +78,8 @@ pub fn router(state: AppState) -> Router {
     router_with_limits(state, HttpLimits::default())
 }
 
-/// Builds the whole router: `/health`, the keyed `/api/*` routes, and `/sim/*` in
-/// simulation mode, behind the edge layers (outermost first): request id, request
+/// Builds the whole router: `/health`, the keyed `/api/*` and `/metrics` routes,
+/// and `/sim/*` in simulation mode, behind the edge layers (outermost first): request id, request
 /// span, load shedding over a global concurrency limit, JSON errors, timeout, body
 /// limits.
 pub fn router_with_limits(state: AppState, limits: HttpLimits) -> Router {
@@ -93,7 +93,8 @@ pub fn router_with_limits(state: AppState, limits: HttpLimits) -> Router {
         .route("/api/clear-corrupted-session", post(sessions::force_clean))
         .route("/api/clear-session", post(sessions::force_clean))
         .route("/api/sessions", get(sessions::list))
-        .route("/api/rate-limit-status", get(rate_limit::rate_limit_status));
+        .route("/api/rate-limit-status", get(rate_limit::rate_limit_status))
+        .route("/metrics", get(metrics::render));
     if state.sim.is_some() {
         keyed = keyed.merge(sim::routes());
     }
@@ -106,7 +107,6 @@ pub fn router_with_limits(state: AppState, limits: HttpLimits) -> Router {
 
     Router::new()
         .route("/health", get(health::health))
-        .route("/metrics", get(crate::metrics::render))
         .merge(keyed)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -130,7 +130,7 @@ pub fn router_with_limits(state: AppState, limits: HttpLimits) -> Router {
                 .layer(GlobalConcurrencyLimitLayer::new(limits.max_in_flight)),
         )
         // Latency of every answer, shed ones included.
-        .layer(middleware::from_fn(crate::metrics::track_http))
+        .layer(middleware::from_fn(metrics::track_http))
         // Outermost: every log line of a request (handlers, errors, shedding) is
         // inside the span that carries its request id.
         .layer(
@@ -139,7 +139,9 @@ pub fn router_with_limits(state: AppState, limits: HttpLimits) -> Router {
                 .layer(
                     TraceLayer::new_for_http()
                         .make_span_with(request_span)
-                        .on_request(())
+                        // "started processing request", at debug: off by default,
+                        // there when a request must be followed from its start.
+                        .on_request(DefaultOnRequest::new().level(tracing::Level::DEBUG))
                         .on_response(log_response)
                         .on_failure(()),
                 )
@@ -154,7 +156,7 @@ async fn shed(error: BoxError) -> ApiError {
         tracing::warn!("request shed: too many requests in flight");
         ApiError::Overloaded
     } else {
-        ApiError::Storage(format!("internal error: {error}"))
+        ApiError::Internal(error.to_string())
     }
 }
 
@@ -236,4 +238,26 @@ fn is_json(resp: &Response) -> bool {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.starts_with("application/json"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Shedding is `Overloaded` (503 with `Retry-After`); any other failure of the
+    /// limit layers is the daemon's own `Internal` error, never a storage failure.
+    #[tokio::test]
+    async fn the_limit_layers_fail_as_overloaded_or_internal() {
+        assert!(matches!(
+            shed(BoxError::from(Overloaded::new())).await,
+            ApiError::Overloaded
+        ));
+        let other = shed(BoxError::from("the semaphore is closed")).await;
+        assert!(
+            matches!(&other, ApiError::Internal(m) if m == "the semaphore is closed"),
+            "{other:?}"
+        );
+        assert_eq!(other.status_code(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(other.to_string(), "internal error: the semaphore is closed");
+    }
 }

@@ -94,9 +94,14 @@ pub async fn logout(
     let org = required_org(body.organization_id)?;
     let outcome = state.supervisor.logout(&org).await?;
     tracing::info!(org_id = %org, backup = ?outcome.backup, "session logged out");
+    // Say what happened: a session that never paired had nothing to back up.
+    let message = match outcome.backup {
+        Some(_) => "Logged out; the session was backed up and removed",
+        None => "Logged out; there was nothing stored to back up",
+    };
     Ok(Json(json!({
         "success": true,
-        "message": "Logged out; the session was backed up and removed",
+        "message": message,
         "backup": outcome.backup,
     })))
 }

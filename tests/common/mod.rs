@@ -1,9 +1,14 @@
-//! Starts the real `wa-supervisor` binary in simulation mode on a free loopback
-//! port with its own sessions directory, and talks to it over HTTP.
+//! Starts the real `wa-supervisor` binary in simulation mode with its own sessions
+//! directory, and talks to it over HTTP.
+//!
+//! The daemon binds port 0 and names the port the kernel gave it in its
+//! `listening` log line, which the harness reads: no port is ever picked here and
+//! handed over (another process could take it in between).
 
 #![allow(dead_code)]
 
-use std::net::TcpListener;
+use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -23,11 +28,16 @@ pub struct Daemon {
 }
 
 #[derive(Clone, Default)]
-struct Launch {
+pub struct Launch {
     /// The real whatsapp-rust connection instead of the sim.
-    real: bool,
-    server_keys: String,
-    extra_toml: String,
+    pub real: bool,
+    pub server_keys: String,
+    pub extra_toml: String,
+    /// Give the key by `[server] api_key_file` (with `server_keys`) rather than
+    /// `WHATSAPP_SERVER_API_KEY`.
+    pub no_env_key: bool,
+    /// The daemon's open-file limit (soft and hard), as `LimitNOFILE=` sets it.
+    pub open_files: Option<u64>,
 }
 
 impl Daemon {
@@ -57,6 +67,11 @@ impl Daemon {
             extra_toml: extra_toml.to_string(),
             ..Launch::default()
         };
+        Self::launch(tempfile::tempdir().unwrap(), launch, &[]).await
+    }
+
+    /// Starts the daemon as `launch` says.
+    pub async fn start_as(launch: Launch) -> Self {
         Self::launch(tempfile::tempdir().unwrap(), launch, &[]).await
     }
 
@@ -131,24 +146,29 @@ impl Daemon {
             real,
             server_keys,
             extra_toml,
+            no_env_key,
+            open_files,
         } = &launch;
-        let port = free_port();
         let sessions = dir.path().join("auth_sessions");
         let config = dir.path().join("config.toml");
         std::fs::write(
             &config,
             format!(
-                "[server]\nlisten = \"127.0.0.1:{port}\"\n{server_keys}\n[sessions]\ndir = \"{}\"\n{extra_toml}",
+                "[server]\nlisten = \"127.0.0.1:0\"\n{server_keys}\n[sessions]\ndir = \"{}\"\n{extra_toml}",
                 sessions.display()
             ),
         )
         .unwrap();
+        let log_path = dir.path().join("daemon.log");
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(dir.path().join("daemon.log"))
+            .open(&log_path)
             .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_wa-supervisor"))
+        // Only this start's lines: a restart appends to the same log.
+        let log_start = log.metadata().unwrap().len();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_wa-supervisor"));
+        command
             .args(if *real {
                 &["serve", "--config"][..]
             } else {
@@ -159,18 +179,35 @@ impl Daemon {
             .env("WHATSAPP_SERVER_API_KEY", API_KEY)
             .env("RUST_LOG", "info")
             .env_remove("PORT")
+            .env_remove("WA_SESSIONS_DIR")
             .env_remove("NOTIFY_SOCKET")
             .env_remove("WATCHDOG_USEC")
             .env_remove("WATCHDOG_PID")
             .env_remove("WHATSAPP_WEBHOOK_SECRET")
             .envs(env.iter().copied())
             .stdout(Stdio::from(log.try_clone().unwrap()))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .expect("the binary starts");
+            .stderr(Stdio::from(log));
+        if *no_env_key {
+            command.env_remove("WHATSAPP_SERVER_API_KEY");
+        }
+        if let Some(limit) = *open_files {
+            limit_open_files(&mut command, limit);
+        }
+        let mut child = command.spawn().expect("the binary starts");
+        let addr = match listening_addr(&log_path, log_start, &mut child).await {
+            Ok(addr) => addr,
+            Err(why) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "{why}:\n{}",
+                    std::fs::read_to_string(&log_path).unwrap_or_default()
+                );
+            }
+        };
         let daemon = Self {
             child,
-            port,
+            port: addr.port(),
             dir,
             http: reqwest::Client::new(),
             launch,
@@ -196,9 +233,26 @@ impl Daemon {
         }
     }
 
-    /// The configuration file this daemon was started with.
+    /// The configuration file this daemon was started with (its `listen` has
+    /// port 0: the daemon took a free one).
     pub fn config_path(&self) -> PathBuf {
         self.dir.path().join("config.toml")
+    }
+
+    /// A configuration as an operator's would read on this daemon's host: the same
+    /// sessions directory, and `listen` naming the port the daemon got.
+    pub fn operator_config_path(&self) -> PathBuf {
+        let path = self.dir.path().join("operator.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "[server]\nlisten = \"127.0.0.1:{}\"\n[sessions]\ndir = \"{}\"\n",
+                self.port,
+                self.sessions_dir().display()
+            ),
+        )
+        .unwrap();
+        path
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -300,12 +354,121 @@ impl Drop for Daemon {
     }
 }
 
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// Sets the open-file limit (soft and hard) of the process `command` starts.
+pub fn limit_open_files(command: &mut Command, limit: u64) {
+    // SAFETY: setrlimit is async-signal-safe, and nothing else runs between fork
+    // and exec.
+    unsafe {
+        command.pre_exec(move || {
+            let rlimit = libc::rlimit {
+                rlim_cur: limit,
+                rlim_max: limit,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &rlimit) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// The address in the `listening` line the daemon logs once it serves, read from
+/// `log` after byte `from`. Fails if the daemon exits first or takes over 20 s.
+pub async fn listening_addr(
+    log: &Path,
+    from: u64,
+    child: &mut Child,
+) -> Result<SocketAddr, String> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = std::fs::read(log).unwrap_or_default();
+        let fresh = String::from_utf8_lossy(&text[(from as usize).min(text.len())..]).into_owned();
+        for line in fresh.lines() {
+            let Ok(v) = serde_json::from_str::<Value>(line) else {
+                continue;
+            };
+            if v["fields"]["message"] == "listening"
+                && let Some(addr) = v["fields"]["addr"].as_str()
+            {
+                return addr
+                    .parse()
+                    .map_err(|e| format!("the listening line's addr {addr:?}: {e}"));
+            }
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!("the daemon exited ({status}) before listening"));
+        }
+        if Instant::now() > deadline {
+            return Err("the daemon did not log its listening address within 20 s".into());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// A loopback port that refuses connections: bound (so no one else gets it) but
+/// not listening. Keep the socket for as long as the port must refuse.
+pub fn refusing_port() -> (tokio::net::TcpSocket, u16) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = socket.local_addr().unwrap().port();
+    (socket, port)
+}
+
+/// Runs the binary with this configuration until it exits, expecting a failed
+/// start: returns the `error` of its one `ERROR` log line (the whole start-up
+/// failure, as an operator reads it).
+pub fn failed_start(dir: &Path, config_toml: &str, setup: impl FnOnce(&mut Command)) -> String {
+    failed_start_of(
+        Path::new(env!("CARGO_BIN_EXE_wa-supervisor")),
+        dir,
+        config_toml,
+        setup,
+    )
+}
+
+/// [`failed_start`] of the binary at `binary`.
+pub fn failed_start_of(
+    binary: &Path,
+    dir: &Path,
+    config_toml: &str,
+    setup: impl FnOnce(&mut Command),
+) -> String {
+    let config = dir.join("config.toml");
+    std::fs::write(&config, config_toml).unwrap();
+    let mut command = Command::new(binary);
+    command
+        .args(["serve", "--sim", "--config"])
+        .arg(&config)
+        .current_dir(dir)
+        .env("WHATSAPP_SERVER_API_KEY", API_KEY)
+        .env("RUST_LOG", "info")
+        .env_remove("PORT")
+        .env_remove("WA_SESSIONS_DIR")
+        .env_remove("NOTIFY_SOCKET")
+        .env_remove("WHATSAPP_WEBHOOK_SECRET");
+    setup(&mut command);
+    let output = command.output().expect("the binary runs");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let errors: Vec<Value> = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["level"] == "ERROR")
+        .collect();
+    assert_eq!(errors.len(), 1, "one ERROR line: {stdout}");
+    assert_eq!(
+        errors[0]["fields"]["message"], "wa-supervisor failed",
+        "{stdout}"
+    );
+    errors[0]["fields"]["error"]
+        .as_str()
+        .expect("an error field")
+        .to_owned()
 }
 
 /// Every file below `dir`, relative to it.

@@ -68,7 +68,8 @@ fn sanitize_reason(reason: &str) -> String {
 /// Moves the live session into a new backup and removes the live directory; when
 /// `recreate`, a fresh empty live directory takes its place. Returns the backup's
 /// name, or `None` when the live directory was missing or empty (nothing to keep).
-/// Afterwards only the newest `keep` backups remain.
+/// Afterwards only the newest `keep` backups remain, and never fewer than the one
+/// just made: a `keep` of 0 would otherwise delete the only copy of the session.
 pub fn backup_and_wipe(
     root: &Path,
     org: &OrgId,
@@ -97,7 +98,7 @@ pub fn backup_and_wipe(
         sync_dir(&parent);
         sync_dir(root);
         tighten(&target)?;
-        prune(&parent, keep)?;
+        prune(&parent, keep, &name)?;
         Some(name)
     } else {
         match fs::remove_dir(&live) {
@@ -150,15 +151,19 @@ pub fn orgs_with_credentials(
     Ok(orgs)
 }
 
-/// Removes the oldest backups beyond `keep`.
-fn prune(parent: &Path, keep: usize) -> io::Result<()> {
-    let mut names: Vec<String> = fs::read_dir(parent)?
+/// Removes the oldest backups beyond `keep`, sparing `just_made` whatever its
+/// place in the order (a clock set back gives it an older name than the rest).
+fn prune(parent: &Path, keep: usize, just_made: &str) -> io::Result<()> {
+    let mut others: Vec<String> = fs::read_dir(parent)?
         .filter_map(|e| e.ok())
         .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|name| name != just_made)
         .collect();
-    names.sort();
-    let excess = names.len().saturating_sub(keep);
-    for name in &names[..excess] {
+    others.sort();
+    // The one just made always stays, so it takes one of the `keep` places.
+    let room_for_others = keep.max(1) - 1;
+    let excess = others.len().saturating_sub(room_for_others);
+    for name in &others[..excess] {
         fs::remove_dir_all(parent.join(name))?;
     }
     Ok(())
@@ -240,6 +245,36 @@ mod tests {
             list_backups(root.path(), &org()).unwrap(),
             made[2..].to_vec()
         );
+    }
+
+    /// `keep = 0` (or a clock set back, which makes the new backup sort first)
+    /// must never delete the backup that was just made: it is the only copy of the
+    /// session once the live directory is gone.
+    #[test]
+    fn pruning_never_removes_the_backup_just_made() {
+        let root = tempfile::tempdir().unwrap();
+        let live = live_dir(root.path(), &org());
+        let now = Utc::now();
+        ensure_private_dir(&live).unwrap();
+        fs::write(live.join("creds.json"), b"first").unwrap();
+        let first = backup_and_wipe(root.path(), &org(), "x", now, 0, true)
+            .unwrap()
+            .unwrap();
+        assert_eq!(list_backups(root.path(), &org()).unwrap(), [first.as_str()]);
+
+        // An hour earlier by the clock: the new backup sorts before the old one.
+        fs::write(live.join("creds.json"), b"second").unwrap();
+        let earlier = now - chrono::Duration::hours(1);
+        let second = backup_and_wipe(root.path(), &org(), "x", earlier, 1, true)
+            .unwrap()
+            .unwrap();
+        assert!(second < first, "{second} sorts before {first}");
+        assert_eq!(
+            list_backups(root.path(), &org()).unwrap(),
+            [second.as_str()]
+        );
+        let kept = backups_dir(root.path(), &org()).join(&second);
+        assert_eq!(fs::read(kept.join("creds.json")).unwrap(), b"second");
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //!
 //! They exist only when the daemon runs with `--sim` (the router does not mount
 //! them otherwise, so they are a plain 404 in production) and, like `/api/*`, only
-//! with the API key.
+//! with the API key. Their errors are [`SimRouteError`]s, in the API's JSON shape.
+
+mod error;
 
 use axum::extract::State;
 use axum::routing::{get, post};
@@ -10,7 +12,11 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use wa_actors::OrgId;
-use wa_actors::connection::sim::{Fault, SimConnector, SimError};
+use wa_actors::connection::sim::{Fault, SimError};
+
+pub use error::SimRouteError;
+/// The fake phones of every org, driven by these routes.
+pub use wa_actors::connection::sim::SimConnector as FakePhones;
 
 use super::AppState;
 use super::error::ApiError;
@@ -35,7 +41,7 @@ struct StallBody {
 async fn stall(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<StallBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Value>, SimRouteError> {
     sim(&state)?;
     let seconds = body
         .seconds
@@ -47,13 +53,13 @@ async fn stall(
     Ok(Json(json!({ "success": true, "stalled_seconds": seconds })))
 }
 
-fn sim(state: &AppState) -> Result<&SimConnector, ApiError> {
+fn sim(state: &AppState) -> Result<&FakePhones, ApiError> {
     // The routes are mounted only with a simulator; this is a guard, not a path.
     state.sim.as_ref().ok_or(ApiError::NotFound)
 }
 
-fn sim_error(state: &AppState, org: &OrgId, error: SimError) -> ApiError {
-    ApiError::Sim {
+fn sim_error(state: &AppState, org: &OrgId, error: SimError) -> SimRouteError {
+    SimRouteError::FakePhone {
         error,
         status: state.supervisor.status(org).status,
     }
@@ -69,8 +75,11 @@ async fn scan(
     State(state): State<AppState>,
     OrgPath(org): OrgPath,
     ApiJson(body): ApiJson<ScanBody>,
-) -> Result<Json<Value>, ApiError> {
-    let phone = state.phone.normalize(&required(body.phone, "phone")?)?;
+) -> Result<Json<Value>, SimRouteError> {
+    let phone = state
+        .phone
+        .normalize(&required(body.phone, "phone")?)
+        .map_err(ApiError::from)?;
     sim(&state)?
         .scan(&org, &phone)
         .map_err(|e| sim_error(&state, &org, e))?;
@@ -91,11 +100,12 @@ async fn inject(
     State(state): State<AppState>,
     OrgPath(org): OrgPath,
     ApiJson(body): ApiJson<InjectBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Value>, SimRouteError> {
     let name = body
         .fault
         .ok_or_else(|| ApiError::BadRequest("fault is required".into()))?;
-    let fault = Fault::parse(&name, body.code).ok_or(ApiError::UnknownFault(name.clone()))?;
+    let fault =
+        Fault::parse(&name, body.code).ok_or_else(|| SimRouteError::UnknownFault(name.clone()))?;
     sim(&state)?
         .inject(&org, fault)
         .map_err(|e| sim_error(&state, &org, e))?;
@@ -109,7 +119,7 @@ async fn inject(
 async fn sent(
     State(state): State<AppState>,
     OrgPath(org): OrgPath,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Value>, SimRouteError> {
     let messages = sim(&state)?.sent(&org);
     Ok(Json(json!({ "messages": messages })))
 }

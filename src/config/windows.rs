@@ -1,0 +1,192 @@
+//! Sliding-window tables: `[windows.*]` (the error windows and the restart
+//! intensity, CONTRACT §5) and, with the same shape, `[connection_budget.*]`.
+//!
+//! Each window has its own defaults, taken from the actor crate's configuration,
+//! and its own ranges. They are a type parameter so that a table giving only
+//! `limit` keeps its own `seconds` (with one shared `Default`,
+//! `[windows.stream] limit = 4` alone would silently get the Bad MAC window's 30 s).
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use wa_actors::{SupervisorConfig, WindowSpec};
+
+use super::range::{Number, Range};
+
+/// What sets one kind of window apart: its table, its defaults, its ranges.
+pub trait WindowKind {
+    /// The table, as in `config.toml`.
+    const TABLE: &'static str;
+    const LIMIT: Range;
+    const SECONDS: Range;
+    /// The actor crate's default for this window.
+    fn default_spec() -> WindowSpec;
+}
+
+/// Any window's limit: at least one event, and a bound that keeps the window's
+/// memory small.
+pub const LIMIT: Range = Range::new(1, 1_000_000);
+/// Error windows measure bursts: a day at most.
+pub const BURST_SECONDS: Range = Range::new(1, 86_400);
+/// Periods of cleanups and connection budgets: a week at most.
+pub const PERIOD_SECONDS: Range = Range::new(1, 604_800);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BadMac;
+impl WindowKind for BadMac {
+    const TABLE: &'static str = "windows.bad_mac";
+    const LIMIT: Range = LIMIT;
+    const SECONDS: Range = BURST_SECONDS;
+    fn default_spec() -> WindowSpec {
+        super::actor_defaults().bad_mac
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stream;
+impl WindowKind for Stream {
+    const TABLE: &'static str = "windows.stream";
+    const LIMIT: Range = LIMIT;
+    const SECONDS: Range = BURST_SECONDS;
+    fn default_spec() -> WindowSpec {
+        super::actor_defaults().stream
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cleanups;
+impl WindowKind for Cleanups {
+    const TABLE: &'static str = "windows.cleanups";
+    const LIMIT: Range = LIMIT;
+    const SECONDS: Range = PERIOD_SECONDS;
+    fn default_spec() -> WindowSpec {
+        super::actor_defaults().cleanups
+    }
+}
+
+/// One sliding window: `limit` events within `seconds`.
+pub struct Window<K> {
+    pub limit: usize,
+    pub seconds: u64,
+    kind: PhantomData<K>,
+}
+
+impl<K: WindowKind> Window<K> {
+    pub fn new(limit: usize, seconds: u64) -> Self {
+        Self {
+            limit,
+            seconds,
+            kind: PhantomData,
+        }
+    }
+
+    pub fn spec(&self) -> WindowSpec {
+        WindowSpec::new(self.limit, Duration::from_secs(self.seconds))
+    }
+
+    pub fn numbers(&self) -> [Number; 2] {
+        [
+            Number::new(K::TABLE, "limit", self.limit, K::LIMIT),
+            Number::new(K::TABLE, "seconds", self.seconds, K::SECONDS),
+        ]
+    }
+}
+
+impl<K: WindowKind> Default for Window<K> {
+    fn default() -> Self {
+        let spec = K::default_spec();
+        Self::new(spec.limit, spec.length.as_secs())
+    }
+}
+
+// By hand: a derive would ask the marker type for the same traits.
+impl<K> Clone for Window<K> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<K> Copy for Window<K> {}
+impl<K> PartialEq for Window<K> {
+    fn eq(&self, other: &Self) -> bool {
+        (self.limit, self.seconds) == (other.limit, other.seconds)
+    }
+}
+impl<K> fmt::Debug for Window<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Window")
+            .field("limit", &self.limit)
+            .field("seconds", &self.seconds)
+            .finish()
+    }
+}
+
+/// The TOML shape of a [`Window`]; a missing key takes the window's default.
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct RawWindow {
+    limit: Option<usize>,
+    seconds: Option<u64>,
+}
+
+impl<'de, K: WindowKind> Deserialize<'de> for Window<K> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = RawWindow::deserialize(d)?;
+        let default = Self::default();
+        Ok(Self::new(
+            raw.limit.unwrap_or(default.limit),
+            raw.seconds.unwrap_or(default.seconds),
+        ))
+    }
+}
+
+impl<K> Serialize for Window<K> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        RawWindow {
+            limit: Some(self.limit),
+            seconds: Some(self.seconds),
+        }
+        .serialize(s)
+    }
+}
+
+/// `[windows.*]`.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WindowsConfig {
+    pub bad_mac: Window<BadMac>,
+    pub stream: Window<Stream>,
+    pub cleanups: Window<Cleanups>,
+}
+
+impl WindowsConfig {
+    pub fn numbers(&self) -> Vec<Number> {
+        [
+            self.bad_mac.numbers(),
+            self.stream.numbers(),
+            self.cleanups.numbers(),
+        ]
+        .concat()
+    }
+
+    /// Sets what these tables configure of the actor tree.
+    pub fn apply(&self, actors: &mut SupervisorConfig) {
+        actors.bad_mac = self.bad_mac.spec();
+        actors.stream = self.stream.spec();
+        actors.cleanups = self.cleanups.spec();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_window_given_in_part_keeps_its_own_defaults() {
+        let w: WindowsConfig = toml::from_str("[stream]\nlimit = 4\n").unwrap();
+        assert_eq!((w.stream.limit, w.stream.seconds), (4, 60));
+        assert_eq!(w.bad_mac, Window::default());
+        assert_eq!(w.cleanups.spec(), SupervisorConfig::new("x").cleanups);
+    }
+}

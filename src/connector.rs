@@ -1,0 +1,107 @@
+//! The one module of the daemon that knows which connections exist: it builds the
+//! connector that `[connection] kind` names (real WhatsApp Web or the simulator's
+//! fake phones), turns the plain `[whatsapp]` and `[sim]` tables into their
+//! options, and asks the WhatsApp connection whether it checks the server's
+//! certificate (for `build-info`). Everything else in the daemon sees only the
+//! actor crate's `Connector` trait.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use wa_actors::connection::Connector;
+use wa_actors::connection::sim::{SimConnector, SimTiming};
+use wa_actors::connection::whatsapp::{WhatsAppConnector, WhatsAppOptions};
+
+use crate::config::{Config, ConfigError, ConnectionKind, SimConfig, WhatsappConfig};
+
+/// The connection the org actors open, and the fake phones when it is the simulator.
+pub struct Connection {
+    pub connector: Arc<dyn Connector>,
+    /// For the `/sim` routes; `None` with the real connection.
+    pub fake_phones: Option<SimConnector>,
+}
+
+/// Builds the connector `[connection] kind` names.
+pub fn connect(config: &Config) -> Result<Connection, ConfigError> {
+    Ok(match config.connection.kind {
+        ConnectionKind::Sim => {
+            let phones = SimConnector::new(sim_timing(&config.sim));
+            Connection {
+                connector: Arc::new(phones.clone()),
+                fake_phones: Some(phones),
+            }
+        }
+        ConnectionKind::Whatsapp => Connection {
+            connector: Arc::new(WhatsAppConnector::new(whatsapp_options(&config.whatsapp)?)),
+            fake_phones: None,
+        },
+    })
+}
+
+/// Whether this binary checks the WhatsApp server's certificate chain against
+/// WhatsApp's key (off only in the build `cargo test` makes).
+pub fn server_certificate_check_enabled() -> bool {
+    wa_actors::connection::whatsapp::server_certificate_check_enabled()
+}
+
+fn whatsapp_options(config: &WhatsappConfig) -> Result<WhatsAppOptions, ConfigError> {
+    Ok(WhatsAppOptions {
+        version: config.pinned_version()?,
+        ws_url: config.ws_url().map(str::to_owned),
+    })
+}
+
+fn sim_timing(config: &SimConfig) -> SimTiming {
+    SimTiming {
+        first_qr: Duration::from_secs(config.first_qr_seconds),
+        next_qr: Duration::from_secs(config.next_qr_seconds),
+        qr_count: config.qr_count,
+    }
+}
+
+/// `[sim]` defaults to the fake phone's own timing.
+impl Default for SimConfig {
+    fn default() -> Self {
+        let timing = SimTiming::default();
+        Self {
+            first_qr_seconds: timing.first_qr.as_secs(),
+            next_qr_seconds: timing.next_qr.as_secs(),
+            qr_count: timing.qr_count,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tables_turn_into_the_connections_options() {
+        let (ours, theirs) = (sim_timing(&SimConfig::default()), SimTiming::default());
+        assert_eq!(
+            (ours.first_qr, ours.next_qr, ours.qr_count),
+            (theirs.first_qr, theirs.next_qr, theirs.qr_count)
+        );
+        let options = whatsapp_options(&WhatsappConfig {
+            version: "2.3000.1027000000".into(),
+            ws_url: "ws://127.0.0.1:9/ws/chat".into(),
+        })
+        .unwrap();
+        assert_eq!(options.version, Some((2, 3000, 1027000000)));
+        assert_eq!(options.ws_url.as_deref(), Some("ws://127.0.0.1:9/ws/chat"));
+        let options = whatsapp_options(&WhatsappConfig::default()).unwrap();
+        assert_eq!((options.version, options.ws_url), (None, None));
+    }
+
+    #[test]
+    fn the_kind_picks_the_connector() {
+        let sim = Config {
+            connection: crate::config::ConnectionConfig {
+                kind: ConnectionKind::Sim,
+            },
+            ..Config::default()
+        };
+        assert!(connect(&sim).unwrap().fake_phones.is_some());
+        assert!(connect(&Config::default()).unwrap().fake_phones.is_none());
+    }
+}

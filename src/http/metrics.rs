@@ -1,0 +1,50 @@
+//! `GET /metrics` (behind the API key like `/api/*`) and the middleware that times
+//! every request. The recorder and the session-event counters are in
+//! [`crate::metrics`]; the sessions by status are counted here at scrape time from
+//! the supervisor's snapshots, so they can never drift from `/api/sessions`.
+
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use metrics::{gauge, histogram};
+use wa_actors::SessionStatus;
+
+use super::AppState;
+
+/// `GET /metrics`: Prometheus text.
+pub async fn render(State(state): State<AppState>) -> Response {
+    let sessions = state.supervisor.sessions();
+    for status in SessionStatus::ALL {
+        let n = sessions.iter().filter(|s| s.status == status).count();
+        gauge!("wa_sessions", "status" => status.as_str()).set(n as f64);
+    }
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        crate::metrics::handle().render(),
+    )
+        .into_response()
+}
+
+/// Records every request's latency by method, route pattern and status.
+pub async fn track_http(req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().to_string();
+    // The route pattern (`/api/qr/{org}`), never the raw path: bounded label values.
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let response = next.run(req).await;
+    let status = response.status().as_u16().to_string();
+    histogram!(
+        "wa_http_request_duration_seconds",
+        "method" => method,
+        "route" => route,
+        "status" => status
+    )
+    .record(started.elapsed().as_secs_f64());
+    response
+}
