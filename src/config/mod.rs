@@ -12,6 +12,8 @@
 
 mod budget;
 mod connection;
+mod healing;
+mod outbox;
 mod phone;
 pub mod range;
 mod reconnect;
@@ -30,6 +32,8 @@ use wa_actors::SupervisorConfig;
 
 pub use budget::BudgetConfig;
 pub use connection::{ConnectionConfig, ConnectionKind};
+pub use healing::{HealingConfig, RestartsConfig};
+pub use outbox::OutboxConfig;
 pub use phone::PhoneConfig;
 pub use range::{Number, Range};
 pub use reconnect::ReconnectConfig;
@@ -38,7 +42,7 @@ pub use server::ServerConfig;
 pub use sessions::SessionsConfig;
 pub use sim::SimConfig;
 pub use whatsapp::WhatsappConfig;
-pub use windows::{Window, WindowsConfig};
+pub use windows::{BadMacWindow, Window, WindowsConfig};
 
 use crate::http::HttpLimits;
 use crate::phone::PhoneRules;
@@ -91,9 +95,11 @@ pub struct Config {
     pub sessions: SessionsConfig,
     pub connection: ConnectionConfig,
     pub windows: WindowsConfig,
+    pub healing: HealingConfig,
     pub connection_budget: BudgetConfig,
     pub reconnect: ReconnectConfig,
     pub send: SendConfig,
+    pub outbox: OutboxConfig,
     pub phone: PhoneConfig,
     pub sim: SimConfig,
     pub webhook: WebhookConfig,
@@ -182,9 +188,11 @@ impl Config {
             self.server.numbers(),
             self.sessions.numbers(),
             self.windows.numbers(),
+            self.healing.numbers(),
             self.connection_budget.numbers(),
             self.reconnect.numbers(),
             self.send.numbers(),
+            self.outbox.numbers(),
             self.sim.numbers(),
             webhook::numbers(&self.webhook),
         ]
@@ -204,6 +212,7 @@ impl Config {
                 self.server.request_timeout_seconds, self.send.wait_seconds
             )));
         }
+        HealingConfig::validate(&self.supervisor_config().healing)?;
         self.phone.rules()?;
         self.webhook.validate().map_err(ConfigError::Invalid)?;
         self.whatsapp.validate()?;
@@ -214,10 +223,13 @@ impl Config {
     pub fn supervisor_config(&self) -> SupervisorConfig {
         let mut actors = SupervisorConfig::new(&self.sessions.dir);
         self.sessions.apply(&mut actors);
+        self.server.apply(&mut actors);
         self.windows.apply(&mut actors);
+        self.healing.apply(&mut actors);
         self.connection_budget.apply(&mut actors);
         self.reconnect.apply(&mut actors);
         self.send.apply(&mut actors);
+        self.outbox.apply(&mut actors);
         actors
     }
 

@@ -93,6 +93,12 @@ impl ServerConfig {
         numbers
     }
 
+    /// The actor tree answers every request within the request timeout: its inner
+    /// waits are derived from it.
+    pub fn apply(&self, actors: &mut wa_actors::SupervisorConfig) {
+        actors.request_timeout = Duration::from_secs(self.request_timeout_seconds);
+    }
+
     /// The router's limits.
     pub fn http_limits(&self) -> HttpLimits {
         HttpLimits {

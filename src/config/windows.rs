@@ -34,24 +34,13 @@ pub const BURST_SECONDS: Range = Range::new(1, 86_400);
 pub const PERIOD_SECONDS: Range = Range::new(1, 604_800);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BadMac;
-impl WindowKind for BadMac {
-    const TABLE: &'static str = "windows.bad_mac";
-    const LIMIT: Range = LIMIT;
-    const SECONDS: Range = BURST_SECONDS;
-    fn default_spec() -> WindowSpec {
-        super::actor_defaults().bad_mac
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stream;
 impl WindowKind for Stream {
     const TABLE: &'static str = "windows.stream";
     const LIMIT: Range = LIMIT;
     const SECONDS: Range = BURST_SECONDS;
     fn default_spec() -> WindowSpec {
-        super::actor_defaults().stream
+        super::actor_defaults().healing.stream
     }
 }
 
@@ -151,11 +140,49 @@ impl<K> Serialize for Window<K> {
     }
 }
 
+/// `[windows.bad_mac]`: a window of undecryptable messages that trips only with
+/// `limit` events from at least `distinct_senders` senders (CONTRACT §11).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BadMacWindow {
+    pub limit: usize,
+    pub seconds: u64,
+    pub distinct_senders: usize,
+}
+
+const BAD_MAC: &str = "windows.bad_mac";
+
+impl Default for BadMacWindow {
+    fn default() -> Self {
+        let policy = super::actor_defaults().healing;
+        Self {
+            limit: policy.bad_mac.limit,
+            seconds: policy.bad_mac.length.as_secs(),
+            distinct_senders: policy.distinct_senders,
+        }
+    }
+}
+
+impl BadMacWindow {
+    pub fn spec(&self) -> WindowSpec {
+        WindowSpec::new(self.limit, Duration::from_secs(self.seconds))
+    }
+
+    /// `distinct_senders` is checked against `limit` with the healing policy.
+    pub fn numbers(&self) -> [Number; 3] {
+        [
+            Number::new(BAD_MAC, "limit", self.limit, LIMIT),
+            Number::new(BAD_MAC, "seconds", self.seconds, BURST_SECONDS),
+            Number::new(BAD_MAC, "distinct_senders", self.distinct_senders, LIMIT),
+        ]
+    }
+}
+
 /// `[windows.*]`.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WindowsConfig {
-    pub bad_mac: Window<BadMac>,
+    pub bad_mac: BadMacWindow,
     pub stream: Window<Stream>,
     pub cleanups: Window<Cleanups>,
 }
@@ -163,17 +190,18 @@ pub struct WindowsConfig {
 impl WindowsConfig {
     pub fn numbers(&self) -> Vec<Number> {
         [
-            self.bad_mac.numbers(),
-            self.stream.numbers(),
-            self.cleanups.numbers(),
+            self.bad_mac.numbers().to_vec(),
+            self.stream.numbers().to_vec(),
+            self.cleanups.numbers().to_vec(),
         ]
         .concat()
     }
 
     /// Sets what these tables configure of the actor tree.
     pub fn apply(&self, actors: &mut SupervisorConfig) {
-        actors.bad_mac = self.bad_mac.spec();
-        actors.stream = self.stream.spec();
+        actors.healing.bad_mac = self.bad_mac.spec();
+        actors.healing.distinct_senders = self.bad_mac.distinct_senders;
+        actors.healing.stream = self.stream.spec();
         actors.cleanups = self.cleanups.spec();
     }
 }
@@ -186,7 +214,7 @@ mod tests {
     fn a_window_given_in_part_keeps_its_own_defaults() {
         let w: WindowsConfig = toml::from_str("[stream]\nlimit = 4\n").unwrap();
         assert_eq!((w.stream.limit, w.stream.seconds), (4, 60));
-        assert_eq!(w.bad_mac, Window::default());
+        assert_eq!(w.bad_mac, BadMacWindow::default());
         assert_eq!(w.cleanups.spec(), SupervisorConfig::new("x").cleanups);
     }
 }
