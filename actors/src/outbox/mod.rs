@@ -209,11 +209,18 @@ pub enum Origin {
 }
 
 impl Origin {
+    pub const ALL: [Origin; 2] = [Self::Queue, Self::Compat];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Queue => "queue",
             Self::Compat => "compat",
         }
+    }
+
+    /// The origin named by [`Origin::as_str`] (how a store reads it back).
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|o| o.as_str() == name)
     }
 }
 
@@ -351,6 +358,14 @@ mod tests {
             );
         }
         assert_eq!(S::parse("unknown"), None);
+        for o in Origin::ALL {
+            assert_eq!(Origin::parse(o.as_str()), Some(o));
+            assert_eq!(
+                serde_json::to_value(o).unwrap(),
+                serde_json::Value::String(o.as_str().into())
+            );
+        }
+        assert_eq!(Origin::parse("unknown"), None);
     }
 
     #[test]
