@@ -8,7 +8,10 @@
 //! transitions of [`MessageStatus::after`]: one table, tested row by row, that every
 //! store applies.
 
+pub mod memory;
 pub mod store;
+#[cfg(test)]
+mod store_suite;
 
 use std::fmt;
 
@@ -17,6 +20,7 @@ use serde::{Serialize, Serializer};
 
 use crate::OrgId;
 
+pub use memory::MemoryStore;
 pub use store::{Enqueued, ListFilter, OutboxError, OutboxStore, Updated};
 
 /// Where a message stands (CONTRACT §10).
