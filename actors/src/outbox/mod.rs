@@ -9,6 +9,7 @@
 //! store applies.
 
 pub mod memory;
+pub mod sqlite;
 pub mod store;
 #[cfg(test)]
 mod store_suite;
@@ -21,6 +22,7 @@ use serde::{Serialize, Serializer};
 use crate::OrgId;
 
 pub use memory::MemoryStore;
+pub use sqlite::SqliteOutbox;
 pub use store::{Enqueued, ListFilter, OutboxError, OutboxStore, Updated};
 
 /// Where a message stands (CONTRACT §10).

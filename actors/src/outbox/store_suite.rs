@@ -1,5 +1,5 @@
 //! What every [`OutboxStore`] owes, written once and run against each store:
-//! `memory` ([`MemoryStore`], the reference). A new
+//! `memory` ([`MemoryStore`], the reference) and `sqlite` ([`SqliteOutbox`]). A new
 //! store adds one line to the `suite!` call at the end.
 //!
 //! Each behaviour is an async fn over `Arc<dyn OutboxStore>`. Times carry
@@ -19,7 +19,7 @@ use chrono::{DateTime, Utc};
 
 use super::{
     Enqueued, ListFilter, MemoryStore, Message, MessageBody, MessageId, MessageStatus, NewMessage,
-    Origin, OutboxError, OutboxStore, Update, Updated,
+    Origin, OutboxError, OutboxStore, SqliteOutbox, Update, Updated,
 };
 use crate::OrgId;
 use MessageStatus as S;
@@ -38,6 +38,17 @@ async fn memory_store() -> Fixture {
     Fixture {
         store: Arc::new(MemoryStore::new()),
         _dir: None,
+    }
+}
+
+async fn sqlite_store() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteOutbox::open(dir.path().join("outbox.db"))
+        .await
+        .unwrap();
+    Fixture {
+        store: Arc::new(store),
+        _dir: Some(dir),
     }
 }
 
@@ -127,4 +138,4 @@ macro_rules! suite {
     )*};
 }
 
-suite!(memory => memory_store);
+suite!(memory => memory_store, sqlite => sqlite_store);
