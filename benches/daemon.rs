@@ -35,7 +35,7 @@ use tokio::net::{TcpStream, UnixDatagram};
 use tokio::task::JoinSet;
 use wa_actors::connection::sim::{CREDENTIALS_FILE, Fault, SimConnector, SimTiming};
 use wa_actors::storage::fs_ops;
-use wa_actors::{OrgId, SessionStatus, Supervisor, SupervisorConfig, WindowSpec};
+use wa_actors::{OrgId, SessionStatus, Supervisor, SupervisorConfig, SupervisorParts, WindowSpec};
 
 /// The test harness, for reading the address a daemon listens on.
 #[path = "../tests/common/mod.rs"]
@@ -832,10 +832,17 @@ async fn heal_bench(plan: &Plan, top: &Path) -> Heal {
     let mut config = SupervisorConfig::new(&root);
     // Never quarantine: every heal here is on purpose.
     config.cleanups = WindowSpec::new(plan.heals * 2 + 10, Duration::from_secs(3600));
+    // Every trip wipes at once: this measures the wipe, not the restart before it.
+    config.healing.restart_first = false;
     let sim = SimConnector::new(SimTiming::default());
-    let sup = Supervisor::spawn(config, Arc::new(sim.clone()))
-        .await
-        .expect("the supervisor starts");
+    let sup = Supervisor::spawn(SupervisorParts {
+        config,
+        connector: Arc::new(sim.clone()),
+        outbox: Arc::new(wa_actors::outbox::MemoryStore::new()),
+        events: Arc::new(wa_actors::events::NoEvents),
+    })
+    .await
+    .expect("the supervisor starts");
     let org = OrgId::parse("heal").expect("an org id");
     let phone = "573001112233";
     let wait = |status: SessionStatus| {

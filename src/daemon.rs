@@ -10,7 +10,11 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use wa_actors::events::FanOut;
-use wa_actors::{EventSink, SessionError, Supervisor};
+use wa_actors::outbox::SqliteOutbox;
+use wa_actors::{EventSink, SessionError, Supervisor, SupervisorParts};
+
+/// The outbox's database, in the sessions directory (CONTRACT §10).
+pub const OUTBOX_FILE: &str = "outbox.db";
 
 use crate::api_key::{ApiKey, ApiKeyError};
 use crate::config::{Config, ConfigError};
@@ -38,6 +42,8 @@ pub enum DaemonError {
     Webhook(String),
     #[error("cannot start the session supervisor: {0}")]
     Supervisor(SessionError),
+    #[error("cannot open the outbox {0}")]
+    Outbox(String),
     #[error("cannot listen on {addr}: {cause}")]
     Bind {
         addr: SocketAddr,
@@ -89,16 +95,19 @@ pub async fn run(
     if let Some(webhooks) = &webhooks {
         sinks.push(Arc::new(webhooks.clone()));
     }
-    let supervisor = Supervisor::spawn_with_events(
-        config.supervisor_config(),
-        connection.connector,
-        Arc::new(FanOut(sinks)),
-    )
+    // Every message accepted from now on is committed here before it is answered.
+    let outbox_path = config.sessions.dir.join(OUTBOX_FILE);
+    let outbox = SqliteOutbox::open(&outbox_path)
+        .await
+        .map_err(|e| DaemonError::Outbox(format!("{}: {e}", outbox_path.display())))?;
+    let supervisor = Supervisor::spawn(SupervisorParts {
+        config: config.supervisor_config(),
+        connector: connection.connector,
+        outbox: Arc::new(outbox),
+        events: Arc::new(FanOut(sinks)),
+    })
     .await
     .map_err(DaemonError::Supervisor)?;
-    if let Some(webhooks) = &webhooks {
-        webhooks.attach(supervisor.clone());
-    }
 
     let local = listener.local_addr().map_err(DaemonError::Serve)?;
     // Tests and scripts that bind port 0 read the address from this line.

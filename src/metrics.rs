@@ -6,8 +6,9 @@
 
 use std::sync::OnceLock;
 
-use metrics::counter;
+use metrics::{counter, histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use wa_actors::outbox::MessageStatus;
 use wa_actors::{EventKind, EventSink, SessionEvent};
 
 /// The process-wide recorder (installed on first use; the `metrics` facade has one
@@ -49,11 +50,34 @@ impl EventSink for MetricsSink {
                 }
                 counter!("wa_cleanups_total", "org_id" => org, "reason" => reason).increment(1);
             }
-            EventKind::MessageSent { .. } => {
-                counter!("wa_messages_sent_total", "org_id" => org).increment(1);
+            EventKind::Message(message) => {
+                let status = message.status.as_str();
+                counter!("wa_message_events_total", "org_id" => org.clone(), "status" => status)
+                    .increment(1);
+                match message.status {
+                    MessageStatus::Sent => {
+                        counter!("wa_messages_sent_total", "org_id" => org).increment(1);
+                        // From acceptance to WhatsApp's ack: queueing, pacing,
+                        // reconnects and resends included.
+                        let waited = (event.at - message.accepted_at)
+                            .to_std()
+                            .unwrap_or_default();
+                        histogram!("wa_message_accepted_to_sent_seconds")
+                            .record(waited.as_secs_f64());
+                    }
+                    MessageStatus::Failed => {
+                        counter!("wa_messages_failed_total", "org_id" => org).increment(1);
+                    }
+                    _ => {}
+                }
             }
-            EventKind::MessageFailed { .. } => {
-                counter!("wa_messages_failed_total", "org_id" => org).increment(1);
+            EventKind::Healing { step, window, .. } => {
+                let step = match step {
+                    wa_actors::healing::Step::Restart => "restart",
+                    wa_actors::healing::Step::Wipe => "wipe",
+                };
+                counter!("wa_healing_total", "org_id" => org, "step" => step, "window" => window)
+                    .increment(1);
             }
             EventKind::StatusChanged { .. }
             | EventKind::Qr { .. }

@@ -17,7 +17,9 @@ use tower::ServiceExt;
 
 use common::{decode_png_qr, decode_qr_data_url};
 use wa_actors::connection::sim::{SimConnector, SimTiming};
-use wa_actors::{OrgId, SessionSnapshot, SessionStatus, Supervisor, SupervisorConfig};
+use wa_actors::{
+    OrgId, SessionSnapshot, SessionStatus, Supervisor, SupervisorConfig, SupervisorParts,
+};
 use wa_supervisor::api_key::ApiKey;
 use wa_supervisor::http::{AppState, HttpLimits, router_with_limits};
 
@@ -84,10 +86,12 @@ async fn app_in_mode(sim_mode: bool) -> App {
 async fn app_with(sim_mode: bool, limits: HttpLimits) -> App {
     let dir = tempfile::tempdir().unwrap();
     let sim = SimConnector::new(SimTiming::default());
-    let sup = Supervisor::spawn(
-        SupervisorConfig::new(dir.path().join("sessions")),
-        Arc::new(sim.clone()),
-    )
+    let sup = Supervisor::spawn(SupervisorParts {
+        config: SupervisorConfig::new(dir.path().join("sessions")),
+        connector: Arc::new(sim.clone()),
+        outbox: Arc::new(wa_actors::outbox::MemoryStore::new()),
+        events: Arc::new(wa_actors::events::NoEvents),
+    })
     .await
     .unwrap();
     let state = AppState {

@@ -184,10 +184,15 @@ fn failed(org_id: &str, reason: &str) -> SessionEvent {
         org: org(org_id),
         at: chrono::Utc::now(),
         status: SessionStatus::Connected,
-        kind: EventKind::MessageFailed {
+        kind: EventKind::Message(wa_actors::MessageEvent {
+            status: wa_actors::outbox::MessageStatus::Failed,
+            message_id: "3EB0F00D".into(),
+            idempotency_key: None,
             to: "573009998877".into(),
-            reason: reason.into(),
-        },
+            error: Some(reason.into()),
+            accepted_at: chrono::Utc::now(),
+            attempts: 1,
+        }),
     }
 }
 

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use wa_actors::SupervisorConfig;
-use wa_actors::healing::{CONFIRM_SECONDS, HealingPolicy, RESTARTS_LIMIT_MAX, RESTARTS_SECONDS_MAX};
+use wa_actors::healing::{
+    CONFIRM_SECONDS, HealingPolicy, RESTARTS_LIMIT_MAX, RESTARTS_SECONDS_MAX,
+};
 
 use super::ConfigError;
 use super::range::{Number, Range};

@@ -85,13 +85,18 @@ fn defaults_are_the_contract_values_from_one_source() {
     let theirs = SupervisorConfig::new("auth_sessions");
     assert_eq!(ours.sessions_dir, theirs.sessions_dir);
     assert_eq!(ours.backups_kept, theirs.backups_kept);
-    assert_eq!(ours.bad_mac, theirs.bad_mac);
-    assert_eq!(ours.stream, theirs.stream);
+    assert_eq!(ours.healing, theirs.healing);
     assert_eq!(ours.cleanups, theirs.cleanups);
     assert_eq!(ours.budget, BudgetSpec::default());
     assert_eq!(ours.reconnect, theirs.reconnect);
     assert_eq!(ours.send_wait, theirs.send_wait);
-    assert_eq!(ours.bad_mac, WindowSpec::new(3, Duration::from_secs(30)));
+    assert_eq!(ours.request_timeout, theirs.request_timeout);
+    assert_eq!(ours.outbox, theirs.outbox);
+    assert_eq!(
+        ours.healing.bad_mac,
+        WindowSpec::new(3, Duration::from_secs(30))
+    );
+    assert_eq!(ours.healing.distinct_senders, 2);
 }
 
 #[test]
@@ -158,7 +163,7 @@ fn file_values_win_over_defaults_and_missing_keys_keep_theirs() {
     assert_eq!(c.connection.kind, ConnectionKind::Sim);
     // A window keeps its own default for the key not given.
     assert_eq!((c.windows.stream.limit, c.windows.stream.seconds), (4, 60));
-    assert_eq!(c.windows.bad_mac, Window::default());
+    assert_eq!(c.windows.bad_mac, BadMacWindow::default());
     assert_eq!((c.reconnect.initial_ms, c.reconnect.max_ms), (1000, 5000));
     assert_eq!(c.supervisor_config().reconnect.max, Duration::from_secs(5));
     assert_eq!(c.sim.qr_count, 2);

@@ -10,6 +10,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::{Map, Value};
+use wa_actors::outbox::{Message, OutboxError};
 use wa_actors::{OrgIdError, SendError, SessionError, SessionStatus};
 
 use crate::phone::PhoneError;
@@ -65,6 +66,17 @@ pub enum ApiError {
     Timeout,
     #[error("the QR code could not be rendered: {0}")]
     Render(#[from] QrRenderError),
+    #[error("no message with this message_id")]
+    NoMessage,
+    /// An idempotency key used before for another recipient or text; the message
+    /// that holds it.
+    #[error("idempotency_key is already used for a different message")]
+    KeyReused(Box<Message>),
+    /// Only a `queued` message can be cancelled; this one.
+    #[error("the message can no longer be cancelled (status {})", .0.status)]
+    NotCancellable(Box<Message>),
+    #[error("the outbox failed: {0}")]
+    Outbox(String),
 }
 
 impl ApiError {
@@ -87,11 +99,16 @@ impl ApiError {
                 StatusCode::BAD_REQUEST
             }
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::NotFound | Self::NoSession | Self::NoQr { .. } => StatusCode::NOT_FOUND,
-            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::SendFailed { .. } | Self::Storage(_) | Self::Internal(_) | Self::Render(_) => {
-                StatusCode::INTERNAL_SERVER_ERROR
+            Self::NotFound | Self::NoSession | Self::NoQr { .. } | Self::NoMessage => {
+                StatusCode::NOT_FOUND
             }
+            Self::KeyReused(_) | Self::NotCancellable(_) => StatusCode::CONFLICT,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::SendFailed { .. }
+            | Self::Storage(_)
+            | Self::Internal(_)
+            | Self::Render(_)
+            | Self::Outbox(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Unavailable | Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             Self::Timeout => StatusCode::GATEWAY_TIMEOUT,
         }
@@ -195,10 +212,18 @@ impl ErrorBody {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut resp = ErrorBody::new(&self)
+        let mut body = ErrorBody::new(&self)
             .status(self.session_status())
-            .hint(self.hint())
-            .respond(self.status_code());
+            .hint(self.hint());
+        if let Self::KeyReused(message) | Self::NotCancellable(message) = &self {
+            // The message in question, as GET /api/messages/{id} shows it; a
+            // refused cancel also says the message's status at the top.
+            body = body.with("message", super::outbox::message_json(message));
+            if matches!(self, Self::NotCancellable(_)) {
+                body = body.with("status", message.status.as_str());
+            }
+        }
+        let mut resp = body.respond(self.status_code());
         if matches!(self, Self::Overloaded) {
             resp.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,
@@ -214,6 +239,8 @@ impl From<SessionError> for ApiError {
         match e {
             SessionError::NoSession => Self::NoSession,
             SessionError::Storage(msg) => Self::Storage(msg),
+            SessionError::ActorFailed(msg) => Self::Internal(msg),
+            SessionError::TimedOut => Self::Timeout,
             SessionError::Unavailable => Self::Unavailable,
         }
     }
@@ -228,7 +255,16 @@ impl From<SendError> for ApiError {
                 reason,
                 status: None,
             },
-            SendError::Unavailable => Self::Unavailable,
+            SendError::Outbox(e) => e.into(),
+        }
+    }
+}
+
+impl From<OutboxError> for ApiError {
+    fn from(e: OutboxError) -> Self {
+        match e {
+            OutboxError::KeyReused(message) => Self::KeyReused(message),
+            OutboxError::Store(msg) => Self::Outbox(msg),
         }
     }
 }
@@ -287,8 +323,9 @@ mod tests {
             assert_eq!(code, want);
             assert!(b["error"].is_string());
         }
-        let (code, _) = body(SendError::Unavailable.into()).await;
-        assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
+        let (code, b) = body(SendError::Outbox(OutboxError::Store("disk".into())).into()).await;
+        assert_eq!(code, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(b["error"].as_str().unwrap().contains("disk"));
 
         let (code, b) = body(OrgIdError::Empty.into()).await;
         assert_eq!(code, StatusCode::BAD_REQUEST);

@@ -1,4 +1,6 @@
-//! `POST /api/send-message`.
+//! `POST /api/send-message`: the compatible send (CONTRACT §2), through the
+//! outbox (CONTRACT §10): it answers once WhatsApp's server acknowledged the
+//! message, and a send that answered an error is never delivered afterwards.
 
 use axum::Json;
 use axum::extract::State;
@@ -14,6 +16,7 @@ pub struct SendBody {
     organization_id: Option<Text>,
     phone: Option<Text>,
     message: Option<String>,
+    idempotency_key: Option<String>,
 }
 
 /// Sends a text. A `reconnecting` session is waited for (up to `[send]
@@ -25,15 +28,11 @@ pub async fn send(
 ) -> Result<Json<Value>, ApiError> {
     let org = required_org(body.organization_id)?;
     let phone = state.phone.normalize(&required(body.phone, "phone")?)?;
-    let text = body
-        .message
-        .ok_or_else(|| ApiError::BadRequest("message is required".into()))?;
-    if text.trim().is_empty() {
-        return Err(ApiError::BadRequest("message is empty".into()));
-    }
+    let text = super::outbox::message_text(body.message)?;
+    let key = super::outbox::idempotency_key(body.idempotency_key)?;
     let sent = state
         .supervisor
-        .send_text(&org, &phone, &text)
+        .send_text(&org, &phone, &text, key)
         .await
         .map_err(|e| ApiError::from(e).with_status(state.supervisor.status(&org).status))?;
     tracing::info!(org_id = %org, message_id = %sent.message_id, "message sent");

@@ -21,6 +21,16 @@ pub async fn render(State(state): State<AppState>) -> Response {
         let n = sessions.iter().filter(|s| s.status == status).count();
         gauge!("wa_sessions", "status" => status.as_str()).set(n as f64);
     }
+    // Messages by status per org, read from the outbox at scrape time.
+    match state.supervisor.outbox().counts().await {
+        Ok(counts) => {
+            for (org, status, n) in counts {
+                gauge!("wa_messages", "org_id" => org.to_string(), "status" => status.as_str())
+                    .set(n as f64);
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "the outbox could not be counted for /metrics"),
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         crate::metrics::handle().render(),

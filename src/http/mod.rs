@@ -12,6 +12,7 @@ pub mod extract;
 pub mod health;
 pub mod messages;
 pub mod metrics;
+pub mod outbox;
 pub mod qr;
 pub mod rate_limit;
 pub mod sessions;
@@ -88,6 +89,11 @@ pub fn router_with_limits(state: AppState, limits: HttpLimits) -> Router {
         .route("/api/qr/{org}", get(qr::qr))
         .route("/api/status/{org}", get(sessions::status))
         .route("/api/send-message", post(messages::send))
+        .route("/api/messages", post(outbox::enqueue).get(outbox::list))
+        .route(
+            "/api/messages/{message_id}",
+            get(outbox::get).delete(outbox::cancel),
+        )
         .route("/api/logout", post(sessions::logout))
         .route("/api/force-clean-session", post(sessions::force_clean))
         .route("/api/clear-corrupted-session", post(sessions::force_clean))

@@ -8,12 +8,14 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
-use wa_actors::{EventKind, OrgId, SessionEvent, SessionStatus};
+use wa_actors::healing::Step;
+use wa_actors::outbox::MessageStatus;
+use wa_actors::{EventKind, MessageEvent, OrgId, SessionEvent, SessionStatus};
 
 use crate::qr_render;
 
 /// Every event name a receiver may see, for documentation and tests.
-pub const EVENT_NAMES: [&str; 12] = [
+pub const EVENT_NAMES: [&str; 17] = [
     "session.qr",
     "session.connected",
     "session.reconnecting",
@@ -24,8 +26,13 @@ pub const EVENT_NAMES: [&str; 12] = [
     "session.conflict",
     "session.number_in_use",
     "session.banned",
+    "session.healing",
     "message.sent",
+    "message.delivered",
+    "message.read",
     "message.failed",
+    "message.expired",
+    "message.cancelled",
 ];
 
 /// One event chosen for the webhook; its body is rendered by the delivery task,
@@ -60,11 +67,7 @@ pub fn new_event_id() -> String {
 impl WebhookEvent {
     /// The webhook for `event`, or `None` when receivers are not told of it (decrypt
     /// and stream errors, and status changes the other events already cover).
-    /// `retry_at` is asked only for `session.banned`.
-    pub fn from_session(
-        event: SessionEvent,
-        retry_at: impl FnOnce() -> Option<DateTime<Utc>>,
-    ) -> Option<Self> {
+    pub fn from_session(event: SessionEvent) -> Option<Self> {
         let (name, data) = match event.kind {
             EventKind::Qr { code, pairing_code } => ("session.qr", Data::Qr { code, pairing_code }),
             EventKind::Connected { phone } => (
@@ -75,19 +78,33 @@ impl WebhookEvent {
                 "session.cleaned",
                 object(json!({ "reason": reason, "backup": backup })),
             ),
-            EventKind::MessageSent { message_id, to } => (
-                "message.sent",
-                object(json!({ "message_id": message_id, "to": to })),
+            EventKind::Message(message) => message_event(message),
+            EventKind::Healing {
+                step,
+                window,
+                events,
+                senders,
+            } => (
+                "session.healing",
+                object(json!({
+                    "step": match step {
+                        Step::Restart => "restart",
+                        Step::Wipe => "wipe",
+                    },
+                    "window": window,
+                    "events": events,
+                    "senders": senders,
+                })),
             ),
-            EventKind::MessageFailed { to, reason } => (
-                "message.failed",
-                object(json!({ "to": to, "reason": reason })),
-            ),
-            EventKind::StatusChanged { from, reason } => {
+            EventKind::StatusChanged {
+                from,
+                reason,
+                retry_at,
+            } => {
                 let name = status_event(event.status)?;
                 let mut data = object(json!({ "from": from, "reason": reason }));
                 if event.status == SessionStatus::Banned
-                    && let Some(at) = retry_at()
+                    && let Some(at) = retry_at
                     && let Data::Json(map) = &mut data
                 {
                     map.insert("retry_at".into(), Value::String(rfc3339(at)));
@@ -140,6 +157,34 @@ impl WebhookEvent {
         });
         serde_json::to_vec(&body).expect("a JSON value serializes")
     }
+}
+
+/// `message.sent`, `.delivered`, `.read`, `.failed`, `.expired`, `.cancelled`
+/// (CONTRACT §10); `reason` repeats `error` for receivers of the first version.
+fn message_event(m: MessageEvent) -> (&'static str, Data) {
+    let name = match m.status {
+        MessageStatus::Sent => "message.sent",
+        MessageStatus::Delivered => "message.delivered",
+        MessageStatus::Read => "message.read",
+        MessageStatus::Failed => "message.failed",
+        MessageStatus::Expired => "message.expired",
+        MessageStatus::Cancelled => "message.cancelled",
+        MessageStatus::Queued | MessageStatus::Sending => {
+            unreachable!("MessageEvent::of never makes one for a pending message")
+        }
+    };
+    let mut data = json!({
+        "message_id": m.message_id,
+        "idempotency_key": m.idempotency_key,
+        "to": m.to,
+        "status": m.status,
+        "attempts": m.attempts,
+    });
+    if let Some(error) = m.error {
+        data["error"] = Value::String(error.clone());
+        data["reason"] = Value::String(error);
+    }
+    (name, object(data))
 }
 
 /// The event a status change is announced as; `None` for the statuses that other
@@ -196,21 +241,19 @@ mod tests {
         let kind = EventKind::StatusChanged {
             from: SessionStatus::Connected,
             reason: "why".into(),
+            retry_at: None,
         };
-        WebhookEvent::from_session(event(status, kind), || None)
+        WebhookEvent::from_session(event(status, kind))
     }
 
     #[test]
     fn the_envelope_and_a_connected_event() {
-        let ev = WebhookEvent::from_session(
-            event(
-                SessionStatus::Connected,
-                EventKind::Connected {
-                    phone: "573001234567".into(),
-                },
-            ),
-            || None,
-        )
+        let ev = WebhookEvent::from_session(event(
+            SessionStatus::Connected,
+            EventKind::Connected {
+                phone: "573001234567".into(),
+            },
+        ))
         .unwrap();
         let b = body(&ev);
         assert_eq!(b["event"], "session.connected");
@@ -240,7 +283,7 @@ mod tests {
                 code: "2@abc,def,ghi,jkl".into(),
                 pairing_code: pairing_code.map(str::to_owned),
             };
-            WebhookEvent::from_session(event(SessionStatus::QrReady, kind), || None).unwrap()
+            WebhookEvent::from_session(event(SessionStatus::QrReady, kind)).unwrap()
         };
         let ev = qr(None);
         assert!(ev.is_qr());
@@ -284,12 +327,13 @@ mod tests {
 
     #[test]
     fn a_ban_carries_retry_at_when_known() {
+        let at: DateTime<Utc> = "2026-11-23T09:00:00Z".parse().unwrap();
         let kind = EventKind::StatusChanged {
             from: SessionStatus::Connected,
             reason: "ban".into(),
+            retry_at: Some(at),
         };
-        let at: DateTime<Utc> = "2026-11-23T09:00:00Z".parse().unwrap();
-        let ev = WebhookEvent::from_session(event(SessionStatus::Banned, kind), || Some(at));
+        let ev = WebhookEvent::from_session(event(SessionStatus::Banned, kind));
         assert_eq!(
             body(&ev.unwrap())["data"]["retry_at"],
             "2026-11-23T09:00:00.000Z"
@@ -298,8 +342,7 @@ mod tests {
 
     #[test]
     fn cleaned_and_message_events() {
-        let mk =
-            |status, kind| body(&WebhookEvent::from_session(event(status, kind), || None).unwrap());
+        let mk = |status, kind| body(&WebhookEvent::from_session(event(status, kind)).unwrap());
         let b = mk(
             SessionStatus::Connecting,
             EventKind::Cleaned {
@@ -312,27 +355,58 @@ mod tests {
             b["data"],
             json!({ "reason": "bad_mac", "backup": "20261123T071533Z_bad_mac" })
         );
-        let b = mk(
-            SessionStatus::Connected,
-            EventKind::MessageSent {
+        let message = |status, error: Option<&str>| {
+            EventKind::Message(MessageEvent {
+                status,
                 message_id: "3EB0ABC".into(),
+                idempotency_key: Some("appointment-123-reminder".into()),
                 to: "573009998877".into(),
-            },
-        );
-        assert_eq!(b["event"], "message.sent");
-        assert_eq!(
-            b["data"],
-            json!({ "message_id": "3EB0ABC", "to": "573009998877" })
-        );
+                error: error.map(str::to_owned),
+                accepted_at: "2026-11-23T07:15:30Z".parse().unwrap(),
+                attempts: 1,
+            })
+        };
+        for (status, name) in [
+            (MessageStatus::Sent, "message.sent"),
+            (MessageStatus::Delivered, "message.delivered"),
+            (MessageStatus::Read, "message.read"),
+            (MessageStatus::Expired, "message.expired"),
+            (MessageStatus::Cancelled, "message.cancelled"),
+        ] {
+            let b = mk(SessionStatus::Connected, message(status, None));
+            assert_eq!(b["event"], name);
+            assert_eq!(
+                b["data"],
+                json!({
+                    "message_id": "3EB0ABC",
+                    "idempotency_key": "appointment-123-reminder",
+                    "to": "573009998877",
+                    "status": status.as_str(),
+                    "attempts": 1,
+                })
+            );
+        }
         let b = mk(
             SessionStatus::Connected,
-            EventKind::MessageFailed {
-                to: "573009998877".into(),
-                reason: "boom".into(),
-            },
+            message(MessageStatus::Failed, Some("boom")),
         );
         assert_eq!(b["event"], "message.failed");
-        assert_eq!(b["data"], json!({ "to": "573009998877", "reason": "boom" }));
+        assert_eq!(b["data"]["error"], "boom");
+        assert_eq!(b["data"]["reason"], "boom");
+        let b = mk(
+            SessionStatus::Connected,
+            EventKind::Healing {
+                step: Step::Restart,
+                window: "bad_mac",
+                events: 3,
+                senders: 3,
+            },
+        );
+        assert_eq!(b["event"], "session.healing");
+        assert_eq!(
+            b["data"],
+            json!({ "step": "restart", "window": "bad_mac", "events": 3, "senders": 3 })
+        );
     }
 
     #[test]
@@ -341,10 +415,7 @@ mod tests {
             EventKind::DecryptError,
             EventKind::StreamError { code: Some(500) },
         ] {
-            assert!(
-                WebhookEvent::from_session(event(SessionStatus::Connected, kind), || None)
-                    .is_none()
-            );
+            assert!(WebhookEvent::from_session(event(SessionStatus::Connected, kind)).is_none());
         }
     }
 }

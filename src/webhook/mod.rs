@@ -21,12 +21,12 @@ pub mod sign;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::runtime::Handle;
 use tokio::sync::{Notify, watch};
-use wa_actors::{EventSink, OrgId, SessionEvent, Supervisor};
+use wa_actors::{EventSink, OrgId, SessionEvent};
 
 pub use config::{ENV_WEBHOOK_SECRET, WebhookConfig, WebhookSecret};
 pub use deliver::Outcome;
@@ -57,8 +57,6 @@ struct Inner {
     shared: Arc<Shared>,
     queue_size: usize,
     lanes: Mutex<HashMap<OrgId, Arc<Lane>>>,
-    /// Read for `retry_at` of a ban; set once the supervisor exists.
-    supervisor: OnceLock<Supervisor>,
     runtime: Handle,
 }
 
@@ -128,15 +126,9 @@ impl Webhooks {
                 }),
                 queue_size: config.queue_size,
                 lanes: Mutex::new(HashMap::new()),
-                supervisor: OnceLock::new(),
                 runtime,
             }),
         }))
-    }
-
-    /// Lets `session.banned` carry the ban's `retry_at` (read from the snapshot).
-    pub fn attach(&self, supervisor: Supervisor) {
-        let _ = self.inner.supervisor.set(supervisor);
     }
 
     pub fn stats(&self) -> &WebhookStats {
@@ -213,11 +205,7 @@ impl Webhooks {
 
 impl EventSink for Webhooks {
     fn emit(&self, event: SessionEvent) {
-        let supervisor = &self.inner.supervisor;
-        let org = event.org.clone();
-        // The snapshot is already updated when a status change is emitted.
-        let retry_at = || supervisor.get()?.status(&org).retry_at;
-        if let Some(event) = WebhookEvent::from_session(event, retry_at) {
+        if let Some(event) = WebhookEvent::from_session(event) {
             self.enqueue(event);
         }
     }

@@ -151,10 +151,17 @@ impl Daemon {
         } = &launch;
         let sessions = dir.path().join("auth_sessions");
         let config = dir.path().join("config.toml");
+        // Deliveries unpaced unless a test asks for pacing: the anti-ban gap of a
+        // second per message has its own tests, and would only slow the others.
+        let pacing = if extra_toml.contains("[outbox]") {
+            ""
+        } else {
+            "[outbox]\nmin_gap_ms = 0\n"
+        };
         std::fs::write(
             &config,
             format!(
-                "[server]\nlisten = \"127.0.0.1:0\"\n{server_keys}\n[sessions]\ndir = \"{}\"\n{extra_toml}",
+                "[server]\nlisten = \"127.0.0.1:0\"\n{server_keys}\n[sessions]\ndir = \"{}\"\n{pacing}{extra_toml}",
                 sessions.display()
             ),
         )

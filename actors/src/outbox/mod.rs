@@ -7,11 +7,38 @@
 //! of reaching the patient twice. Its [`MessageStatus`] only moves along the
 //! transitions of [`MessageStatus::after`]: one table, tested row by row, that every
 //! store applies.
+//!
+//! # Stores
+//!
+//! - [`SqliteOutbox`], the embedded default: one SQLite file in the sessions
+//!   directory (`outbox.db`, mode 0600), WAL with `synchronous = FULL`, its schema
+//!   migrated at open (`PRAGMA user_version`).
+//! - [`MemoryStore`], the reference: the plainest code that obeys the trait, what
+//!   the lane's unit tests run on. Not durable; never behind a `202`.
+//!
+//! Both pass one behavioural suite (`store_suite.rs`); a new store (PostgreSQL,
+//! CONTRACT §13) is added to it with one line.
+//!
+//! # Group commit
+//!
+//! Accepting is the hot path, and a durable commit costs an fsync whether it holds
+//! one message or a thousand. `SqliteOutbox` therefore has one writer thread that
+//! owns the only write connection: every write (`enqueue`, `update`, `expire_due`)
+//! is queued to it, and it takes everything queued, runs it in one transaction
+//! (each write in its own savepoint, so a write that fails, such as one with a
+//! message id already taken, is undone alone), commits once, and only then answers
+//! each caller. Concurrent
+//! requests share fsyncs instead of queueing for one each; a lone request waits for
+//! one fsync, as it would without grouping. Reads use separate connections on the
+//! blocking pool and see the last commit (WAL), never waiting for the writer.
 
 pub(crate) mod lane;
-mod memory;
+pub mod memory;
 mod service;
+pub mod sqlite;
 pub mod store;
+#[cfg(test)]
+mod store_suite;
 
 use std::fmt;
 
@@ -23,6 +50,7 @@ use crate::OrgId;
 pub use lane::LaneSpec;
 pub use memory::MemoryStore;
 pub use service::{MessageWatch, Outbox};
+pub use sqlite::SqliteOutbox;
 pub use store::{Enqueued, ListFilter, OutboxError, OutboxStore, Updated};
 
 /// Where a message stands (CONTRACT §10).
@@ -215,11 +243,18 @@ pub enum Origin {
 }
 
 impl Origin {
+    pub const ALL: [Origin; 2] = [Self::Queue, Self::Compat];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Queue => "queue",
             Self::Compat => "compat",
         }
+    }
+
+    /// The origin named by [`Origin::as_str`] (how a store reads it back).
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|o| o.as_str() == name)
     }
 }
 
@@ -357,6 +392,14 @@ mod tests {
             );
         }
         assert_eq!(S::parse("unknown"), None);
+        for o in Origin::ALL {
+            assert_eq!(Origin::parse(o.as_str()), Some(o));
+            assert_eq!(
+                serde_json::to_value(o).unwrap(),
+                serde_json::Value::String(o.as_str().into())
+            );
+        }
+        assert_eq!(Origin::parse("unknown"), None);
     }
 
     #[test]

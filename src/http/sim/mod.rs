@@ -12,6 +12,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use wa_actors::OrgId;
+use wa_actors::connection::ReceiptKind;
 use wa_actors::connection::sim::{Fault, SimError};
 
 pub use error::SimRouteError;
@@ -28,6 +29,8 @@ pub fn routes() -> Router<AppState> {
         .route("/sim/{org}/scan", post(scan))
         .route("/sim/{org}/inject", post(inject))
         .route("/sim/{org}/sent", get(sent))
+        .route("/sim/{org}/receipt", post(receipt))
+        .route("/sim/{org}/contacts", post(contacts))
         .route("/sim/stall", post(stall))
 }
 
@@ -93,6 +96,8 @@ async fn scan(
 pub struct InjectBody {
     fault: Option<String>,
     code: Option<u16>,
+    /// For `bad_mac`: who sent the undecryptable message (digits).
+    sender: Option<Text>,
 }
 
 /// The connection reports a CONTRACT §4 signal.
@@ -104,8 +109,12 @@ async fn inject(
     let name = body
         .fault
         .ok_or_else(|| ApiError::BadRequest("fault is required".into()))?;
-    let fault =
-        Fault::parse(&name, body.code).ok_or_else(|| SimRouteError::UnknownFault(name.clone()))?;
+    let sender = match body.sender {
+        Some(Text(raw)) => Some(state.phone.normalize(&raw).map_err(ApiError::from)?),
+        None => None,
+    };
+    let fault = Fault::parse(&name, body.code, sender)
+        .ok_or_else(|| SimRouteError::UnknownFault(name.clone()))?;
     sim(&state)?
         .inject(&org, fault)
         .map_err(|e| sim_error(&state, &org, e))?;
@@ -122,4 +131,60 @@ async fn sent(
 ) -> Result<Json<Value>, SimRouteError> {
     let messages = sim(&state)?.sent(&org);
     Ok(Json(json!({ "messages": messages })))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ReceiptBody {
+    message_id: Option<Text>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+}
+
+/// The recipient's phone reports a message `delivered` or `read`.
+async fn receipt(
+    State(state): State<AppState>,
+    OrgPath(org): OrgPath,
+    ApiJson(body): ApiJson<ReceiptBody>,
+) -> Result<Json<Value>, SimRouteError> {
+    let message_id = required(body.message_id, "message_id")?;
+    let kind = match body.kind.as_deref() {
+        Some("delivered") => ReceiptKind::Delivered,
+        Some("read") => ReceiptKind::Read,
+        _ => {
+            return Err(
+                ApiError::BadRequest("type must be \"delivered\" or \"read\"".into()).into(),
+            );
+        }
+    };
+    sim(&state)?
+        .receipt(&org, &message_id, kind)
+        .map_err(|e| sim_error(&state, &org, e))?;
+    Ok(Json(
+        json!({ "success": true, "organization_id": org, "message_id": message_id }),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ContactsBody {
+    phone: Option<Text>,
+    on_whatsapp: Option<bool>,
+}
+
+/// Marks a number as on WhatsApp or not (every valid number is, by default).
+async fn contacts(
+    State(state): State<AppState>,
+    OrgPath(org): OrgPath,
+    ApiJson(body): ApiJson<ContactsBody>,
+) -> Result<Json<Value>, SimRouteError> {
+    let phone = state
+        .phone
+        .normalize(&required(body.phone, "phone")?)
+        .map_err(ApiError::from)?;
+    let on_whatsapp = body
+        .on_whatsapp
+        .ok_or_else(|| ApiError::BadRequest("on_whatsapp is required".into()))?;
+    sim(&state)?.set_on_whatsapp(&org, &phone, on_whatsapp);
+    Ok(Json(
+        json!({ "success": true, "organization_id": org, "phone": phone, "on_whatsapp": on_whatsapp }),
+    ))
 }

@@ -64,9 +64,14 @@ async fn offline_real_sessions_back_off_and_leave_other_orgs_alone() {
             ws_url: Some("ws://127.0.0.1:1/ws/chat".into()),
         }),
     };
-    let sup = Supervisor::spawn(config, Arc::new(connector))
-        .await
-        .unwrap();
+    let sup = Supervisor::spawn(crate::SupervisorParts {
+        config,
+        connector: Arc::new(connector),
+        outbox: Arc::new(crate::outbox::MemoryStore::new()),
+        events: Arc::new(crate::events::NoEvents),
+    })
+    .await
+    .unwrap();
     let wait = Duration::from_secs(30);
 
     // A simulated shop, connected.
@@ -127,7 +132,9 @@ async fn offline_real_sessions_back_off_and_leave_other_orgs_alone() {
     let shop_now = sup.status(&shop);
     assert_eq!(shop_now.status, SessionStatus::Connected);
     assert_eq!(shop_now.updated_at, connected.updated_at);
-    sup.send_text(&shop, "573009999999", "hola").await.unwrap();
+    sup.send_text(&shop, "573009999999", "hola", None)
+        .await
+        .unwrap();
 
     // A forced clean backs the real store up whole.
     let cleaned = sup.force_clean(&real[1]).await.unwrap();

@@ -1,0 +1,334 @@
+//! What only the SQLite store has: a file, a schema version, group commit and query
+//! plans, and survival of `kill -9`. Its behaviour as a store is in `store_suite.rs`.
+
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use chrono::{DateTime, Utc};
+use rand::RngExt;
+use rusqlite::Connection;
+use rusqlite::types::Value;
+
+use super::{SqliteOutbox, queries, schema, writer};
+use crate::OrgId;
+use crate::outbox::{
+    Enqueued, MessageBody, MessageId, MessageStatus, NewMessage, Origin, OutboxError, OutboxStore,
+    Update, Updated,
+};
+
+fn message(org: &str, key: Option<&str>) -> NewMessage {
+    let at = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+    NewMessage {
+        message_id: MessageId::generate(),
+        org: OrgId::parse(org).unwrap(),
+        phone: "573001234567".to_owned(),
+        body: MessageBody::Text("recordatorio".to_owned()),
+        idempotency_key: key.map(str::to_owned),
+        origin: Origin::Queue,
+        created_at: at,
+        expires_at: at + chrono::Duration::days(1),
+    }
+}
+
+fn mode(path: &Path) -> u32 {
+    fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[tokio::test]
+async fn the_file_is_private_in_wal_mode_and_fully_synced() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("outbox.db");
+    let store = SqliteOutbox::open(&path).await.unwrap();
+    store.enqueue(message("2", None)).await.unwrap();
+    assert_eq!(mode(&path), 0o600);
+    assert_eq!(mode(&dir.path().join("outbox.db-wal")), 0o600);
+    assert_eq!(mode(&dir.path().join("outbox.db-shm")), 0o600);
+    store.close().await;
+
+    // The writer's connection is opened by this function, and nothing else writes.
+    let conn = schema::open_writer(&path).unwrap();
+    let journal: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    let synchronous: i64 = conn
+        .query_row("PRAGMA synchronous", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!((journal.as_str(), synchronous), ("wal", 2), "2 is FULL");
+}
+
+#[tokio::test]
+async fn a_reopened_database_keeps_its_messages_and_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("outbox.db");
+    let store = SqliteOutbox::open(&path).await.unwrap();
+    let Enqueued::New(kept) = store.enqueue(message("2", Some("k"))).await.unwrap() else {
+        panic!("a new message")
+    };
+    store.close().await;
+
+    let store = SqliteOutbox::open(&path).await.unwrap();
+    assert_eq!(
+        store.get(&kept.message_id).await.unwrap(),
+        Some(kept.clone())
+    );
+    let again = store.enqueue(message("2", Some("k"))).await.unwrap();
+    assert_eq!(again, Enqueued::Duplicate(kept));
+    store.close().await;
+    let conn = Connection::open(&path).unwrap();
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, schema::MIGRATIONS.len() as i64);
+}
+
+#[tokio::test]
+async fn a_database_from_a_newer_build_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("outbox.db");
+    SqliteOutbox::open(&path).await.unwrap().close().await;
+    let newer = schema::MIGRATIONS.len() as i64 + 1;
+    Connection::open(&path)
+        .unwrap()
+        .pragma_update(None, "user_version", newer)
+        .unwrap();
+    match SqliteOutbox::open(&path).await {
+        Err(OutboxError::Store(why)) => assert!(why.contains("schema version"), "{why}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn times_round_trip_to_the_nanosecond_and_years_past_9999_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteOutbox::open(dir.path().join("outbox.db"))
+        .await
+        .unwrap();
+    let fine = NewMessage {
+        created_at: DateTime::from_timestamp(1_800_000_000, 123_456_789).unwrap(),
+        expires_at: DateTime::from_timestamp(1_800_000_001, 1).unwrap(),
+        ..message("2", None)
+    };
+    let Enqueued::New(stored) = store.enqueue(fine.clone()).await.unwrap() else {
+        panic!("a new message")
+    };
+    assert_eq!(store.get(&fine.message_id).await.unwrap(), Some(stored));
+
+    let far = DateTime::from_timestamp(300_000_000_000, 0).unwrap(); // the year 11476
+    let too_far = NewMessage {
+        expires_at: far,
+        ..message("2", None)
+    };
+    let id = too_far.message_id.clone();
+    assert!(matches!(
+        store.enqueue(too_far).await,
+        Err(OutboxError::Store(_))
+    ));
+    assert_eq!(store.get(&id).await.unwrap(), None);
+}
+
+/// One batch, driven by hand: a write that fails is undone alone (even after it
+/// wrote), a panicking one too, and the rest of the batch commits and sees each
+/// other's writes.
+#[test]
+fn a_failed_write_leaves_the_rest_of_its_batch_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut conn = schema::open_writer(&dir.path().join("outbox.db")).unwrap();
+    let (a, b, undone) = (message("2", None), message("2", None), message("7", None));
+    let taken_id = NewMessage {
+        message_id: a.message_id.clone(),
+        ..message("7", None)
+    };
+    let a_id = a.message_id.clone();
+    let (jobs, answers): (Vec<_>, Vec<_>) = [
+        writer::job(move |c| queries::enqueue(c, a).map(|_| "a")),
+        writer::job(move |c| queries::enqueue(c, taken_id).map(|_| "taken id")),
+        writer::job({
+            let undone = undone.clone();
+            move |c| {
+                queries::enqueue(c, undone)?;
+                Err(OutboxError::Store("refused after writing".into()))
+            }
+        }),
+        writer::job(|_| -> Result<&str, OutboxError> { panic!("a bug in one write") }),
+        writer::job(move |c| queries::enqueue(c, b).map(|_| "b")),
+        writer::job(move |c| {
+            match queries::update(c, &a_id, &Update::Sending { at: Utc::now() })? {
+                Updated::Applied(_) => Ok("a sending"),
+                other => panic!("{other:?}"),
+            }
+        }),
+    ]
+    .into_iter()
+    .unzip();
+    writer::commit_batch(&mut conn, jobs);
+    let answers: Vec<_> = answers.into_iter().map(|a| a.blocking_recv()).collect();
+
+    assert_eq!(answers[0], Ok(Ok("a")));
+    assert!(matches!(&answers[1], Ok(Err(OutboxError::Store(e))) if e.contains("UNIQUE")));
+    assert!(matches!(&answers[2], Ok(Err(OutboxError::Store(_)))));
+    assert!(
+        answers[3].is_err(),
+        "the panicking write's caller hears it was dropped"
+    );
+    assert_eq!(answers[4], Ok(Ok("b")));
+    assert_eq!(answers[5], Ok(Ok("a sending")));
+    let total: i64 = conn
+        .query_row("SELECT count(*) FROM messages", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(total, 2);
+    assert_eq!(queries::get(&conn, &undone.message_id).unwrap(), None);
+}
+
+/// Each query reaches its rows through an index: no full scan of `messages`
+/// (except the unfiltered list, which walks the table backwards and stops at its
+/// limit) and no sort of the rows it found.
+#[test]
+fn queries_use_their_indexes() {
+    let dir = tempfile::tempdir().unwrap();
+    let conn = schema::open_writer(&dir.path().join("outbox.db")).unwrap();
+    for (name, sql) in queries::all_reads_and_writes() {
+        let mut plan = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let nulls = vec![Value::Null; plan.parameter_count()];
+        let steps: Vec<String> = plan
+            .query_map(rusqlite::params_from_iter(nulls), |r| r.get(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let full_scan = steps.iter().any(|s| s.starts_with("SCAN messages"));
+        let sorts = steps.iter().any(|s| s.contains("TEMP B-TREE"));
+        assert!(!sorts, "{name} sorts: {steps:?}");
+        assert_eq!(full_scan, name == "list all", "{name}: {steps:?}");
+    }
+}
+
+// ---------------------------------------------------------------- kill -9
+
+/// Set in the child process: the database it fills.
+const CHILD_DB: &str = "WA_OUTBOX_KILL_CHILD_DB";
+const CHILD_TEST: &str = "outbox::sqlite::tests::enqueue_and_report";
+const ACCEPTED: &str = "accepted ";
+
+/// Runs this test binary again as a child that enqueues as fast as it can and
+/// prints each id once `enqueue` returned, kills it with SIGKILL at a random point,
+/// and checks that every id it printed is in the reopened database and the
+/// database is sound. Several rounds on one database: each reopens a crashed one.
+#[test]
+fn accepted_messages_survive_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("outbox.db");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let mut accepted_so_far = 0;
+    for round in 0..4 {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args([
+                CHILD_TEST,
+                "--exact",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD_DB, &db)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let kill_after = rand::rng().random_range(1..=300);
+        let mut ids = Vec::new();
+        let mut line = Vec::new();
+        // Complete lines only: the child may die halfway through printing one.
+        let mut read_line = |ids: &mut Vec<MessageId>| -> bool {
+            line.clear();
+            out.read_until(b'\n', &mut line).unwrap();
+            if line.last() != Some(&b'\n') {
+                return false;
+            }
+            if let Some(id) = std::str::from_utf8(&line)
+                .unwrap()
+                .trim_end()
+                .strip_prefix(ACCEPTED)
+            {
+                ids.push(MessageId::parse(id).unwrap());
+            }
+            true
+        };
+        while ids.len() < kill_after {
+            assert!(
+                read_line(&mut ids),
+                "the child stopped by itself: {:?}",
+                child.wait()
+            );
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        while read_line(&mut ids) {}
+
+        runtime.block_on(async {
+            let store = SqliteOutbox::open(&db).await.unwrap();
+            for id in &ids {
+                let stored = store.get(id).await.unwrap();
+                assert!(stored.is_some(), "round {round}: accepted {id} is gone");
+            }
+            let all = store.list(&crate::outbox::ListFilter {
+                org: None,
+                status: None,
+                limit: usize::MAX,
+            });
+            let total = all.await.unwrap().len();
+            assert!(total >= accepted_so_far + ids.len(), "round {round}");
+            accepted_so_far = total;
+            store.close().await;
+        });
+        let conn = Connection::open(&db).unwrap();
+        let check: String = conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(check, "ok", "round {round}");
+    }
+}
+
+/// The child of [`accepted_messages_survive_kill_9`]: 8 producers enqueue until
+/// killed, each printing an id once its `enqueue` returned. Run alone it fills a
+/// database of its own for a while and checks every message is there.
+#[test]
+#[ignore = "the child process of accepted_messages_survive_kill_9"]
+fn enqueue_and_report() {
+    let own_dir;
+    let (db, per_producer) = match std::env::var_os(CHILD_DB) {
+        Some(db) => (std::path::PathBuf::from(db), usize::MAX),
+        None => {
+            own_dir = tempfile::tempdir().unwrap();
+            (own_dir.path().join("outbox.db"), 50)
+        }
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let store = std::sync::Arc::new(SqliteOutbox::open(&db).await.unwrap());
+        let producers: Vec<_> = (0..8)
+            .map(|p| {
+                let store = std::sync::Arc::clone(&store);
+                tokio::spawn(async move {
+                    for _ in 0..per_producer {
+                        let new = message(&format!("org-{p}"), None);
+                        let id = new.message_id.clone();
+                        assert!(matches!(store.enqueue(new).await, Ok(Enqueued::New(_))));
+                        println!("{ACCEPTED}{id}");
+                    }
+                })
+            })
+            .collect();
+        for p in producers {
+            p.await.unwrap();
+        }
+        let counts = store.counts().await.unwrap();
+        let queued: u64 = counts
+            .iter()
+            .filter(|c| c.1 == MessageStatus::Queued)
+            .map(|c| c.2)
+            .sum();
+        assert_eq!(queued, 8 * per_producer as u64);
+    });
+}
