@@ -323,6 +323,7 @@ impl WhatsappConfig {
         WhatsAppOptions {
             version: self.version().ok().flatten(),
             ws_url: Some(self.ws_url.trim().to_owned()).filter(|u| !u.is_empty()),
+            ..WhatsAppOptions::default()
         }
     }
 }
