@@ -3,8 +3,10 @@
 //!
 //! Dev-only. It plays both WhatsApp's server and the phone of each account: it shows
 //! a fresh device QR refs, links it like a phone that scanned the QR, logs a paired
-//! device in, answers its queries, records what it sends, and sends the faults the
-//! real server sends.
+//! device in, answers its queries, records what it sends (messages, presence, the
+//! device name it registers with), acks its messages (or withholds the acks, or
+//! nacks them: [`AckMode`]), relays recipients' receipts and push names on command,
+//! and sends the faults the real server sends.
 //!
 //! Pairing needs a client built with wacore-noise's `danger-skip-cert-chain-verify`
 //! (the server cannot sign its certificate with WhatsApp's key); a device that is
