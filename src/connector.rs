@@ -48,7 +48,22 @@ fn whatsapp_options(config: &WhatsappConfig) -> Result<WhatsAppOptions, ConfigEr
     Ok(WhatsAppOptions {
         version: config.pinned_version()?,
         ws_url: config.ws_url().map(str::to_owned),
+        device_name: config.device_name.trim().to_owned(),
+        mark_online: config.mark_online,
     })
+}
+
+/// `[whatsapp]` defaults to the connection's own options.
+impl Default for WhatsappConfig {
+    fn default() -> Self {
+        let options = WhatsAppOptions::default();
+        Self {
+            version: String::new(),
+            ws_url: String::new(),
+            device_name: options.device_name,
+            mark_online: options.mark_online,
+        }
+    }
 }
 
 fn sim_timing(config: &SimConfig) -> SimTiming {
@@ -85,12 +100,23 @@ mod tests {
         let options = whatsapp_options(&WhatsappConfig {
             version: "2.3000.1027000000".into(),
             ws_url: "ws://127.0.0.1:9/ws/chat".into(),
+            device_name: " Óptica Sol ".into(),
+            mark_online: true,
         })
         .unwrap();
         assert_eq!(options.version, Some((2, 3000, 1027000000)));
         assert_eq!(options.ws_url.as_deref(), Some("ws://127.0.0.1:9/ws/chat"));
+        assert_eq!(
+            (options.device_name.as_str(), options.mark_online),
+            ("Óptica Sol", true)
+        );
         let options = whatsapp_options(&WhatsappConfig::default()).unwrap();
+        let theirs = WhatsAppOptions::default();
         assert_eq!((options.version, options.ws_url), (None, None));
+        assert_eq!(
+            (options.device_name, options.mark_online),
+            (theirs.device_name, theirs.mark_online)
+        );
     }
 
     #[test]

@@ -5,7 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use super::ConfigError;
 
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+/// The defaults are the connection's own (`Default` is in [`crate::connector`]).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WhatsappConfig {
     /// A pinned WhatsApp Web version `"2.3000.1012345678"`; empty = look the current
@@ -15,7 +16,16 @@ pub struct WhatsappConfig {
     /// test server: the server's certificate is still checked against WhatsApp's
     /// key, so this cannot be used to read anyone's traffic.
     pub ws_url: String,
+    /// The name the shop's phone lists this device by under "Linked devices";
+    /// fixed when the device pairs.
+    pub device_name: String,
+    /// Appear online while connected. Off: an online linked device makes WhatsApp
+    /// hold back notifications on the shop's phone.
+    pub mark_online: bool,
 }
+
+/// The longest device name accepted.
+pub const DEVICE_NAME_MAX: usize = 64;
 
 impl WhatsappConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -25,6 +35,15 @@ impl WhatsappConfig {
             return Err(ConfigError::Invalid(
                 "[whatsapp] ws_url must start with ws:// or wss://".into(),
             ));
+        }
+        let name = self.device_name.trim();
+        if name.is_empty()
+            || name.chars().count() > DEVICE_NAME_MAX
+            || name.chars().any(char::is_control)
+        {
+            return Err(ConfigError::Invalid(format!(
+                "[whatsapp] device_name must be 1 to {DEVICE_NAME_MAX} printable characters"
+            )));
         }
         Ok(())
     }
@@ -61,6 +80,7 @@ mod tests {
         let with = |version: &str, ws_url: &str| WhatsappConfig {
             version: version.into(),
             ws_url: ws_url.into(),
+            ..WhatsappConfig::default()
         };
         assert_eq!(
             with(" 2.3000.1012345678 ", "").pinned_version().unwrap(),
@@ -76,5 +96,13 @@ mod tests {
             Some("ws://127.0.0.1:1/ws")
         );
         assert_eq!(with("", "  ").ws_url(), None);
+        let named = |name: &str| WhatsappConfig {
+            device_name: name.into(),
+            ..WhatsappConfig::default()
+        };
+        assert!(named("Óptica Sol – recepción").validate().is_ok());
+        for bad in ["", "  ", "a\nb", &"x".repeat(65)] {
+            assert!(named(bad).validate().is_err(), "{bad:?}");
+        }
     }
 }

@@ -99,6 +99,17 @@ impl Daemon {
         Self::launch(old, self.launch.clone(), &[]).await
     }
 
+    /// Stops this daemon (SIGTERM), runs `between` on its sessions directory while
+    /// no daemon holds it, and starts a new one there the same way.
+    pub async fn restart_with(mut self, between: impl FnOnce(&Path)) -> Self {
+        let status = self.terminate();
+        assert!(status.success(), "exit status {status:?}\n{}", self.logs());
+        between(&self.sessions_dir());
+        let dir = tempfile::tempdir().unwrap();
+        let old = std::mem::replace(&mut self.dir, dir);
+        Self::launch(old, self.launch.clone(), &[]).await
+    }
+
     /// Kills this daemon outright (SIGKILL: no cleanup at all) and starts a new one
     /// on the same directory with `extra_toml`.
     pub async fn kill_and_restart(mut self, extra_toml: &str) -> Self {

@@ -373,6 +373,29 @@ pub fn undecryptable_message(from: &Jid, id: &str, t: i64) -> Node {
         .build()
 }
 
+/// Which receipt a recipient's phone sends for a message it got.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReceiptKind {
+    /// `<receipt>` without a type: delivered to the recipient's phone.
+    Delivered,
+    /// `<receipt type="read">`: the recipient opened it.
+    Read,
+}
+
+/// The receipt the phone of `from` sends for the message `id`, as the server
+/// relays it: `<receipt from=FROM id=ID t=T [type="read"]/>`. The client turns it
+/// into `Event::Receipt` (type `Delivered` or `Read`, sender `from`) and acks it.
+pub fn receipt(from: &Jid, id: &str, kind: ReceiptKind, t: i64) -> Node {
+    let mut builder = NodeBuilder::new("receipt")
+        .attr("from", from.clone())
+        .attr("id", id)
+        .attr("t", t.to_string());
+    if kind == ReceiptKind::Read {
+        builder = builder.attr("type", "read");
+    }
+    builder.build()
+}
+
 /// Whether `node` is the client's nack of an injected undecryptable message.
 pub fn is_undecryptable_nack(node: &Node, id: &str) -> bool {
     node.tag == "ack"

@@ -3,8 +3,10 @@
 //!
 //! Dev-only. It plays both WhatsApp's server and the phone of each account: it shows
 //! a fresh device QR refs, links it like a phone that scanned the QR, logs a paired
-//! device in, answers its queries, records what it sends, and sends the faults the
-//! real server sends.
+//! device in, answers its queries, records what it sends (messages, presence, the
+//! device name it registers with), acks its messages (or withholds the acks, or
+//! nacks them: [`AckMode`]), relays recipients' receipts and push names on command,
+//! and sends the faults the real server sends.
 //!
 //! Pairing needs a client built with wacore-noise's `danger-skip-cert-chain-verify`
 //! (the server cannot sign its certificate with WhatsApp's key); a device that is
@@ -26,10 +28,10 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use wacore_binary::Jid;
 
-pub use contacts::SentMessage;
+pub use contacts::{ReceiptKind, SentMessage};
 pub use error::LoopbackError;
 pub use handshake::Pattern;
-pub use server::ServerEvent;
+pub use server::{AckMode, ServerEvent};
 use server::{Command, Shared, now};
 
 /// A fault the server can send to a connected account.
@@ -118,6 +120,62 @@ impl Loopback {
                 phone: phone.to_string(),
             },
         )
+    }
+
+    /// How the server answers the messages of `phone`'s device from now on:
+    /// acks (the default), nothing, or a nack with a code. Every ack and nack sent
+    /// is recorded as [`ServerEvent::Acked`].
+    pub fn set_acks(&self, phone: &str, mode: AckMode) {
+        self.shared.set_ack_mode(phone, mode);
+    }
+
+    /// The phone of `from` (digits) reports the message `id` of `phone`'s device
+    /// delivered or read: the server relays its `<receipt>` to every live
+    /// connection of `phone`.
+    pub fn receipt(
+        &self,
+        phone: &str,
+        from: &str,
+        id: &str,
+        kind: ReceiptKind,
+    ) -> Result<(), LoopbackError> {
+        let node = contacts::receipt(&Jid::pn(from), id, kind, now());
+        self.shared
+            .command_account(phone, || Command::Send(node.clone()))?;
+        self.shared.record(ServerEvent::ReceiptSent {
+            phone: phone.to_string(),
+            id: id.to_string(),
+            from: from.to_string(),
+            kind,
+        });
+        Ok(())
+    }
+
+    /// Tells `phone`'s device the account's push name (`account_sync`), as the
+    /// server does when the phone changes it; the client then announces itself
+    /// online.
+    pub fn push_name(&self, phone: &str, name: &str) -> Result<(), LoopbackError> {
+        let id = format!("loopback-pushname-{}", rand::random::<u32>());
+        let node = login::push_name_notification(&id, name, now());
+        self.shared
+            .command_account(phone, || Command::Send(node.clone()))?;
+        self.shared.record(ServerEvent::PushNameSent {
+            phone: phone.to_string(),
+            name: name.to_string(),
+        });
+        Ok(())
+    }
+
+    /// The presences `phone`'s device announced, in order (`available`,
+    /// `unavailable`).
+    pub fn presences(&self, phone: &str) -> Vec<String> {
+        self.events()
+            .into_iter()
+            .filter_map(|e| match e {
+                ServerEvent::Presence { phone: p, kind, .. } if p == phone => Some(kind),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Sends `fault` to every live connection of the account `phone`.

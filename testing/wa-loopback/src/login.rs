@@ -177,6 +177,21 @@ pub fn offline_end(count: u32) -> Node {
         .build()
 }
 
+/// `<notification type="account_sync" pushname=…>`: the account's push name,
+/// as the server sends it when the phone changes it. The client stores the name,
+/// dispatches `SelfPushNameUpdated` and, as WhatsApp Web does, announces itself
+/// `available` (`wr/src/handlers/notification/device.rs`,
+/// `wr/src/client/accessors.rs`).
+pub fn push_name_notification(id: &str, name: &str, t: i64) -> Node {
+    NodeBuilder::new("notification")
+        .attr("from", SERVER)
+        .attr("type", "account_sync")
+        .attr("id", id)
+        .attr("t", t.to_string())
+        .attr("pushname", name)
+        .build()
+}
+
 /// What the client is asking for, as far as logging in and staying connected go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IqKind {

@@ -1,6 +1,10 @@
 //! The socket side: accepts WebSocket connections on loopback, runs the handshake,
 //! then one task per connection reads the client's nodes and answers them, and
 //! carries out the commands a test gives through [`crate::Loopback`].
+//!
+//! Over 400 lines because the connection loop, the shared state it records into
+//! and the event log a test reads are one piece: split, each part would need the
+//! others' private state.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -14,7 +18,7 @@ use wacore_binary::consts::WA_CONN_HEADER;
 use wacore_binary::{Jid, Node};
 use wacore_noise::framing::{FrameDecoder, encode_frame};
 
-use crate::contacts::{self, Contacts, SentMessage};
+use crate::contacts::{self, Contacts, ReceiptKind, SentMessage};
 use crate::error::LoopbackError;
 use crate::handshake::{self, Pattern, Reply, ServerIdentity};
 use crate::login;
@@ -26,22 +30,65 @@ use wacore_binary::builder::NodeBuilder;
 /// Everything a test may want to know happened, in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ServerEvent {
-    /// A handshake finished. `phone` is `None` for a device that is not paired yet.
+    /// A handshake finished. `phone` is `None` for a device that is not paired yet;
+    /// such a device registers, and `device_name` is the OS name of the device
+    /// properties it registers with (what the phone lists under "Linked devices").
     Handshake {
         conn: u64,
         pattern: Pattern,
         phone: Option<String>,
+        device_name: Option<String>,
     },
     /// QR refs went to an unpaired device (it shows QR codes now).
     QrRefs { conn: u64 },
-    /// The device behind a scanned QR accepted the pairing.
-    Paired { phone: String, device: u16 },
+    /// The device behind a scanned QR accepted the pairing; `device_name` is the
+    /// name it registered with.
+    Paired {
+        phone: String,
+        device: u16,
+        device_name: Option<String>,
+    },
     /// A paired device was logged in.
     LoggedIn { phone: String, pattern: Pattern },
     /// A paired device sent a message.
     Message(SentMessage),
+    /// The server answered a message of `phone`'s device: an ack, or a nack with
+    /// `error`.
+    Acked {
+        phone: String,
+        id: String,
+        error: Option<u16>,
+    },
+    /// A paired device announced its presence (`available` or `unavailable`).
+    Presence {
+        phone: String,
+        kind: String,
+        name: Option<String>,
+    },
+    /// The server sent `phone`'s device a receipt for message `id` from `from`.
+    ReceiptSent {
+        phone: String,
+        id: String,
+        from: String,
+        kind: ReceiptKind,
+    },
+    /// The server told `phone`'s device its push name (an `account_sync`
+    /// notification).
+    PushNameSent { phone: String, name: String },
     /// A connection ended (either side).
     Closed { conn: u64, phone: Option<String> },
+}
+
+/// What the server does with a message stanza of an account's device.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AckMode {
+    /// `<ack class="message" id=…>`, as WhatsApp does for every message it takes.
+    #[default]
+    Ack,
+    /// Nothing: the message is recorded and never acknowledged (a zombie link).
+    Withhold,
+    /// `<ack class="message" id=… error=CODE>`: the server refused the message.
+    Nack(u16),
 }
 
 /// A command for one live connection.
@@ -71,6 +118,8 @@ struct State {
     contacts: Contacts,
     /// Each paired account's LID user part, by phone number.
     lids: HashMap<String, String>,
+    /// How each account's messages are answered; [`AckMode::Ack`] when unset.
+    ack_modes: HashMap<String, AckMode>,
 }
 
 impl State {
@@ -109,7 +158,7 @@ impl Shared {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn record(&self, event: ServerEvent) {
+    pub(crate) fn record(&self, event: ServerEvent) {
         tracing::debug!(?event, "loopback");
         self.lock().events.push(event);
         self.changed.notify_waiters();
@@ -122,6 +171,18 @@ impl Shared {
     /// Resolves when an event is recorded after this call.
     pub(crate) fn changed(&self) -> tokio::sync::futures::Notified<'_> {
         self.changed.notified()
+    }
+
+    pub(crate) fn set_ack_mode(&self, phone: &str, mode: AckMode) {
+        self.lock().ack_modes.insert(phone.to_string(), mode);
+    }
+
+    fn ack_mode(&self, phone: &str) -> AckMode {
+        self.lock()
+            .ack_modes
+            .get(phone)
+            .copied()
+            .unwrap_or_default()
     }
 
     /// Sends a command to the connection of the device whose noise key is given.
@@ -235,6 +296,7 @@ async fn serve(tcp: TcpStream, shared: Arc<Shared>) -> Result<(), LoopbackError>
     };
     let phone = done.payload.username.map(|u| u.to_string());
     let device = done.payload.device.unwrap_or(0) as u16;
+    let device_name = registered_device_name(&done.payload);
     let (tx, rx) = mpsc::unbounded_channel();
     let conn = {
         let mut state = shared.lock();
@@ -254,6 +316,7 @@ async fn serve(tcp: TcpStream, shared: Arc<Shared>) -> Result<(), LoopbackError>
         conn,
         pattern: done.pattern,
         phone: phone.clone(),
+        device_name: device_name.clone(),
     });
     let mut link = Link {
         shared: shared.clone(),
@@ -261,6 +324,7 @@ async fn serve(tcp: TcpStream, shared: Arc<Shared>) -> Result<(), LoopbackError>
         frames,
         wire: Wire::new(done.read, done.write),
         own: phone.as_ref().map(|p| Jid::pn_device(p.as_str(), device)),
+        device_name,
         pending_pair: None,
         next_id: 0,
     };
@@ -276,6 +340,20 @@ async fn serve(tcp: TcpStream, shared: Arc<Shared>) -> Result<(), LoopbackError>
         .and_then(|c| c.phone);
     shared.record(ServerEvent::Closed { conn, phone });
     result
+}
+
+/// The OS name in the device properties a registering device sends (the
+/// `ClientPayload`'s `device_pairing_data.device_props`); `None` for a login.
+fn registered_device_name(payload: &waproto::whatsapp::ClientPayload) -> Option<String> {
+    use waproto::buffa::Message as _;
+    let props = payload
+        .device_pairing_data
+        .as_option()?
+        .device_props
+        .as_deref()?;
+    waproto::whatsapp::DeviceProps::decode_from_slice(props)
+        .ok()?
+        .os
 }
 
 fn frame(payload: &[u8]) -> Result<Vec<u8>, LoopbackError> {
@@ -297,6 +375,8 @@ struct Link {
     wire: Wire,
     /// The paired device's own JID; `None` while the device is not paired.
     own: Option<Jid>,
+    /// The name a registering device gave in its device properties.
+    device_name: Option<String>,
     /// The pair-success IQ we sent, waiting for the device's signed answer.
     pending_pair: Option<PendingPair>,
     next_id: u64,
@@ -371,11 +451,21 @@ impl Link {
             "iq" => self.on_iq(node).await,
             "message" => {
                 if let Some(sent) = contacts::sent_message(&node) {
-                    let ack = server_ack(&node, "message");
+                    let id = sent.id.clone();
                     self.shared.record(ServerEvent::Message(sent));
-                    if let Some(ack) = ack {
-                        self.send(&ack).await?;
-                    }
+                    self.answer_message(&node, id).await?;
+                }
+                Ok(())
+            }
+            "presence" => {
+                let attrs = |key: &str| node.attrs().optional_string(key).map(|v| v.to_string());
+                // Its own presence, not a subscription to someone else's.
+                if let (Some(own), None, Some(kind)) = (&self.own, attrs("to"), attrs("type")) {
+                    self.shared.record(ServerEvent::Presence {
+                        phone: own.user.to_string(),
+                        kind,
+                        name: attrs("name"),
+                    });
                 }
                 Ok(())
             }
@@ -408,6 +498,7 @@ impl Link {
                 self.shared.record(ServerEvent::Paired {
                     phone: pending.phone,
                     device: pending.device,
+                    device_name: self.device_name.clone(),
                 });
                 // WhatsApp restarts the stream once a device is linked.
                 self.send(&login::stream_error(515)).await?;
@@ -429,6 +520,27 @@ impl Link {
         if let Some(next) = login::follow_up(&iq) {
             self.send(&next).await?;
         }
+        Ok(())
+    }
+
+    /// Acks, nacks or ignores a message stanza, as the account's [`AckMode`] says.
+    async fn answer_message(&mut self, node: &Node, id: String) -> Result<(), LoopbackError> {
+        let Some(phone) = self.own.as_ref().map(|own| own.user.to_string()) else {
+            return Ok(());
+        };
+        let error = match self.shared.ack_mode(&phone) {
+            AckMode::Withhold => return Ok(()),
+            AckMode::Ack => None,
+            AckMode::Nack(code) => Some(code),
+        };
+        let Some(mut ack) = server_ack(node, "message") else {
+            return Ok(());
+        };
+        if let Some(code) = error {
+            ack.attrs.insert("error", code.to_string());
+        }
+        self.send(&ack).await?;
+        self.shared.record(ServerEvent::Acked { phone, id, error });
         Ok(())
     }
 

@@ -8,6 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::mpsc;
 use tokio::task::{AbortHandle, JoinHandle};
+use tracing::Instrument as _;
 use whatsapp_rust::pair_code::PairCodeOptions;
 use whatsapp_rust::send::SendOptions;
 use whatsapp_rust::store::SqliteStore;
@@ -15,7 +16,8 @@ use whatsapp_rust::types::events::{Event, EventHandler, EventInterest, Subscript
 use whatsapp_rust::waproto::whatsapp as wa;
 use whatsapp_rust::{Client, Jid, RawNodeLease};
 
-use super::events::{interest, map_event};
+use super::events::{OwnAccount, interest, map_event};
+use super::presence::{self, Presence};
 use crate::OrgId;
 use crate::connection::{Class, Connection, ConnectionError, ConnectionEvent, classify};
 
@@ -43,7 +45,10 @@ pub(super) struct Forwarder {
     /// Pairing by phone number: asked once the socket is up, and again when the
     /// server wants a fresh code.
     pair_code: Option<PairCodeOptions>,
-    /// Our pairing-code requests; each holds the client, so shutdown aborts them.
+    /// Whether to go `unavailable` after each login.
+    presence: Presence,
+    /// Our own tasks on the client (pairing-code requests, presence); shutdown
+    /// aborts them, as some hold the client.
     tasks: Mutex<Vec<AbortHandle>>,
 }
 
@@ -52,6 +57,7 @@ impl Forwarder {
         org: OrgId,
         events: mpsc::UnboundedSender<ConnectionEvent>,
         pair_code: Option<PairCodeOptions>,
+        presence: Presence,
     ) -> Self {
         Self {
             org,
@@ -60,8 +66,16 @@ impl Forwarder {
             ended: AtomicBool::new(false),
             reached: AtomicBool::new(false),
             pair_code,
+            presence,
             tasks: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Keeps a task of ours on the client, so that shutdown aborts it.
+    pub(super) fn track(&self, task: AbortHandle) {
+        let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
+        tasks.retain(|t| !t.is_finished());
+        tasks.push(task);
     }
 
     pub(super) fn attach(&self, client: &Arc<Client>) {
@@ -74,7 +88,7 @@ impl Forwarder {
         let class = classify(&event);
         match class {
             Class::Progress => self.reached.store(true, Ordering::SeqCst),
-            Class::DecryptError => {}
+            Class::DecryptError | Class::Delivery => {}
             _ => self.ended.store(true, Ordering::SeqCst),
         }
         // The class only: events carry QR payloads and senders' numbers.
@@ -119,8 +133,23 @@ impl Forwarder {
                 tracing::warn!(org_id = %org, "the QR code was scanned by a phone without multi-device support");
             }
             Event::PairingCodeRefresh(_) => self.request_pair_code(false),
+            // The library announced this device online just before `Connected`.
+            Event::Connected(_) if self.presence == Presence::NeverOnline => self.go_unavailable(),
             _ => {}
         }
+    }
+
+    /// Sends presence `unavailable` from a task of ours (the handler must not wait).
+    fn go_unavailable(&self) {
+        let (Some(client), Ok(runtime)) = (
+            self.client.get().and_then(Weak::upgrade),
+            tokio::runtime::Handle::try_current(),
+        ) else {
+            return;
+        };
+        let task =
+            runtime.spawn(async move { presence::go_unavailable(&client).await }.in_current_span());
+        self.track(task.abort_handle());
     }
 
     /// Asks for a pairing code when pairing by phone number: the first time once
@@ -138,23 +167,24 @@ impl Forwarder {
             return;
         };
         let org = self.org.clone();
-        let task = runtime.spawn(async move {
-            if first {
-                // No socket: the run loop's end reports the failure.
-                if client.wait_for_socket(PAIR_CODE_SOCKET_WAIT).await.is_err()
-                    || client.is_logged_in()
-                {
-                    return;
+        let task = runtime.spawn(
+            async move {
+                if first {
+                    // No socket: the run loop's end reports the failure.
+                    if client.wait_for_socket(PAIR_CODE_SOCKET_WAIT).await.is_err()
+                        || client.is_logged_in()
+                    {
+                        return;
+                    }
+                }
+                // On failure the library also dispatches `PairingCodeError`.
+                if let Err(error) = client.pair_with_code(options).await {
+                    tracing::debug!(org_id = %org, %error, "no pairing code");
                 }
             }
-            // On failure the library also dispatches `PairingCodeError`.
-            if let Err(error) = client.pair_with_code(options).await {
-                tracing::debug!(org_id = %org, %error, "no pairing code");
-            }
-        });
-        let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
-        tasks.retain(|t| !t.is_finished());
-        tasks.push(task.abort_handle());
+            .in_current_span(),
+        );
+        self.track(task.abort_handle());
     }
 
     pub(super) fn abort_tasks(&self) {
@@ -173,7 +203,10 @@ impl EventHandler for Forwarder {
     fn handle_event(&self, event: Arc<Event>) {
         self.note_unmapped(&event);
         let client = self.client.get().and_then(Weak::upgrade);
-        let mapped = map_event(&event, || client.as_ref().and_then(|c| c.pn()));
+        let mapped = map_event(&event, || OwnAccount {
+            pn: client.as_ref().and_then(|c| c.pn()),
+            lid: client.as_ref().and_then(|c| c.lid()),
+        });
         if let Some(mapped) = mapped {
             self.emit(mapped);
         }
@@ -186,7 +219,8 @@ impl EventHandler for Forwarder {
 
 /// One open (or opening) whatsapp-rust client of one org.
 pub struct WhatsAppConnection {
-    pub(super) org: OrgId,
+    /// The org's span: what the connection does on a caller's task runs in it.
+    pub(super) span: tracing::Span,
     pub(super) client: Mutex<Option<Arc<Client>>>,
     pub(super) forwarder: Arc<Forwarder>,
     /// Awaits the bot's run loop, then ends the event stream.
@@ -233,6 +267,7 @@ impl Connection for WhatsAppConnection {
         let options = SendOptions::default().with_message_id(message_id);
         client
             .send_message_with_options(Jid::pn(phone), wa::Message::text(text), options)
+            .instrument(self.span.clone())
             .await
             .map_err(|e| ConnectionError::Failed(e.to_string()))?;
         Ok(())
@@ -243,6 +278,7 @@ impl Connection for WhatsAppConnection {
         let results = client
             .contacts()
             .is_on_whatsapp(&[Jid::pn(phone)])
+            .instrument(self.span.clone())
             .await
             .map_err(|e| ConnectionError::Failed(e.to_string()))?;
         Ok(results.iter().any(|r| r.is_registered))
@@ -253,7 +289,7 @@ impl Connection for WhatsAppConnection {
         let online = client.is_connected() && client.is_logged_in();
         // Best effort by design: the library sends the removal IQ when it can and
         // tears the client down either way.
-        client.logout().await;
+        client.logout().instrument(self.span.clone()).await;
         if online {
             Ok(())
         } else {
@@ -262,6 +298,12 @@ impl Connection for WhatsAppConnection {
     }
 
     async fn shutdown(&self) {
+        self.shutdown_in_span().instrument(self.span.clone()).await
+    }
+}
+
+impl WhatsAppConnection {
+    async fn shutdown_in_span(&self) {
         // No event after this point, whatever the teardown dispatches.
         self.forwarder.close();
         self.forwarder.abort_tasks();
@@ -275,7 +317,7 @@ impl Connection for WhatsAppConnection {
         if let Some(mut run) = run
             && tokio::time::timeout(RUN_LOOP_STOP, &mut run).await.is_err()
         {
-            tracing::debug!(org_id = %self.org, "the WhatsApp run loop is still connecting; aborting it");
+            tracing::debug!("the WhatsApp run loop is still connecting; aborting it");
             run.abort();
         }
         drop(
@@ -296,7 +338,7 @@ impl Connection for WhatsAppConnection {
         let deadline = tokio::time::Instant::now() + STORE_RELEASE;
         while !self.store_released() {
             if tokio::time::Instant::now() >= deadline {
-                tracing::warn!(org_id = %self.org, "the WhatsApp store is still in use after shutdown");
+                tracing::warn!("the WhatsApp store is still in use after shutdown");
                 break;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -318,7 +360,8 @@ impl Drop for WhatsAppConnection {
         if let Some(client) = client {
             match tokio::runtime::Handle::try_current() {
                 Ok(runtime) => {
-                    runtime.spawn(async move { client.disconnect().await });
+                    let span = self.span.clone();
+                    runtime.spawn(async move { client.disconnect().await }.instrument(span));
                 }
                 Err(_) => client.signal_shutdown_sync(),
             }

@@ -6,19 +6,28 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use tokio::sync::mpsc;
+use tracing::Instrument as _;
 use whatsapp_rust::bot::Bot;
 use whatsapp_rust::pair_code::PairCodeOptions;
 use whatsapp_rust::store::{Backend, SqliteStore};
 use whatsapp_rust::transport::TokioWebSocketTransportFactory;
+use whatsapp_rust::wacore::store::DevicePropsOverride;
 
 use super::connection::{Forwarder, WhatsAppConnection};
-use super::store::{has_device, store_path};
+use super::org_runtime::{OrgRuntime, org_span};
+use super::presence::{self, Presence};
+use super::store::{StoreProblem, check_usable, has_device, store_path};
+use super::store_fault::{StoreFault, classify_store_error, error_chain};
 use crate::connection::{
     ConnectRequest, Connection, ConnectionError, Connector, EventStream, StartMode,
 };
 
+/// The name a linked device shows under "Linked devices" on the phone, unless
+/// configured otherwise.
+pub const DEFAULT_DEVICE_NAME: &str = "wa-supervisor";
+
 /// How the WhatsApp connector connects.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct WhatsAppOptions {
     /// Pin the WhatsApp Web version `(primary, secondary, tertiary)` instead of
     /// looking the current one up on web.whatsapp.com (at most once a day per
@@ -27,6 +36,35 @@ pub struct WhatsAppOptions {
     /// Connect to this WebSocket URL instead of WhatsApp's (e.g. a loopback test
     /// server). `wss://` URLs are still verified against the system's roots.
     pub ws_url: Option<String>,
+    /// The name the phone shows for this device under "Linked devices" (the OS
+    /// name of the device properties). It is sent when the device pairs and fixed
+    /// from then on: a new name applies to the next pairing only.
+    pub device_name: String,
+    /// Appear online while connected, as WhatsApp Web does. Off by default: while
+    /// a linked device is online WhatsApp holds back notifications on the phone,
+    /// and the shop would stop hearing its patients.
+    pub mark_online: bool,
+}
+
+impl Default for WhatsAppOptions {
+    fn default() -> Self {
+        Self {
+            version: None,
+            ws_url: None,
+            device_name: DEFAULT_DEVICE_NAME.to_owned(),
+            mark_online: false,
+        }
+    }
+}
+
+impl WhatsAppOptions {
+    fn presence(&self) -> Presence {
+        if self.mark_online {
+            Presence::Online
+        } else {
+            Presence::NeverOnline
+        }
+    }
 }
 
 /// The [`Connector`] of `[connection] kind = "whatsapp"`.
@@ -45,19 +83,26 @@ impl WhatsAppConnector {
     }
 
     /// Opens a connection and returns it as its concrete type (tests look inside).
+    ///
+    /// Everything the connection and its client do, and every line they log, runs
+    /// inside the org's span.
     pub async fn open(
         &self,
         request: ConnectRequest,
     ) -> Result<(Arc<WhatsAppConnection>, EventStream), ConnectionError> {
-        let path = store_path(&request.dir);
-        let url = path.to_str().ok_or_else(|| {
-            ConnectionError::StoreUnavailable(format!("{} is not UTF-8", path.display()))
-        })?;
-        let store = Arc::new(
-            SqliteStore::new(url)
-                .await
-                .map_err(|e| ConnectionError::StoreUnavailable(e.to_string()))?,
-        );
+        let span = org_span(&request.org);
+        self.open_in(request, span.clone()).instrument(span).await
+    }
+
+    async fn open_in(
+        &self,
+        request: ConnectRequest,
+        span: tracing::Span,
+    ) -> Result<(Arc<WhatsAppConnection>, EventStream), ConnectionError> {
+        let store = open_store(&request.dir)
+            .await
+            .inspect_err(report)
+            .map_err(StoreProblem::into_error)?;
         let store_handle = Arc::downgrade(&store);
 
         let mut transport = TokioWebSocketTransportFactory::new();
@@ -76,37 +121,59 @@ impl WhatsAppConnector {
         let mut builder = Bot::builder()
             .with_backend_arc(store as Arc<dyn Backend>)
             .with_transport_factory(transport)
+            .with_runtime(OrgRuntime::new(span.clone()))
+            // Sent in the registration payload, so it only matters when pairing;
+            // the phone shows it under "Linked devices".
+            .with_device_props(DevicePropsOverride::new().with_os(self.options.device_name.clone()))
             // The daemon only sends; the chat history is of no use to it.
             .skip_history_sync();
         if let Some(version) = self.options.version {
             builder = builder.with_version(version);
         }
-        let bot = builder
-            .build()
-            .await
-            .map_err(|e| ConnectionError::StoreUnavailable(e.to_string()))?;
+        let bot = builder.build().await.map_err(|e| {
+            let (text, os_code) = error_chain(&e);
+            let problem = StoreProblem {
+                fault: classify_store_error(&text, os_code),
+                detail: text,
+            };
+            report(&problem);
+            problem.into_error()
+        })?;
 
         let client = bot.client();
         // The org actor decides every reconnect (CONTRACT §4): one Bot, one run.
         client.enable_auto_reconnect.store(false, Ordering::SeqCst);
 
         let (tx, rx) = mpsc::unbounded_channel();
-        let forwarder = Arc::new(Forwarder::new(request.org.clone(), tx, pair_code));
+        let forwarder = Arc::new(Forwarder::new(
+            request.org.clone(),
+            tx,
+            pair_code,
+            self.options.presence(),
+        ));
         forwarder.attach(&client);
         let subscription = client.subscribe_handler(forwarder.clone());
         // 515 and 429/503 stream errors have no event of their own; see the raw stanza.
         let raw_nodes = client.acquire_raw_node_forwarding();
+        if !self.options.mark_online {
+            let watcher =
+                tokio::spawn(presence::watch(Arc::downgrade(&client)).instrument(span.clone()));
+            forwarder.track(watcher.abort_handle());
+        }
 
         let handle = bot.spawn();
         forwarder.request_pair_code(true);
         let finisher = forwarder.clone();
-        let run = tokio::spawn(async move {
-            handle.await;
-            finisher.finish();
-        });
+        let run = tokio::spawn(
+            async move {
+                handle.await;
+                finisher.finish();
+            }
+            .instrument(span.clone()),
+        );
 
         let conn = WhatsAppConnection {
-            org: request.org,
+            span,
             client: Mutex::new(Some(client)),
             forwarder,
             run: Mutex::new(Some(run)),
@@ -115,6 +182,41 @@ impl WhatsAppConnector {
             store: store_handle,
         };
         Ok((Arc::new(conn), rx))
+    }
+}
+
+/// Opens the org's store after checking that it can be used, so that a broken or
+/// unwritable store is reported at once, in its class.
+async fn open_store(dir: &Path) -> Result<Arc<SqliteStore>, StoreProblem> {
+    let checked = dir.to_path_buf();
+    tokio::task::spawn_blocking(move || check_usable(&checked))
+        .await
+        .map_err(|e| StoreProblem {
+            fault: StoreFault::Io,
+            detail: format!("the store check did not finish: {e}"),
+        })??;
+    let path = store_path(dir);
+    let url = path.to_str().ok_or_else(|| StoreProblem {
+        fault: StoreFault::Io,
+        detail: format!("{} is not UTF-8", path.display()),
+    })?;
+    let store = SqliteStore::new(url).await.map_err(|e| {
+        let (text, os_code) = error_chain(&e);
+        StoreProblem {
+            fault: classify_store_error(&text, os_code),
+            detail: text,
+        }
+    })?;
+    Ok(Arc::new(store))
+}
+
+/// A store that cannot be used is an operator's business (CONTRACT §8 levels):
+/// an error, except for a lock that will pass by itself.
+fn report(problem: &StoreProblem) {
+    if problem.fault.needs_an_operator() {
+        tracing::error!(fault = ?problem.fault, error = %problem.detail, "the session store cannot be used");
+    } else {
+        tracing::warn!(fault = ?problem.fault, error = %problem.detail, "the session store is busy");
     }
 }
 
@@ -129,6 +231,6 @@ impl Connector for WhatsAppConnector {
     }
 
     fn has_credentials(&self, dir: &Path) -> Result<bool, ConnectionError> {
-        Ok(has_device(dir))
+        has_device(dir)
     }
 }

@@ -1,4 +1,4 @@
-//! whatsapp-rust's events as [`ConnectionEvent`]s: CONTRACT §4 on the library's side.
+//! whatsapp-rust's events as [`ConnectionEvent`]s: CONTRACT §4 and §10 on the library's side.
 //!
 //! [`map_event`] is pure; the org actor then asks [`classify`](super::super::classify)
 //! what each mapped event means. What the library does not report as an event of
@@ -6,11 +6,12 @@
 //! a socket) is covered here from the raw `<stream:error>` stanza and by the
 //! connection itself (see `connection.rs`).
 
-use whatsapp_rust::Jid;
 use whatsapp_rust::types::events::{Event, EventInterest, EventKind};
+use whatsapp_rust::types::presence::ReceiptType;
 use whatsapp_rust::wacore_binary::NodeRef;
+use whatsapp_rust::{Jid, Server};
 
-use crate::connection::ConnectionEvent;
+use crate::connection::{ConnectionEvent, ReceiptKind};
 
 /// The event kinds the connection listens to; the bus does not even build the others.
 pub(super) const INTEREST_KINDS: &[EventKind] = &[
@@ -32,17 +33,39 @@ pub(super) const INTEREST_KINDS: &[EventKind] = &[
     EventKind::ConnectFailure,
     EventKind::StreamError,
     EventKind::RawNode,
+    EventKind::ServerAck,
+    EventKind::Receipt,
 ];
 
 pub(super) fn interest() -> EventInterest {
     EventInterest::of(INTEREST_KINDS)
 }
 
-/// What the library said, as the org actor understands it (CONTRACT §4), or `None`
-/// for everything the actor does not act on.
+/// This device's own account, which some events need to be read: `Connected` names
+/// no number, and a receipt from the account itself is not a recipient's.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OwnAccount {
+    /// The account's phone-number JID.
+    pub pn: Option<Jid>,
+    /// The account's LID, under which WhatsApp may address it instead.
+    pub lid: Option<Jid>,
+}
+
+impl OwnAccount {
+    /// Whether `jid` is one of this account's devices (by phone number or LID).
+    fn owns(&self, jid: &Jid) -> bool {
+        [&self.pn, &self.lid]
+            .into_iter()
+            .flatten()
+            .any(|own| own.user == jid.user && own.server == jid.server)
+    }
+}
+
+/// What the library said, as the org actor understands it (CONTRACT §4, §10), or
+/// `None` for everything the actor does not act on.
 ///
-/// `own_pn` yields this device's own phone-number JID; it is only called for
-/// `Connected`, whose payload carries no number.
+/// `own` yields this device's own account; it is only called for `Connected` and
+/// receipts.
 ///
 /// | whatsapp-rust event | `ConnectionEvent` |
 /// |---|---|
@@ -62,8 +85,13 @@ pub(super) fn interest() -> EventInterest {
 /// | `PairingQrCodesExhausted` | `QrExhausted` |
 /// | `UndecryptableMessage` (a real decrypt failure) | `Undecryptable { sender, reason }` |
 /// | `UndecryptableMessage { is_unavailable: true }` (view-once etc. withheld by the phone) | none |
+/// | `ServerAck { class: "message", id, error }` (the server took a message we sent, or nacked it with `error`) | `ServerAck { message_id: id, error }` |
+/// | `ServerAck` of any other class (receipt, notification, call, none) | none |
+/// | `Receipt { type: Delivered, message_ids }` from a recipient (a user, not this account) | `Receipt { message_ids, kind: Delivered }` |
+/// | `Receipt { type: Read, message_ids }` from a recipient | `Receipt { message_ids, kind: Read }` |
+/// | `Receipt` from this account's own devices, from a group or broadcast, or of any other type (`read-self`, `played`, `sender`, `retry`, `server-error`, `inactive`, the `sent` downgrade, …) | none |
 /// | `PairingCodeError`, `PairError`, `PairingCodeRefresh`, everything else | none |
-pub fn map_event(event: &Event, own_pn: impl FnOnce() -> Option<Jid>) -> Option<ConnectionEvent> {
+pub fn map_event(event: &Event, own: impl FnOnce() -> OwnAccount) -> Option<ConnectionEvent> {
     use ConnectionEvent as C;
     Some(match event {
         Event::PairingQrCode(qr) => C::QrCode {
@@ -77,7 +105,7 @@ pub fn map_event(event: &Event, own_pn: impl FnOnce() -> Option<Jid>) -> Option<
             phone: digits(&pair.id)?,
         },
         Event::Connected(_) => C::Connected {
-            phone: digits(&own_pn()?)?,
+            phone: digits(&own().pn?)?,
         },
         Event::Disconnected(gone) => C::NetworkFailure {
             reason: gone.reason.to_string(),
@@ -143,6 +171,30 @@ pub fn map_event(event: &Event, own_pn: impl FnOnce() -> Option<Jid>) -> Option<
                 // 0.7.0 logs whether libsignal said Bad MAC, InvalidMessage or
                 // NoSession, but the event does not carry it.
                 reason: "decryption failed (Bad MAC or another libsignal error)".to_owned(),
+            }
+        }
+        Event::ServerAck(ack) if ack.class.as_deref() == Some("message") => C::ServerAck {
+            message_id: ack.id.clone(),
+            error: ack.error.clone(),
+        },
+        Event::Receipt(receipt) => {
+            let kind = match receipt.r#type {
+                ReceiptType::Delivered => ReceiptKind::Delivered,
+                ReceiptType::Read => ReceiptKind::Read,
+                _ => return None,
+            };
+            // A recipient is a person: receipts in groups, broadcasts and status
+            // name messages this daemon never sends.
+            let from = &receipt.source.chat;
+            if !matches!(from.server, Server::Pn | Server::Lid)
+                || receipt.message_ids.is_empty()
+                || own().owns(&receipt.source.sender)
+            {
+                return None;
+            }
+            C::Receipt {
+                message_ids: receipt.message_ids.clone(),
+                kind,
             }
         }
         _ => return None,

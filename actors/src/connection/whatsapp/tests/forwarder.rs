@@ -9,13 +9,17 @@ use whatsapp_rust::Jid;
 use whatsapp_rust::types::events::{Event, EventHandler, PairSuccess, PairingQrCode, StreamError};
 
 use super::super::connection::Forwarder;
+use super::super::presence::Presence;
 use super::mapping::{raw, stream_error, undecryptable};
 use crate::OrgId;
 use crate::connection::ConnectionEvent as C;
 
 fn forwarder() -> (Forwarder, mpsc::UnboundedReceiver<C>) {
     let (tx, rx) = mpsc::unbounded_channel();
-    (Forwarder::new(OrgId::parse("fw").unwrap(), tx, None), rx)
+    (
+        Forwarder::new(OrgId::parse("fw").unwrap(), tx, None, Presence::Online),
+        rx,
+    )
 }
 
 fn qr() -> Arc<Event> {

@@ -10,20 +10,28 @@ use wa_loopback::{Fault, Loopback, Pattern, ServerEvent};
 use super::super::*;
 use crate::OrgId;
 use crate::connection::{
-    ConnectRequest, Connection as _, ConnectionEvent, Connector as _, EventStream, StartMode,
+    Class, ConnectRequest, Connection as _, ConnectionEvent, Connector as _, EventStream,
+    StartMode, classify,
 };
+use crate::outbox::MessageId;
 
-const PHONE: &str = "573001112233";
-const CUSTOMER: &str = "573009998877";
+pub(super) const PHONE: &str = "573001112233";
+pub(super) const CUSTOMER: &str = "573009998877";
+pub(super) const TEXT: &str = "Su cita es mañana a las 10:00";
 
-fn connector(server: &Loopback) -> WhatsAppConnector {
-    WhatsAppConnector::new(WhatsAppOptions {
+pub(super) fn options(server: &Loopback) -> WhatsAppOptions {
+    WhatsAppOptions {
         version: Some((2, 3000, 1_027_000_000)),
         ws_url: Some(server.url()),
-    })
+        ..WhatsAppOptions::default()
+    }
 }
 
-async fn next_event(events: &mut EventStream) -> ConnectionEvent {
+pub(super) fn connector(server: &Loopback) -> WhatsAppConnector {
+    WhatsAppConnector::new(options(server))
+}
+
+pub(super) async fn next_event(events: &mut EventStream) -> ConnectionEvent {
     tokio::time::timeout(Duration::from_secs(20), events.recv())
         .await
         .expect("an event in time")
@@ -31,7 +39,7 @@ async fn next_event(events: &mut EventStream) -> ConnectionEvent {
 }
 
 /// Skips progress the test does not look at (e.g. further QR codes).
-async fn until(
+pub(super) async fn until(
     events: &mut EventStream,
     mut wanted: impl FnMut(&ConnectionEvent) -> bool,
 ) -> ConnectionEvent {
@@ -43,12 +51,20 @@ async fn until(
     }
 }
 
-async fn open(
+pub(super) async fn open(
     server: &Loopback,
     dir: &Path,
     mode: StartMode,
 ) -> (Arc<WhatsAppConnection>, EventStream) {
-    connector(server)
+    open_with(&connector(server), dir, mode).await
+}
+
+pub(super) async fn open_with(
+    connector: &WhatsAppConnector,
+    dir: &Path,
+    mode: StartMode,
+) -> (Arc<WhatsAppConnection>, EventStream) {
+    connector
         .open(ConnectRequest {
             org: OrgId::parse("optica-sol").unwrap(),
             dir: dir.to_path_buf(),
@@ -60,13 +76,23 @@ async fn open(
 
 /// Pairs a fresh store with `phone` like the org actor does: QR, scan, 515, a new
 /// connection from the stored credentials. Returns the logged-in connection.
-async fn pair(
+pub(super) async fn pair(
     server: &Loopback,
     dir: &Path,
     phone: &str,
 ) -> (Arc<WhatsAppConnection>, EventStream) {
-    let (conn, mut events) = open(
-        server,
+    pair_with(server, &connector(server), dir, phone).await
+}
+
+/// [`pair`] with a connector of given options.
+pub(super) async fn pair_with(
+    server: &Loopback,
+    connector: &WhatsAppConnector,
+    dir: &Path,
+    phone: &str,
+) -> (Arc<WhatsAppConnection>, EventStream) {
+    let (conn, mut events) = open_with(
+        connector,
         dir,
         StartMode::Pair {
             phone_for_code: None,
@@ -90,11 +116,8 @@ async fn pair(
     })
     .await;
     conn.shutdown().await;
-    assert!(
-        connector(server).has_credentials(dir).unwrap(),
-        "paired store"
-    );
-    let (conn, mut events) = open(server, dir, StartMode::Resume).await;
+    assert!(connector.has_credentials(dir).unwrap(), "paired store");
+    let (conn, mut events) = open_with(connector, dir, StartMode::Resume).await;
     let connected = until(&mut events, |e| {
         matches!(e, ConnectionEvent::Connected { .. })
     })
@@ -108,7 +131,7 @@ async fn pair(
     (conn, events)
 }
 
-fn org_dir(tmp: &tempfile::TempDir, name: &str) -> PathBuf {
+pub(super) fn org_dir(tmp: &tempfile::TempDir, name: &str) -> PathBuf {
     let dir = tmp.path().join(name);
     std::fs::create_dir(&dir).unwrap();
     dir
@@ -121,7 +144,7 @@ async fn pairs_by_qr_logs_in_and_sends_a_real_message() {
     let dir = org_dir(&tmp, "optica-sol");
     let (conn, _events) = pair(&server, &dir, PHONE).await;
 
-    let id = crate::outbox::MessageId::generate().as_str().to_owned();
+    let id = new_id();
     conn.send_text(CUSTOMER, "Su cita es mañana a las 10:00", &id)
         .await
         .unwrap();
@@ -224,4 +247,21 @@ async fn a_dropped_socket_resumes_with_ik_and_faults_map_to_their_events() {
             conn.shutdown().await;
         }
     }
+}
+
+pub(super) fn new_id() -> String {
+    MessageId::generate().as_str().to_owned()
+}
+
+pub(super) fn is_delivery(event: &ConnectionEvent) -> bool {
+    classify(event) == Class::Delivery
+}
+
+/// How many times the server recorded a message stanza with `id`.
+pub(super) fn stanzas_with_id(server: &Loopback, id: &str) -> usize {
+    server
+        .events()
+        .iter()
+        .filter(|e| matches!(e, ServerEvent::Message(m) if m.id == id))
+        .count()
 }

@@ -1,4 +1,8 @@
-//! CONTRACT §4 over real whatsapp-rust event values, built with the crate's own builders.
+//! CONTRACT §4 and §10 over real whatsapp-rust event values, built with the crate's
+//! own builders.
+//!
+//! Long on purpose: one table of cases per direction (mapped, not mapped), a row
+//! per contract row, so that the contract reads top to bottom in one place.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,20 +11,26 @@ use whatsapp_rust::transport::DisconnectReason;
 use whatsapp_rust::types::events::{
     ClientOutdated, ConnectFailure, ConnectFailureReason, Connected, DecryptFailMode, Disconnected,
     Event, LoggedOut, OfflineSyncCompleted, PairError, PairSuccess, PairingCode, PairingCodeError,
-    PairingQrCode, PairingQrCodesExhausted, StreamError, StreamReplaced, TempBanReason,
-    TemporaryBan, UnavailableType, UndecryptableMessage,
+    PairingQrCode, PairingQrCodesExhausted, Receipt, ServerAck, StreamError, StreamReplaced,
+    TempBanReason, TemporaryBan, UnavailableType, UndecryptableMessage,
 };
 use whatsapp_rust::types::message::{MessageInfo, MessageSource};
+use whatsapp_rust::types::presence::ReceiptType;
 use whatsapp_rust::wacore_binary::marshal::marshal;
 use whatsapp_rust::{Jid, NodeBuilder, OwnedNodeRef};
 
-use super::super::map_event;
-use crate::connection::{Class, ConnectionEvent as C, classify};
+use super::super::{OwnAccount, map_event};
+use crate::connection::{Class, ConnectionEvent as C, ReceiptKind, classify};
 
 const ME: &str = "573001234567";
 
-fn me() -> Option<Jid> {
-    Some(Jid::pn(ME))
+const ME_LID: &str = "100000000000001";
+
+fn me() -> OwnAccount {
+    OwnAccount {
+        pn: Some(Jid::pn(ME)),
+        lid: Some(Jid::lid(ME_LID)),
+    }
 }
 
 fn map(event: &Event) -> Option<C> {
@@ -78,7 +88,38 @@ fn logged_out(
     )
 }
 
-/// One case per CONTRACT §4 row (and per code it names), from the library's own
+const CUSTOMER: &str = "573009998877";
+
+fn server_ack(class: Option<&str>, id: &str, error: Option<&str>) -> Event {
+    Event::ServerAck(
+        ServerAck::builder()
+            .id(id.to_owned())
+            .maybe_class(class.map(str::to_owned))
+            .from(Jid::pn(CUSTOMER))
+            .maybe_error(error.map(str::to_owned))
+            .build(),
+    )
+}
+
+/// A receipt as the library dispatches it for `<receipt from=… [type=…]>` in a chat
+/// with one person: `chat` and `sender` are both the stanza's `from`.
+fn receipt(from: Jid, kind: ReceiptType, ids: &[&str]) -> Event {
+    Event::Receipt(
+        Receipt::builder()
+            .source(MessageSource {
+                chat: from.clone(),
+                sender: from,
+                ..MessageSource::default()
+            })
+            .message_ids(ids.iter().map(|id| id.to_string()).collect())
+            .timestamp(whatsapp_rust::chrono::Utc::now())
+            .r#type(kind)
+            .offline(false)
+            .build(),
+    )
+}
+
+/// One case per CONTRACT §4 and §10 row (and per code it names), from the library's own
 /// event values to the class the org actor acts on.
 #[test]
 fn contract_section_4_over_whatsapp_rust_events() {
@@ -343,6 +384,69 @@ fn contract_section_4_over_whatsapp_rust_events() {
             C::Connected { phone: ME.into() },
             Class::Progress,
         ),
+        // CONTRACT §10: only the server's ack makes a message `sent`.
+        (
+            "server ack of a message we sent",
+            server_ack(Some("message"), "3EB0AA01", None),
+            C::ServerAck {
+                message_id: "3EB0AA01".into(),
+                error: None,
+            },
+            Class::Delivery,
+        ),
+        (
+            "server nack of a message we sent, with its code",
+            server_ack(Some("message"), "3EB0AA02", Some("479")),
+            C::ServerAck {
+                message_id: "3EB0AA02".into(),
+                error: Some("479".into()),
+            },
+            Class::Delivery,
+        ),
+        (
+            "delivery receipt from the recipient",
+            receipt(Jid::pn(CUSTOMER), ReceiptType::Delivered, &["3EB0AA01"]),
+            C::Receipt {
+                message_ids: vec!["3EB0AA01".into()],
+                kind: ReceiptKind::Delivered,
+            },
+            Class::Delivery,
+        ),
+        (
+            "delivery receipt from one of the recipient's devices, offline, for several",
+            receipt(
+                Jid::pn_device(CUSTOMER, 3),
+                ReceiptType::Delivered,
+                &["3EB0AA01", "3EB0AA02"],
+            ),
+            C::Receipt {
+                message_ids: vec!["3EB0AA01".into(), "3EB0AA02".into()],
+                kind: ReceiptKind::Delivered,
+            },
+            Class::Delivery,
+        ),
+        (
+            "read receipt from the recipient",
+            receipt(Jid::pn(CUSTOMER), ReceiptType::Read, &["3EB0AA01"]),
+            C::Receipt {
+                message_ids: vec!["3EB0AA01".into()],
+                kind: ReceiptKind::Read,
+            },
+            Class::Delivery,
+        ),
+        (
+            "read receipt from a recipient addressed by LID",
+            receipt(
+                Jid::lid("200000000000002"),
+                ReceiptType::Read,
+                &["3EB0AA01"],
+            ),
+            C::Receipt {
+                message_ids: vec!["3EB0AA01".into()],
+                kind: ReceiptKind::Read,
+            },
+            Class::Delivery,
+        ),
     ];
     for (name, event, want, class) in cases {
         let got = map(&event);
@@ -371,7 +475,68 @@ fn events_without_a_contract_row_map_to_nothing() {
             .build(),
     );
     let synced = Event::OfflineSyncCompleted(OfflineSyncCompleted::builder().count(3).build());
+    let customer = || Jid::pn(CUSTOMER);
     let nothing = [
+        (
+            "server ack of a receipt we sent",
+            server_ack(Some("receipt"), "3EB0AA01", None),
+        ),
+        (
+            "server ack of a notification",
+            server_ack(Some("notification"), "n1", None),
+        ),
+        (
+            "server ack without a class",
+            server_ack(None, "3EB0AA01", None),
+        ),
+        (
+            "read-self: this account read a message elsewhere",
+            receipt(customer(), ReceiptType::ReadSelf, &["3EB0AA01"]),
+        ),
+        (
+            "played",
+            receipt(customer(), ReceiptType::Played, &["3EB0AA01"]),
+        ),
+        (
+            "retry: the recipient could not decrypt (the library resends)",
+            receipt(customer(), ReceiptType::Retry, &["3EB0AA01"]),
+        ),
+        (
+            "server-error",
+            receipt(customer(), ReceiptType::ServerError, &["3EB0AA01"]),
+        ),
+        (
+            "sent: a delivery the recipient cannot take (feature-incapable)",
+            receipt(customer(), ReceiptType::Sent, &["3EB0AA01"]),
+        ),
+        (
+            "sender: this account's own fan-out",
+            receipt(customer(), ReceiptType::Sender, &["3EB0AA01"]),
+        ),
+        (
+            "inactive",
+            receipt(customer(), ReceiptType::Inactive, &["3EB0AA01"]),
+        ),
+        (
+            "delivery from this account's own phone",
+            receipt(Jid::pn_device(ME, 0), ReceiptType::Delivered, &["3EB0AA01"]),
+        ),
+        (
+            "read by this account under its LID",
+            receipt(Jid::lid(ME_LID), ReceiptType::Read, &["3EB0AA01"]),
+        ),
+        (
+            "delivery in a group",
+            receipt(
+                "120363012345678901@g.us".parse().unwrap(),
+                ReceiptType::Delivered,
+                &["3EB0AA01"],
+            ),
+        ),
+        (
+            "a receipt naming no message",
+            receipt(customer(), ReceiptType::Delivered, &[]),
+        ),
         ("view-once withheld by the phone", undecryptable(true)),
         (
             "raw 516 (LoggedOut event instead)",
@@ -411,7 +576,10 @@ fn events_without_a_contract_row_map_to_nothing() {
     }
     // Connected without a known own number cannot name the phone: nothing to claim.
     assert_eq!(
-        map_event(&Event::Connected(Connected::builder().build()), || None),
+        map_event(
+            &Event::Connected(Connected::builder().build()),
+            OwnAccount::default
+        ),
         None
     );
 }

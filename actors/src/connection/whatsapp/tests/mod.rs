@@ -1,6 +1,9 @@
 mod cert_check;
+mod delivery;
+mod device;
 mod forwarder;
 mod loopback;
 mod mapping;
 mod offline;
+mod store;
 mod supervised;

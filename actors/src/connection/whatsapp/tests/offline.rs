@@ -11,16 +11,17 @@ use crate::connection::{
 
 const ME: &str = "573001234567";
 
-fn offline_connector() -> WhatsAppConnector {
+pub(super) fn offline_connector() -> WhatsAppConnector {
     WhatsAppConnector::new(WhatsAppOptions {
         // Pinned, so no version look-up over HTTP; a closed loopback port, so
         // nothing leaves the machine.
         version: Some((2, 3000, 1_027_000_000)),
         ws_url: Some("ws://127.0.0.1:1/ws/chat".into()),
+        ..WhatsAppOptions::default()
     })
 }
 
-fn request(dir: &std::path::Path, mode: StartMode) -> ConnectRequest {
+pub(super) fn request(dir: &std::path::Path, mode: StartMode) -> ConnectRequest {
     ConnectRequest {
         org: OrgId::parse("wa-test").unwrap(),
         dir: dir.to_path_buf(),
@@ -115,6 +116,7 @@ async fn shutdown_during_connect_is_prompt_and_silent() {
     let connector = WhatsAppConnector::new(WhatsAppOptions {
         version: Some((2, 3000, 1_027_000_000)),
         ws_url: Some(url),
+        ..WhatsAppOptions::default()
     });
     let (conn, mut events) = connector
         .open(request(&dir, StartMode::Resume))

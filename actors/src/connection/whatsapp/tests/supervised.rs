@@ -62,6 +62,7 @@ async fn offline_real_sessions_back_off_and_leave_other_orgs_alone() {
         real: WhatsAppConnector::new(WhatsAppOptions {
             version: Some((2, 3000, 1_027_000_000)),
             ws_url: Some("ws://127.0.0.1:1/ws/chat".into()),
+            ..WhatsAppOptions::default()
         }),
     };
     let sup = Supervisor::spawn(crate::SupervisorParts {
