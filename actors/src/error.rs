@@ -17,6 +17,12 @@ pub enum SessionError {
     /// The supervisor is stopping or did not answer in time.
     #[error("the supervisor is unavailable")]
     Unavailable,
+    /// Not a backup's name at all (restore).
+    #[error("{0:?} is not a backup name (expected <UTC timestamp>_<reason>, as listed)")]
+    InvalidBackupName(String),
+    /// A well-formed name that is not among the org's backups (restore).
+    #[error("this organization has no backup named {0:?}")]
+    UnknownBackup(String),
 }
 
 /// A failed send.

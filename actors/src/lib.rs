@@ -46,5 +46,5 @@ pub use error::{SendError, SessionError};
 pub use events::{EventKind, EventSink, SessionEvent};
 pub use org_id::{OrgId, OrgIdError};
 pub use status::{SessionSnapshot, SessionStatus};
-pub use supervisor::{CleanOutcome, SentMessage, StartOutcome, Supervisor};
+pub use supervisor::{CleanOutcome, RestoreOutcome, SentMessage, StartOutcome, Supervisor};
 pub use window::{ErrorWindow, WindowSpec};

@@ -53,6 +53,9 @@ pub enum ApiError {
     },
     #[error("the session store failed: {0}")]
     Storage(String),
+    /// A well-formed backup name that the org's backups do not hold.
+    #[error("{0}")]
+    UnknownBackup(String),
     #[error("the supervisor is unavailable")]
     Unavailable,
     #[error("too many requests in flight")]
@@ -92,7 +95,9 @@ impl ApiError {
             | Self::NotConnected { .. }
             | Self::UnknownFault(_) => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::NotFound | Self::NoSession | Self::NoQr { .. } => StatusCode::NOT_FOUND,
+            Self::NotFound | Self::NoSession | Self::NoQr { .. } | Self::UnknownBackup(_) => {
+                StatusCode::NOT_FOUND
+            }
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::SendFailed { .. } | Self::Storage(_) | Self::Render(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
@@ -134,6 +139,7 @@ impl ApiError {
             Self::Overloaded => Some("retry after the Retry-After header's seconds"),
             Self::Timeout => Some("retry; check GET /api/status/<organization_id> first"),
             Self::UnknownFault(_) => Some("see valid_faults"),
+            Self::UnknownBackup(_) => Some("GET /api/backups/<organization_id> lists them"),
             _ => None,
         }
     }
@@ -205,6 +211,8 @@ impl From<SessionError> for ApiError {
             SessionError::NoSession => Self::NoSession,
             SessionError::Storage(msg) => Self::Storage(msg),
             SessionError::Unavailable => Self::Unavailable,
+            SessionError::InvalidBackupName(_) => Self::BadRequest(e.to_string()),
+            SessionError::UnknownBackup(_) => Self::UnknownBackup(e.to_string()),
         }
     }
 }

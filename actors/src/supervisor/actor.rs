@@ -6,6 +6,8 @@
 //! Everything that must survive that crash (snapshot, store lease, cleanup history)
 //! lives in the registry, not in the org actor.
 
+mod restore;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -15,12 +17,13 @@ use ractor::{
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::handle::{CleanOutcome, StartOutcome};
+use super::handle::{CleanOutcome, RestoreOutcome, StartOutcome};
 use super::registry::{OrgSlot, Registry};
 use crate::connection::Connector;
 use crate::events::EventSink;
 use crate::phone_book::PhoneBook;
 use crate::session::{Begin, OrgActor, OrgArgs, OrgMsg};
+use crate::storage::backups::BackupInfo;
 use crate::storage::{self, StorageActor, StorageArgs, StorageMsg};
 use crate::{
     ConnectionBudget, ErrorWindow, OrgId, SessionError, SessionSnapshot, SessionStatus,
@@ -40,6 +43,17 @@ pub(crate) enum SupervisorMsg {
     ForceClean {
         org: OrgId,
         reply: RpcReplyPort<Result<CleanOutcome, SessionError>>,
+    },
+    /// An org's backups, newest first.
+    Backups {
+        org: OrgId,
+        reply: RpcReplyPort<Result<Vec<BackupInfo>, SessionError>>,
+    },
+    /// Makes a backup the org's live session and resumes it (see `restore.rs`).
+    Restore {
+        org: OrgId,
+        backup: String,
+        reply: RpcReplyPort<Result<RestoreOutcome, SessionError>>,
     },
     /// The orgs whose directories hold credentials.
     Stored {
@@ -200,6 +214,20 @@ impl Actor for SupervisorActor {
                     let _ = reply.send(result);
                 }
             },
+            SupervisorMsg::Backups { org, reply } => {
+                // A read: answered from a task, the mailbox goes on.
+                let storage = state.storage.clone();
+                tokio::spawn(async move {
+                    let listed =
+                        storage::ask(&storage, |reply| StorageMsg::ListBackups { org, reply })
+                            .await;
+                    let _ = reply.send(listed.map_err(|e| SessionError::Storage(e.0)));
+                });
+            }
+            SupervisorMsg::Restore { org, backup, reply } => {
+                let result = state.restore(&myself, &org, backup).await;
+                let _ = reply.send(result);
+            }
             SupervisorMsg::Stored { reply } => {
                 let listed = storage::ask(&state.storage, |reply| {
                     StorageMsg::ListWithCredentials { reply }

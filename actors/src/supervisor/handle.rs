@@ -12,6 +12,7 @@ use super::registry::Registry;
 use crate::connection::Connector;
 use crate::events::{EventSink, NoEvents};
 use crate::session::OrgMsg;
+use crate::storage::backups::BackupInfo;
 use crate::{
     ConnectionBudget, OrgId, SendError, SessionError, SessionSnapshot, SessionStatus,
     SupervisorConfig,
@@ -39,6 +40,17 @@ pub struct CleanOutcome {
     /// The backup's directory name under `_backups/<org>/`, when there was anything
     /// to back up.
     pub backup: Option<String>,
+}
+
+/// What a restore did.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RestoreOutcome {
+    /// The org's snapshot right after it was started again.
+    pub snapshot: SessionSnapshot,
+    /// The backup that is now the live session.
+    pub restored: String,
+    /// The backup made of the session it replaced (`None`: nothing was live).
+    pub before_restore: Option<String>,
 }
 
 /// A cheap, cloneable handle on the running actor tree.
@@ -205,6 +217,30 @@ impl Supervisor {
         self.call(
             |reply| SupervisorMsg::ForceClean { org, reply },
             self.call_timeout,
+        )
+        .await?
+    }
+
+    /// An org's backups, newest first.
+    pub async fn backups(&self, org: &OrgId) -> Result<Vec<BackupInfo>, SessionError> {
+        let org = org.clone();
+        self.call(
+            |reply| SupervisorMsg::Backups { org, reply },
+            self.call_timeout,
+        )
+        .await?
+    }
+
+    /// Makes the backup `name` the org's live session and resumes it (no QR when
+    /// its credentials are good). A running session is stopped first, flushed and
+    /// never logged out, and kept as a `before_restore` backup. A name that is not
+    /// a backup's is [`SessionError::InvalidBackupName`]; a well-formed one that is
+    /// not listed, [`SessionError::UnknownBackup`]; neither stops anything.
+    pub async fn restore(&self, org: &OrgId, name: &str) -> Result<RestoreOutcome, SessionError> {
+        let (org, backup) = (org.clone(), name.to_owned());
+        self.call(
+            |reply| SupervisorMsg::Restore { org, backup, reply },
+            self.call_timeout * 2,
         )
         .await?
     }

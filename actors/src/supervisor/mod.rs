@@ -4,7 +4,7 @@ mod actor;
 mod handle;
 mod registry;
 
-pub use handle::{CleanOutcome, SentMessage, StartOutcome, Supervisor};
+pub use handle::{CleanOutcome, RestoreOutcome, SentMessage, StartOutcome, Supervisor};
 
 #[cfg(test)]
 mod tests;
