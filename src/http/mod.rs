@@ -7,6 +7,7 @@
 //! parse plain text.
 
 pub mod auth;
+pub mod backups;
 pub mod error;
 pub mod extract;
 pub mod health;
@@ -93,7 +94,9 @@ pub fn router_with_limits(state: AppState, limits: HttpLimits) -> Router {
         .route("/api/clear-corrupted-session", post(sessions::force_clean))
         .route("/api/clear-session", post(sessions::force_clean))
         .route("/api/sessions", get(sessions::list))
-        .route("/api/rate-limit-status", get(rate_limit::rate_limit_status));
+        .route("/api/rate-limit-status", get(rate_limit::rate_limit_status))
+        .route("/api/backups/{org}", get(backups::list))
+        .route("/api/restore", post(backups::restore));
     if state.sim.is_some() {
         keyed = keyed.merge(sim::routes());
     }
