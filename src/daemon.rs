@@ -17,6 +17,7 @@ use crate::api_key::{ApiKey, ApiKeyError};
 use crate::config::{Config, ConnectionKind};
 use crate::http::{self, AppState};
 use crate::instance_lock::{self, LockError};
+use crate::live_events::LiveEvents;
 use crate::metrics::MetricsSink;
 use crate::systemd::{self, Notifier};
 use crate::webhook::Webhooks;
@@ -85,7 +86,9 @@ pub async fn run(
     )?;
     crate::metrics::handle();
     let webhooks = Webhooks::from_config(&config.webhook).map_err(DaemonError::Webhook)?;
-    let mut sinks: Vec<Arc<dyn EventSink>> = vec![Arc::new(MetricsSink)];
+    let live_events = LiveEvents::new();
+    let mut sinks: Vec<Arc<dyn EventSink>> =
+        vec![Arc::new(MetricsSink), Arc::new(live_events.clone())];
     if let Some(webhooks) = &webhooks {
         sinks.push(Arc::new(webhooks.clone()));
     }
@@ -98,6 +101,7 @@ pub async fn run(
     if let Some(webhooks) = &webhooks {
         webhooks.attach(supervisor.clone());
     }
+    live_events.attach(supervisor.clone());
 
     let addr = config.server.listen;
     let listener = match TcpListener::bind(addr).await {
@@ -126,6 +130,7 @@ pub async fn run(
             api_key: Arc::new(api_key),
             sim: connection.sim,
             phone: config.phone_rules()?,
+            events: live_events.clone(),
         },
         limits,
     );
@@ -139,6 +144,8 @@ pub async fn run(
         .with_graceful_shutdown(async move {
             shutdown.await;
             notifier.stopping();
+            // Open event streams would hold the graceful shutdown forever.
+            live_events.close();
         })
         .await;
     watchdog.abort();

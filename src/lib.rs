@@ -14,6 +14,7 @@ pub mod config;
 pub mod daemon;
 pub mod http;
 pub mod instance_lock;
+pub mod live_events;
 pub mod metrics;
 pub mod phone;
 pub mod qr_render;

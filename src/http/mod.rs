@@ -9,6 +9,7 @@
 pub mod auth;
 pub mod backups;
 pub mod error;
+pub mod events;
 pub mod extract;
 pub mod health;
 pub mod messages;
@@ -40,6 +41,7 @@ use wa_actors::Supervisor;
 use wa_actors::connection::sim::SimConnector;
 
 use crate::api_key::ApiKey;
+use crate::live_events::LiveEvents;
 use crate::phone::PhoneRules;
 use error::ApiError;
 use extract::BODY_LIMIT;
@@ -53,6 +55,8 @@ pub struct AppState {
     pub sim: Option<SimConnector>,
     /// How typed phone numbers are read (`[phone] default_region`).
     pub phone: PhoneRules,
+    /// The listeners of `GET /api/events`.
+    pub events: LiveEvents,
 }
 
 /// Limits at the HTTP edge (`[server] request_timeout_seconds`, `max_in_flight`).
@@ -96,7 +100,8 @@ pub fn router_with_limits(state: AppState, limits: HttpLimits) -> Router {
         .route("/api/sessions", get(sessions::list))
         .route("/api/rate-limit-status", get(rate_limit::rate_limit_status))
         .route("/api/backups/{org}", get(backups::list))
-        .route("/api/restore", post(backups::restore));
+        .route("/api/restore", post(backups::restore))
+        .route("/api/events", get(events::events));
     if state.sim.is_some() {
         keyed = keyed.merge(sim::routes());
     }
