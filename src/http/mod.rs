@@ -115,6 +115,7 @@ pub fn router_with_limits(state: AppState, limits: HttpLimits) -> Router {
     Router::new()
         .route("/health", get(health::health))
         .route("/metrics", get(crate::metrics::render))
+        .merge(crate::console::routes())
         .merge(keyed)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
