@@ -82,7 +82,9 @@ async fn a_healed_session_is_restored_without_a_qr_and_the_replaced_one_is_kept(
     let r = restore(&daemon, "2", b2["name"].as_str().unwrap()).await;
     assert_eq!(r["status"], "connected", "{r}");
     assert_eq!(r["phone_number"], P1);
-    let kept = r["before_restore"].as_str().expect("the replaced session is kept");
+    let kept = r["before_restore"]
+        .as_str()
+        .expect("the replaced session is kept");
     let listed = backups(&daemon, "2").await;
     assert_eq!(listed[0]["name"], kept, "newest first: {listed:?}");
     assert_eq!(listed[0]["reason"], "before_restore");
@@ -123,7 +125,10 @@ async fn bad_names_are_400_unknown_ones_404_and_change_nothing() {
         (json!({ "organization_id": "3", "backup": "" }), 400),
         (json!({ "organization_id": "3", "backup": ".." }), 400),
         (json!({ "organization_id": "3" }), 400),
-        (json!({ "organization_id": "../3", "backup": b["name"] }), 400),
+        (
+            json!({ "organization_id": "../3", "backup": b["name"] }),
+            400,
+        ),
         (json!({ "backup": b["name"] }), 400),
         (
             json!({ "organization_id": "3", "backup": "20260101T000000.000000Z_bad_mac" }),
