@@ -65,6 +65,21 @@ pub enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// List an organization's backups, newest first.
+    Backups {
+        org: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Put a backup back as an organization's session and resume it; the session
+    /// it replaces is kept as a new backup (before_restore).
+    Restore {
+        org: String,
+        /// The backup's name, as `backups` lists it.
+        name: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Send a text from an organization's number.
     Send {
         org: String,
@@ -176,6 +191,20 @@ mod tests {
             parse(&["wa-supervisor", "start", "7", "--phone", "+57 300"]),
             Command::Start { phone: Some(_), .. }
         ));
+        match parse(&["wa-supervisor", "restore", "7", "20261123T071533Z_bad_mac"]) {
+            Command::Restore { org, name, .. } => {
+                assert_eq!(
+                    (org.as_str(), name.as_str()),
+                    ("7", "20261123T071533Z_bad_mac")
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            parse(&["wa-supervisor", "backups", "7"]),
+            Command::Backups { .. }
+        ));
+        assert!(Cli::try_parse_from(["wa-supervisor", "restore", "7"]).is_err());
         assert!(matches!(
             parse(&["wa-supervisor", "status"]),
             Command::Status { org: None, .. }

@@ -125,6 +125,43 @@ pub async fn logout(client: &Client, org: &str) -> Result<(), CommandError> {
     Ok(())
 }
 
+/// `backups ORG`: one line each, newest first.
+pub async fn backups(client: &Client, org: &str) -> Result<(), CommandError> {
+    let r = client.get(&format!("/api/backups/{org}")).await?;
+    let list = r["backups"].as_array().cloned().unwrap_or_default();
+    println!("{:<48} {:<16} {:<28} BYTES", "NAME", "REASON", "CREATED");
+    for b in &list {
+        println!(
+            "{:<48} {:<16} {:<28} {}",
+            text(b, "name"),
+            text(b, "reason"),
+            text(b, "created_at"),
+            b.get("bytes").and_then(Value::as_u64).unwrap_or_default()
+        );
+    }
+    println!("{} backup(s) of organization {org}", list.len());
+    Ok(())
+}
+
+/// `restore ORG NAME`.
+pub async fn restore(client: &Client, org: &str, name: &str) -> Result<(), CommandError> {
+    let r = client
+        .post(
+            "/api/restore",
+            json!({ "organization_id": org, "backup": name }),
+        )
+        .await?;
+    println!("{} (status {})", text(&r, "message"), text(&r, "status"));
+    if let Some(phone) = r.get("phone_number").and_then(Value::as_str) {
+        println!("phone: {phone}");
+    }
+    match r.get("before_restore").and_then(Value::as_str) {
+        Some(kept) => println!("the replaced session was kept as backup {kept}"),
+        None => println!("there was no live session to keep"),
+    }
+    Ok(())
+}
+
 /// `send ORG PHONE TEXT`.
 pub async fn send(
     client: &Client,

@@ -21,6 +21,7 @@ use crate::config::{Config, ConfigError};
 use crate::connector;
 use crate::http::{self, AppState};
 use crate::instance_lock::{InstanceLock, LockError};
+use crate::live_events::LiveEvents;
 use crate::metrics::MetricsSink;
 use crate::server::{self, open_files};
 use crate::systemd::{self, Notifier};
@@ -91,7 +92,9 @@ pub async fn run(
     )?;
     crate::metrics::handle();
     let webhooks = Webhooks::from_config(&config.webhook).map_err(DaemonError::Webhook)?;
-    let mut sinks: Vec<Arc<dyn EventSink>> = vec![Arc::new(MetricsSink)];
+    let live_events = LiveEvents::new();
+    let mut sinks: Vec<Arc<dyn EventSink>> =
+        vec![Arc::new(MetricsSink), Arc::new(live_events.clone())];
     if let Some(webhooks) = &webhooks {
         sinks.push(Arc::new(webhooks.clone()));
     }
@@ -129,6 +132,7 @@ pub async fn run(
             api_key: Arc::new(api_key),
             sim: connection.fake_phones,
             phone,
+            events: live_events.clone(),
         },
         config.http_limits(),
     );
@@ -138,9 +142,12 @@ pub async fn run(
     notifier.ready();
     tracing::info!(watchdog_ms = period.map(|p| p.as_millis() as u64), "ready");
 
+    let closing = live_events.clone();
     let served = server::serve(listener, app, connection_limits, async move {
         shutdown.await;
         notifier.stopping();
+        // Open event streams would hold the graceful shutdown forever.
+        closing.close();
     })
     .await;
     watchdog.abort();

@@ -112,6 +112,10 @@ fn run_client(command: Command) -> ExitCode {
             }
             C::Clean { org, client } => commands::clean(&commands::connect(client)?, org).await,
             C::Logout { org, client } => commands::logout(&commands::connect(client)?, org).await,
+            C::Backups { org, client } => commands::backups(&commands::connect(client)?, org).await,
+            C::Restore { org, name, client } => {
+                commands::restore(&commands::connect(client)?, org, name).await
+            }
             C::Send {
                 org,
                 phone,

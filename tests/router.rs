@@ -99,6 +99,7 @@ async fn app_with(sim_mode: bool, limits: HttpLimits) -> App {
         api_key: Arc::new(ApiKey::new(KEY)),
         sim: sim_mode.then(|| sim.clone()),
         phone: Default::default(),
+        events: Default::default(),
     };
     App {
         router: router_with_limits(state, limits),
@@ -222,6 +223,13 @@ const KEYED: &[(&str, &str, Option<&str>)] = &[
     ("POST", "/sim/1/scan", Some(r#"{"phone":"573001234567"}"#)),
     ("POST", "/sim/1/inject", Some(r#"{"fault":"bad_mac"}"#)),
     ("GET", "/sim/1/sent", None),
+    ("GET", "/api/backups/1", None),
+    (
+        "POST",
+        "/api/restore",
+        Some(r#"{"organization_id":"1","backup":"20260101T000000Z_x"}"#),
+    ),
+    ("GET", "/api/events", None),
 ];
 
 /// Routes whose body carries `organization_id`.
@@ -232,6 +240,7 @@ const ORG_BODY_ROUTES: &[&str] = &[
     "/api/force-clean-session",
     "/api/clear-corrupted-session",
     "/api/clear-session",
+    "/api/restore",
 ];
 
 /// Every route that reads a JSON body.
@@ -242,6 +251,7 @@ const BODY_ROUTES: &[&str] = &[
     "/api/force-clean-session",
     "/api/clear-corrupted-session",
     "/api/clear-session",
+    "/api/restore",
     "/sim/1/scan",
     "/sim/1/inject",
 ];

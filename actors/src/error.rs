@@ -24,6 +24,15 @@ pub enum SessionError {
     /// The supervisor is stopping.
     #[error("the supervisor is unavailable")]
     Unavailable,
+    /// The session is in the middle of something that this request would undo.
+    #[error("{0}")]
+    Busy(String),
+    /// Not a backup's name at all (restore).
+    #[error("{0:?} is not a backup name (expected <UTC timestamp>_<reason>, as listed)")]
+    InvalidBackupName(String),
+    /// A well-formed name that is not among the org's backups (restore).
+    #[error("this organization has no backup named {0:?}")]
+    UnknownBackup(String),
 }
 
 /// A failed send or enqueue.

@@ -50,6 +50,7 @@ pub use events::{EventKind, EventSink, MessageEvent, SessionEvent};
 pub use org_id::{OrgId, OrgIdError};
 pub use status::{SessionSnapshot, SessionStatus};
 pub use supervisor::{
-    CleanOutcome, MessageRequest, SentMessage, StartOutcome, Supervisor, SupervisorParts,
+    CleanOutcome, MessageRequest, RestoreOutcome, SentMessage, StartOutcome, Supervisor,
+    SupervisorParts,
 };
 pub use window::{ErrorWindow, WindowSpec};

@@ -58,6 +58,12 @@ pub enum ApiError {
     /// the HTTP stack failing other than by overload).
     #[error("internal error: {0}")]
     Internal(String),
+    /// A well-formed backup name that the org's backups do not hold.
+    #[error("{0}")]
+    UnknownBackup(String),
+    /// The session is in the middle of something this request would undo.
+    #[error("{0}")]
+    Busy(String),
     #[error("the supervisor is unavailable")]
     Unavailable,
     #[error("too many requests in flight")]
@@ -99,10 +105,12 @@ impl ApiError {
                 StatusCode::BAD_REQUEST
             }
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::NotFound | Self::NoSession | Self::NoQr { .. } | Self::NoMessage => {
-                StatusCode::NOT_FOUND
-            }
-            Self::KeyReused(_) | Self::NotCancellable(_) => StatusCode::CONFLICT,
+            Self::NotFound
+            | Self::NoSession
+            | Self::NoQr { .. }
+            | Self::NoMessage
+            | Self::UnknownBackup(_) => StatusCode::NOT_FOUND,
+            Self::KeyReused(_) | Self::NotCancellable(_) | Self::Busy(_) => StatusCode::CONFLICT,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::SendFailed { .. }
             | Self::Storage(_)
@@ -130,6 +138,7 @@ impl ApiError {
             Self::Unavailable => Some("the daemon is stopping or overloaded; retry shortly"),
             Self::Overloaded => Some("retry after the Retry-After header's seconds"),
             Self::Timeout => Some("retry; check GET /api/status/<organization_id> first"),
+            Self::UnknownBackup(_) => Some("GET /api/backups/<organization_id> lists them"),
             _ => None,
         }
     }
@@ -242,6 +251,9 @@ impl From<SessionError> for ApiError {
             SessionError::ActorFailed(msg) => Self::Internal(msg),
             SessionError::TimedOut => Self::Timeout,
             SessionError::Unavailable => Self::Unavailable,
+            SessionError::Busy(why) => Self::Busy(why),
+            SessionError::InvalidBackupName(_) => Self::BadRequest(e.to_string()),
+            SessionError::UnknownBackup(_) => Self::UnknownBackup(e.to_string()),
         }
     }
 }

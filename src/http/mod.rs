@@ -7,7 +7,9 @@
 //! parse plain text.
 
 pub mod auth;
+pub mod backups;
 pub mod error;
+pub mod events;
 pub mod extract;
 pub mod health;
 pub mod messages;
@@ -40,6 +42,7 @@ use tracing::Span;
 use wa_actors::Supervisor;
 
 use crate::api_key::ApiKey;
+use crate::live_events::LiveEvents;
 use crate::phone::PhoneRules;
 use error::ApiError;
 use extract::BODY_LIMIT;
@@ -53,6 +56,8 @@ pub struct AppState {
     pub sim: Option<sim::FakePhones>,
     /// How typed phone numbers are read (`[phone] default_region`).
     pub phone: PhoneRules,
+    /// The listeners of `GET /api/events`.
+    pub events: LiveEvents,
 }
 
 /// Limits at the HTTP edge (`[server] request_timeout_seconds`, `max_in_flight`).
@@ -100,6 +105,9 @@ pub fn router_with_limits(state: AppState, limits: HttpLimits) -> Router {
         .route("/api/clear-session", post(sessions::force_clean))
         .route("/api/sessions", get(sessions::list))
         .route("/api/rate-limit-status", get(rate_limit::rate_limit_status))
+        .route("/api/backups/{org}", get(backups::list))
+        .route("/api/restore", post(backups::restore))
+        .route("/api/events", get(events::events))
         .route("/metrics", get(metrics::render));
     if state.sim.is_some() {
         keyed = keyed.merge(sim::routes());
@@ -113,6 +121,7 @@ pub fn router_with_limits(state: AppState, limits: HttpLimits) -> Router {
 
     Router::new()
         .route("/health", get(health::health))
+        .merge(crate::console::routes())
         .merge(keyed)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -19,7 +19,8 @@ use crate::outbox::Outbox;
 use crate::outbox::lane::LaneParts;
 use crate::phone_book::PhoneBook;
 use crate::storage::StorageMsg;
-use crate::supervisor::StartOutcome;
+use crate::storage::backups::Restored;
+use crate::supervisor::{RestoreOutcome, StartOutcome};
 use crate::{ErrorWindow, OrgId, SessionError, SessionSnapshot, SessionStatus, SupervisorConfig};
 
 /// How a new incarnation of the actor begins.
@@ -33,6 +34,21 @@ pub(crate) enum Begin {
     /// Restarted after a crash: pick up where the last snapshot left off, after
     /// `after` (the supervisor's restart backoff).
     Recover { after: Duration },
+    /// Put a backup in place of the (stopped) session and resume it.
+    Restore {
+        backup: String,
+        reply: RpcReplyPort<Result<RestoreOutcome, SessionError>>,
+    },
+}
+
+/// A request that is answered once the store has been read (the status then
+/// says whether the session resumes or pairs).
+pub(super) enum Waiter {
+    Start(RpcReplyPort<Result<StartOutcome, SessionError>>),
+    Restore {
+        reply: RpcReplyPort<Result<RestoreOutcome, SessionError>>,
+        restored: Restored,
+    },
 }
 
 pub(crate) struct OrgArgs {
@@ -74,8 +90,8 @@ pub(crate) struct OrgState {
     pub(super) phone: Option<String>,
     /// Consecutive failed reconnects, for the backoff.
     pub(super) attempt: u32,
-    /// Start requests that wait for the store probe to answer.
-    pub(super) waiting_starts: Vec<RpcReplyPort<Result<StartOutcome, SessionError>>>,
+    /// Requests that wait for the store probe to answer.
+    pub(super) waiting: Vec<Waiter>,
     pub(super) lane: LaneLink,
 }
 
@@ -136,7 +152,7 @@ impl Actor for OrgActor {
             paired: last.phone_number.is_some(),
             phone: last.phone_number.clone(),
             attempt: 0,
-            waiting_starts: Vec::new(),
+            waiting: Vec::new(),
             lane,
         };
         match args.begin {
@@ -145,10 +161,14 @@ impl Actor for OrgActor {
                 reply,
             } => {
                 state.phase = Phase::Resting(Rest::Disconnected);
-                state.waiting_starts.extend(reply);
+                state.waiting.extend(reply.map(Waiter::Start));
                 state.start(phone_for_code);
             }
             Begin::Recover { after } => state.recover(&last, after),
+            Begin::Restore { backup, reply } => {
+                state.phase = Phase::Resting(Rest::Disconnected);
+                state.on_restore(backup, reply);
+            }
         }
         Ok(state)
     }
@@ -183,6 +203,7 @@ impl Actor for OrgActor {
                 reply,
             }) => state.on_start(phone_for_code, reply),
             OrgMsg::Request(Request::Remove { how, reply }) => state.on_remove(how, reply),
+            OrgMsg::Request(Request::Restore { backup, reply }) => state.on_restore(backup, reply),
             OrgMsg::Report { generation, report } if generation == state.generation => {
                 state.on_report(report)
             }

@@ -24,6 +24,9 @@ pub(crate) enum DriverCmd {
     Probe { generation: u64 },
     /// Close the current connection (if any), then open a new one tagged `generation`.
     Open { generation: u64, mode: StartMode },
+    /// Close the connection, then put the backup `backup` in place of the live
+    /// session (keeping that one as a backup).
+    Restore { generation: u64, backup: String },
     /// Close the current connection; `done` fires once it is closed.
     Close { done: Option<oneshot::Sender<()>> },
     /// Close the connection (unlinking the device first, if asked), then back the
@@ -135,6 +138,12 @@ async fn run(
                     }
                     Err(error) => report(generation, Report::OpenFailed(error)),
                 }
+            }
+            DriverCmd::Restore { generation, backup } => {
+                close(&mut current, parts.grace).await;
+                let restored =
+                    storage::ask_restore(&parts.storage, parts.org.clone(), backup).await;
+                report(generation, Report::Restored(restored));
             }
             DriverCmd::Close { done } => {
                 close(&mut current, parts.grace).await;

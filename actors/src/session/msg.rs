@@ -9,7 +9,8 @@ use ractor::RpcReplyPort;
 use crate::SessionError;
 use crate::connection::{Connection, ConnectionError, ConnectionEvent};
 use crate::storage::StorageError;
-use crate::supervisor::{CleanOutcome, StartOutcome};
+use crate::storage::backups::{RestoreError, Restored};
+use crate::supervisor::{CleanOutcome, RestoreOutcome, StartOutcome};
 
 pub(crate) enum OrgMsg {
     Request(Request),
@@ -39,6 +40,12 @@ pub(crate) enum Request {
     Remove {
         how: Removal,
         reply: RpcReplyPort<Result<CleanOutcome, SessionError>>,
+    },
+    /// Make a backup the live session (keeping the live one as a backup), then
+    /// resume it.
+    Restore {
+        backup: String,
+        reply: RpcReplyPort<Result<RestoreOutcome, SessionError>>,
     },
 }
 
@@ -74,6 +81,8 @@ pub(crate) enum Report {
         reason: String,
         result: Result<Option<String>, StorageError>,
     },
+    /// A restore finished (or was refused, changing nothing).
+    Restored(Result<Restored, RestoreError>),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use ractor::RpcReplyPort;
 
 use crate::connection::Connection;
-use crate::supervisor::CleanOutcome;
+use crate::supervisor::{CleanOutcome, RestoreOutcome};
 use crate::{SessionError, SessionStatus};
 
 /// The state of one org's session, as its actor knows it.
@@ -41,6 +41,11 @@ pub(crate) enum Phase {
     BackingOff { until: DateTime<Utc>, next: Next },
     /// The store is being backed up and wiped; `then` says what follows.
     Wiping(AfterWipe),
+    /// A backup is being put in place of the live session; it resumes next, and
+    /// `reply` hears how once the store has been read.
+    Restoring {
+        reply: RpcReplyPort<Result<RestoreOutcome, SessionError>>,
+    },
     /// The connection-attempt budget refused a start; it retries at `retry_at`.
     Blocked {
         retry_at: DateTime<Utc>,
@@ -149,6 +154,9 @@ impl Phase {
             Self::BackingOff { .. } if paired => S::Reconnecting,
             Self::BackingOff { .. } => S::Connecting,
             Self::Wiping(then) => then.status(),
+            // Stored credentials come back: never `connecting` or `disconnected`
+            // (the deployed client would clean the session on those).
+            Self::Restoring { .. } => S::Reconnecting,
             Self::Blocked { .. } => S::Blocked,
             Self::Banned { .. } => S::Banned,
         }
@@ -182,6 +190,7 @@ impl Phase {
                 | Self::Live { .. }
                 | Self::BackingOff { .. }
                 | Self::Wiping(_)
+                | Self::Restoring { .. }
         )
     }
 
@@ -195,6 +204,7 @@ impl Phase {
             Self::Live { .. } => "live",
             Self::BackingOff { .. } => "backing_off",
             Self::Wiping(_) => "wiping",
+            Self::Restoring { .. } => "restoring",
             Self::Blocked { .. } => "blocked",
             Self::Banned { .. } => "banned",
         }
@@ -237,6 +247,7 @@ mod tests {
             (Phase::Wiping(AfterWipe::Remove(Vec::new())),              S::Disconnected, S::Disconnected),
             (Phase::Blocked { retry_at: t(), phone_for_code: None },    S::Blocked,      S::Blocked),
             (Phase::Banned { retry_at: t() },                           S::Banned,       S::Banned),
+            (Phase::Restoring { reply: tokio::sync::oneshot::channel().0.into() }, S::Reconnecting, S::Reconnecting),
         ];
         for (phase, unpaired, paired) in rows {
             assert_eq!(phase.status(false), unpaired, "{} unpaired", phase.name());

@@ -9,13 +9,14 @@ use chrono::{DateTime, Utc};
 use ractor::RpcReplyPort;
 use tokio::time::Instant;
 
-use super::actor::OrgState;
+use super::actor::{OrgState, Waiter};
 use super::driver::{Afterwards, DriverCmd, Farewell};
 use super::msg::{LaneReport, OrgMsg, Removal, Report, Timer};
 use super::phase::{AfterWipe, Next, OpenMode, Phase, Rest};
 use crate::connection::{Class, ConnectionError, ConnectionEvent, StartMode, classify};
 use crate::events::EventKind;
-use crate::supervisor::{CleanOutcome, StartOutcome};
+use crate::storage::backups::{RestoreError, Restored};
+use crate::supervisor::{CleanOutcome, RestoreOutcome, StartOutcome};
 use crate::{SessionError, SessionSnapshot, SessionStatus};
 
 /// How a wipe leaves the connection and the live directory.
@@ -50,7 +51,7 @@ impl OrgState {
             let _ = reply.send(Ok(outcome));
             return;
         }
-        self.waiting_starts.push(reply);
+        self.waiting.push(Waiter::Start(reply));
         self.start(phone_for_code);
     }
 
@@ -80,11 +81,63 @@ impl OrgState {
         self.probe(phone_for_code);
     }
 
+    pub(super) fn on_restore(
+        &mut self,
+        backup: String,
+        reply: RpcReplyPort<Result<RestoreOutcome, SessionError>>,
+    ) {
+        if matches!(self.phase, Phase::Wiping(_) | Phase::Restoring { .. }) {
+            let _ = reply.send(Err(SessionError::Busy(
+                "the session is being cleaned or restored; retry in a moment".into(),
+            )));
+            return;
+        }
+        let generation = self.next_generation();
+        let why = format!("restoring backup {backup}");
+        self.enter(Phase::Restoring { reply }, why);
+        let _ = self.driver.send(DriverCmd::Restore { generation, backup });
+    }
+
+    fn on_restored(&mut self, result: Result<Restored, RestoreError>) {
+        let Phase::Restoring { reply } =
+            std::mem::replace(&mut self.phase, Phase::Resting(Rest::Disconnected))
+        else {
+            return;
+        };
+        match result {
+            Ok(restored) => {
+                // Whatever number the restored credentials are, it is learnt anew;
+                // the old session's error windows do not apply to them.
+                self.phones.release(&self.org);
+                self.healer.lock().unwrap().wiped();
+                self.phone = None;
+                self.paired = true;
+                self.waiting.push(Waiter::Restore { reply, restored });
+                self.start(None);
+            }
+            Err(e) => {
+                let _ = reply.send(Err(match e {
+                    RestoreError::InvalidName(name) => SessionError::InvalidBackupName(name),
+                    RestoreError::UnknownBackup(name) => SessionError::UnknownBackup(name),
+                    RestoreError::Storage(e) => SessionError::Storage(e),
+                }));
+                // Nothing changed on disk (or it was undone): resume what is live.
+                self.probe(None);
+            }
+        }
+    }
+
     pub(super) fn on_remove(
         &mut self,
         how: Removal,
         reply: RpcReplyPort<Result<CleanOutcome, SessionError>>,
     ) {
+        if let Phase::Restoring { .. } = self.phase {
+            let _ = reply.send(Err(SessionError::Busy(
+                "a backup is being restored; retry in a moment".into(),
+            )));
+            return;
+        }
         if let Phase::Wiping(AfterWipe::Remove(replies)) = &mut self.phase {
             // Already being removed: this request hears the same outcome.
             replies.push(reply);
@@ -126,6 +179,7 @@ impl OrgState {
             Report::Event(event) => self.on_event(event),
             Report::Closed => self.back_off("connection closed"),
             Report::Wiped { reason, result } => self.on_wiped(&reason, result),
+            Report::Restored(result) => self.on_restored(result),
         }
     }
 
@@ -529,13 +583,24 @@ impl OrgState {
             );
         }
         self.lane_follows();
-        if !matches!(self.phase, Phase::Probing { .. }) {
+        if !matches!(self.phase, Phase::Probing { .. } | Phase::Restoring { .. }) {
             let snapshot = self.snapshot.borrow().clone();
-            for reply in self.waiting_starts.drain(..) {
-                let _ = reply.send(Ok(StartOutcome {
-                    snapshot: snapshot.clone(),
-                    already_running: false,
-                }));
+            for waiter in self.waiting.drain(..) {
+                match waiter {
+                    Waiter::Start(reply) => {
+                        let _ = reply.send(Ok(StartOutcome {
+                            snapshot: snapshot.clone(),
+                            already_running: false,
+                        }));
+                    }
+                    Waiter::Restore { reply, restored } => {
+                        let _ = reply.send(Ok(RestoreOutcome {
+                            snapshot: snapshot.clone(),
+                            restored: restored.restored,
+                            before_restore: restored.before_restore,
+                        }));
+                    }
+                }
             }
         }
     }

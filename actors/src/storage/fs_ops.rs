@@ -16,6 +16,9 @@ use crate::OrgId;
 /// The directory under the sessions directory that holds backups.
 pub const BACKUPS_DIR: &str = "_backups";
 
+/// The UTC timestamp that starts every backup's name (lexical order = time order).
+pub(crate) const TIMESTAMP_FORMAT: &str = "%Y%m%dT%H%M%S%.6fZ";
+
 /// Where one org's live session lives.
 pub fn live_dir(root: &Path, org: &OrgId) -> PathBuf {
     root.join(org.as_str())
@@ -37,7 +40,7 @@ pub fn ensure_private_dir(dir: &Path) -> io::Result<()> {
 }
 
 /// Whether a directory exists and holds at least one entry.
-fn has_content(dir: &Path) -> io::Result<bool> {
+pub(crate) fn has_content(dir: &Path) -> io::Result<bool> {
     match fs::read_dir(dir) {
         Ok(mut entries) => Ok(entries.next().is_some()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
@@ -65,6 +68,21 @@ fn sanitize_reason(reason: &str) -> String {
     }
 }
 
+/// A backup name for `now` and `reason` that is not taken yet in `parent`:
+/// `<UTC timestamp>_<reason>`, or `<UTC timestamp>~NNN_<reason>` on a collision.
+pub(crate) fn new_backup_name(parent: &Path, now: DateTime<Utc>, reason: &str) -> String {
+    let stamp = now.format(TIMESTAMP_FORMAT);
+    let reason = sanitize_reason(reason);
+    let mut name = format!("{stamp}_{reason}");
+    let mut n = 1;
+    while parent.join(&name).exists() {
+        n += 1;
+        // `~` sorts after `_`, so a same-instant backup still lists as newer.
+        name = format!("{stamp}~{n:03}_{reason}");
+    }
+    name
+}
+
 /// Moves the live session into a new backup and removes the live directory; when
 /// `recreate`, a fresh empty live directory takes its place. Returns the backup's
 /// name, or `None` when the live directory was missing or empty (nothing to keep).
@@ -83,22 +101,14 @@ pub fn backup_and_wipe(
         let parent = backups_dir(root, org);
         ensure_private_dir(&root.join(BACKUPS_DIR))?;
         ensure_private_dir(&parent)?;
-        let stamp = now.format("%Y%m%dT%H%M%S%.6fZ");
-        let reason = sanitize_reason(reason);
-        let mut name = format!("{stamp}_{reason}");
-        let mut n = 1;
-        while parent.join(&name).exists() {
-            n += 1;
-            // `~` sorts after `_`, so a same-instant backup still lists as newer.
-            name = format!("{stamp}~{n:03}_{reason}");
-        }
+        let name = new_backup_name(&parent, now, reason);
         let target = parent.join(&name);
         // The one step that moves the session: atomic on one filesystem.
         fs::rename(&live, &target)?;
         sync_dir(&parent);
         sync_dir(root);
         tighten(&target)?;
-        prune(&parent, keep, &name)?;
+        prune(&parent, keep, &[&name])?;
         Some(name)
     } else {
         match fs::remove_dir(&live) {
@@ -151,17 +161,18 @@ pub fn orgs_with_credentials(
     Ok(orgs)
 }
 
-/// Removes the oldest backups beyond `keep`, sparing `just_made` whatever its
-/// place in the order (a clock set back gives it an older name than the rest).
-fn prune(parent: &Path, keep: usize, just_made: &str) -> io::Result<()> {
+/// Removes the oldest backups beyond `keep`, never one named in `protect` (the
+/// backup just made, a restore's `before_restore`): those count towards `keep` but
+/// stay whatever their place in the order (a clock set back gives a new backup an
+/// older name than the rest) and even when they alone exceed it.
+pub(crate) fn prune(parent: &Path, keep: usize, protect: &[&str]) -> io::Result<()> {
     let mut others: Vec<String> = fs::read_dir(parent)?
         .filter_map(|e| e.ok())
         .filter_map(|e| e.file_name().into_string().ok())
-        .filter(|name| name != just_made)
+        .filter(|name| !protect.contains(&name.as_str()))
         .collect();
     others.sort();
-    // The one just made always stays, so it takes one of the `keep` places.
-    let room_for_others = keep.max(1) - 1;
+    let room_for_others = keep.max(1).saturating_sub(protect.len());
     let excess = others.len().saturating_sub(room_for_others);
     for name in &others[..excess] {
         fs::remove_dir_all(parent.join(name))?;
@@ -185,7 +196,7 @@ fn tighten(dir: &Path) -> io::Result<()> {
 }
 
 /// Makes a rename durable; best effort, since not every filesystem allows it.
-fn sync_dir(dir: &Path) {
+pub(crate) fn sync_dir(dir: &Path) {
     if let Ok(handle) = fs::File::open(dir) {
         let _ = handle.sync_all();
     }

@@ -4,6 +4,7 @@
 //! operations can never interleave on the disk. The file work itself runs on the
 //! blocking pool so the runtime's workers stay free.
 
+pub mod backups;
 pub mod fs_ops;
 
 use std::path::PathBuf;
@@ -13,6 +14,7 @@ use chrono::Utc;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use crate::OrgId;
+use backups::{BackupInfo, RestoreError, Restored};
 
 /// A storage failure, with the io error's text.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -37,6 +39,18 @@ pub enum StorageMsg {
         recreate: bool,
         reply: RpcReplyPort<Result<Option<String>, StorageError>>,
     },
+    /// An org's backups, newest first.
+    ListBackups {
+        org: OrgId,
+        reply: RpcReplyPort<Result<Vec<BackupInfo>, StorageError>>,
+    },
+    /// Makes a backup the live session (see [`backups::restore`]); the org's
+    /// session must be stopped.
+    Restore {
+        org: OrgId,
+        name: String,
+        reply: RpcReplyPort<Result<Restored, RestoreError>>,
+    },
 }
 
 pub struct StorageActor;
@@ -56,6 +70,10 @@ impl Actor for StorageActor {
         args: StorageArgs,
     ) -> Result<StorageState, ActorProcessingErr> {
         fs_ops::ensure_private_dir(&args.root)?;
+        // Before any session starts: a restore cut short by a crash is undone.
+        for (org, backup) in backups::recover_interrupted_restores(&args.root)? {
+            tracing::warn!(org_id = %org, backup = %backup, "a restore was interrupted; the session it replaced is live again");
+        }
         Ok(StorageState {
             args: Arc::new(args),
         })
@@ -100,6 +118,25 @@ impl Actor for StorageActor {
                 .await;
                 let _ = reply.send(result);
             }
+            StorageMsg::ListBackups { org, reply } => {
+                let result = blocking(move || backups::list(&args.root, &org)).await;
+                let _ = reply.send(result);
+            }
+            StorageMsg::Restore { org, name, reply } => {
+                let work = move || {
+                    let outcome =
+                        backups::restore(&args.root, &org, &name, Utc::now(), args.backups_kept);
+                    if let Ok(done) = &outcome {
+                        tracing::info!(org_id = %org, backup = %done.restored, before_restore = done.before_restore.as_deref().unwrap_or("-"), "backup restored");
+                    }
+                    outcome
+                };
+                let result = match tokio::task::spawn_blocking(work).await {
+                    Ok(outcome) => outcome,
+                    Err(e) => Err(RestoreError::Storage(format!("storage task failed: {e}"))),
+                };
+                let _ = reply.send(result);
+            }
         }
         Ok(())
     }
@@ -124,5 +161,26 @@ pub(crate) async fn ask<T: Send + 'static>(
         Ok(ractor::rpc::CallResult::Success(result)) => result,
         Ok(_) => Err(StorageError("the storage actor did not answer".into())),
         Err(e) => Err(StorageError(format!("the storage actor is gone: {e}"))),
+    }
+}
+
+/// Asks the storage actor to restore a backup; every failure of the call itself is
+/// a [`RestoreError::Storage`].
+pub(crate) async fn ask_restore(
+    storage: &ActorRef<StorageMsg>,
+    org: OrgId,
+    name: String,
+) -> Result<Restored, RestoreError> {
+    match storage
+        .call(|reply| StorageMsg::Restore { org, name, reply }, None)
+        .await
+    {
+        Ok(ractor::rpc::CallResult::Success(result)) => result,
+        Ok(_) => Err(RestoreError::Storage(
+            "the storage actor did not answer".into(),
+        )),
+        Err(e) => Err(RestoreError::Storage(format!(
+            "the storage actor is gone: {e}"
+        ))),
     }
 }

@@ -19,7 +19,7 @@ use ractor::{
 };
 use tokio::time::Instant;
 
-use super::handle::{CleanOutcome, StartOutcome};
+use super::handle::{CleanOutcome, RestoreOutcome, StartOutcome};
 use super::registry::Registry;
 use crate::connection::Connector;
 use crate::events::EventSink;
@@ -39,6 +39,11 @@ pub(crate) enum SupervisorMsg {
         org: OrgId,
         how: Removal,
         reply: RpcReplyPort<Result<CleanOutcome, SessionError>>,
+    },
+    Restore {
+        org: OrgId,
+        backup: String,
+        reply: RpcReplyPort<Result<RestoreOutcome, SessionError>>,
     },
     Ping {
         reply: RpcReplyPort<()>,
@@ -156,6 +161,17 @@ impl Actor for SupervisorActor {
                 }
                 None => state.clean_stopped(org, reply),
             },
+            SupervisorMsg::Restore { org, backup, reply } => {
+                match state.args.registry.actor(&org) {
+                    Some(actor) => forward(&actor, Request::Restore { backup, reply }),
+                    None => {
+                        let begin = Begin::Restore { backup, reply };
+                        if let Err(e) = state.spawn_org(&myself, &org, begin).await {
+                            tracing::error!(org_id = %org, error = %e, "org actor could not be started");
+                        }
+                    }
+                }
+            }
             SupervisorMsg::Ping { reply } => {
                 let _ = reply.send(());
             }

@@ -12,6 +12,7 @@ use crate::connection::Connector;
 use crate::events::EventSink;
 use crate::outbox::{Outbox, OutboxStore};
 use crate::session::Removal;
+use crate::storage::backups::{self, BackupInfo};
 use crate::storage::fs_ops;
 use crate::{ConnectionBudget, OrgId, SessionError, SessionSnapshot, SupervisorConfig};
 
@@ -29,6 +30,17 @@ pub struct CleanOutcome {
     /// The backup's directory name under `_backups/<org>/`, when there was anything
     /// to back up.
     pub backup: Option<String>,
+}
+
+/// What a restore did.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RestoreOutcome {
+    /// The org's snapshot once the restored store was read (resuming, or blocked).
+    pub snapshot: SessionSnapshot,
+    /// The backup that is now the live session.
+    pub restored: String,
+    /// The backup made of the session it replaced (`None`: nothing was live).
+    pub before_restore: Option<String>,
 }
 
 /// Everything the actor tree is made of.
@@ -167,6 +179,36 @@ impl Supervisor {
         self.call_org(|reply| SupervisorMsg::Remove {
             org: org.clone(),
             how,
+            reply,
+        })
+        .await?
+    }
+
+    /// An org's backups, newest first (read on the blocking pool).
+    pub async fn backups(&self, org: &OrgId) -> Result<Vec<BackupInfo>, SessionError> {
+        let root = self.config.sessions_dir.clone();
+        let org = org.clone();
+        tokio::task::spawn_blocking(move || backups::list(&root, &org))
+            .await
+            .map_err(|e| SessionError::Storage(e.to_string()))?
+            .map_err(|e| SessionError::Storage(e.to_string()))
+    }
+
+    /// Makes the backup `name` the org's live session and resumes it (no QR when
+    /// its credentials are good). A running session is stopped first, flushed and
+    /// never logged out, and kept as a `before_restore` backup. A name that is not
+    /// a backup's is [`SessionError::InvalidBackupName`]; a well-formed one that is
+    /// not listed, [`SessionError::UnknownBackup`]; neither stops anything.
+    pub async fn restore(&self, org: &OrgId, name: &str) -> Result<RestoreOutcome, SessionError> {
+        if backups::parse_name(name).is_none() {
+            return Err(SessionError::InvalidBackupName(name.to_owned()));
+        }
+        if !self.backups(org).await?.iter().any(|b| b.name == name) {
+            return Err(SessionError::UnknownBackup(name.to_owned()));
+        }
+        self.call_org(|reply| SupervisorMsg::Restore {
+            org: org.clone(),
+            backup: name.to_owned(),
             reply,
         })
         .await?

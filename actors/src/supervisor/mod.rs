@@ -5,7 +5,7 @@ mod handle;
 mod messages;
 mod registry;
 
-pub use handle::{CleanOutcome, StartOutcome, Supervisor, SupervisorParts};
+pub use handle::{CleanOutcome, RestoreOutcome, StartOutcome, Supervisor, SupervisorParts};
 pub use messages::{MessageRequest, SentMessage};
 
 #[cfg(test)]

@@ -145,3 +145,4 @@ mod healing;
 mod lifecycle;
 mod machine;
 mod outbox;
+mod restore;

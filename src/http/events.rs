@@ -1,0 +1,50 @@
+//! `GET /api/events`: the session events as Server-Sent Events.
+//!
+//! Each event is `event: <name>`, `id: <event_id>`, `data: <the webhook's JSON>`;
+//! a comment line every 15 s keeps proxies from closing a quiet stream. A listener
+//! that falls too far behind gets `event: lagged` (`data: {"missed":N}`) and its
+//! stream ends; so does every stream when the daemon stops.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures_util::Stream;
+use futures_util::stream;
+
+use super::AppState;
+use crate::live_events::{Next, Subscription};
+
+/// How often a quiet stream carries a keep-alive comment.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+pub async fn events(
+    State(state): State<AppState>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let listener = state.events.subscribe();
+    tracing::debug!("live events listener joined");
+    Sse::new(frames(listener)).keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
+}
+
+/// The SSE frames of one listener, until it lags or the daemon stops.
+fn frames(listener: Subscription) -> impl Stream<Item = Result<Event, Infallible>> {
+    stream::unfold(Some(listener), |listener| async move {
+        let mut listener = listener?;
+        let frame = match listener.next().await {
+            Next::Event(e) => Event::default().event(e.name).id(&e.id).data(&e.data),
+            Next::Lagged(missed) => {
+                tracing::info!(
+                    missed,
+                    "a live events listener fell behind; its stream ends"
+                );
+                let frame = Event::default()
+                    .event("lagged")
+                    .data(format!("{{\"missed\":{missed}}}"));
+                return Some((Ok(frame), None));
+            }
+            Next::Closed => return None,
+        };
+        Some((Ok(frame), Some(listener)))
+    })
+}
