@@ -44,6 +44,13 @@ impl WindowKind {
             Self::Stream => "stream_errors",
         }
     }
+
+    /// The window a reason word names (the inverse of [`WindowKind::as_str`]).
+    pub fn parse(word: &str) -> Option<Self> {
+        [Self::BadMac, Self::Stream]
+            .into_iter()
+            .find(|kind| kind.as_str() == word)
+    }
 }
 
 /// A window reached its limit.

@@ -200,6 +200,14 @@ fn a_trip_reports_every_event_and_sender_inside_the_window() {
 }
 
 #[test]
+fn a_window_is_read_back_from_its_reason_word() {
+    for kind in [BadMac, StreamWindow] {
+        assert_eq!(WindowKind::parse(kind.as_str()), Some(kind));
+    }
+    assert_eq!(WindowKind::parse("store_corrupt"), None);
+}
+
+#[test]
 fn the_phase_follows_the_state_machine() {
     let t0 = Instant::now();
     let at = |s: u64| t0 + Duration::from_secs(s);

@@ -87,12 +87,15 @@
 //! # The corpus
 //!
 //! [`trace`] reads labelled event traces, [`replay`] runs one through a `Healer` in
-//! virtual time with a model of the actor's reconnects, and [`corpus`] holds the traces
-//! (`corpus/*.trace`) that the tests check against their labels and that
-//! `cargo bench -p wa-actors --bench healing_corpus` tabulates beside the old rule.
+//! virtual time with a model of the actor's reconnects, [`live`] walks one through the
+//! real actor tree over the fake phone in paused time, and [`corpus`] holds the traces
+//! (`corpus/*.trace`) that the tests check against their labels both ways (and the model
+//! against the tree) and that `cargo bench -p wa-actors --bench healing_corpus`
+//! tabulates beside the old rule.
 
 pub mod corpus;
 mod healer;
+pub mod live;
 mod policy;
 pub mod replay;
 pub mod trace;
