@@ -145,6 +145,16 @@ impl Healer {
         }
     }
 
+    /// The wipe handed out by the last trip failed and the store is still in place:
+    /// watch it again (the windows start afresh, the restart history is kept), so that
+    /// the next trip heals by the usual rules instead of being ignored for good. Does
+    /// nothing in any other phase.
+    pub fn wipe_failed(&mut self) {
+        if self.phase == Phase::Wiping {
+            self.phase = Phase::Watching;
+        }
+    }
+
     /// The session was wiped (a new store, a new pairing): forget everything,
     /// restart history included. Also the way back from quarantine.
     pub fn wiped(&mut self) {

@@ -232,6 +232,34 @@ fn the_phase_follows_the_state_machine() {
     assert_eq!(healer.phase(at(12)), Phase::Watching);
 }
 
+#[test]
+fn a_failed_wipe_watches_again_and_keeps_the_restart_history() {
+    let t0 = Instant::now();
+    let at = |s: u64| t0 + Duration::from_secs(s);
+    let policy = HealingPolicy {
+        restarts: WindowSpec::new(1, Duration::from_secs(86_400)),
+        ..HealingPolicy::default()
+    };
+    let mut healer = Healer::new(policy);
+    healer.wipe_failed();
+    assert_eq!(healer.phase(at(0)), Phase::Watching, "nothing to undo");
+    for (s, n) in [(0, 1), (1, 2), (2, 1)] {
+        healer.on_decrypt_error(at(s), &sender(n));
+    }
+    healer.restart_done(at(3));
+    healer.on_stream_error(at(10));
+    let trip = healer.on_stream_error(at(11)).unwrap();
+    assert_eq!(trip.step, Wipe);
+    healer.wipe_failed();
+    assert_eq!(healer.phase(at(12)), Phase::Watching);
+    // Errors count again; the one restart of the day is spent, so the next trip wipes.
+    assert!(healer.on_stream_error(at(2000)).is_none());
+    let trip = healer
+        .on_stream_error(at(2001))
+        .expect("errors count again");
+    assert_eq!(trip.step, Wipe);
+}
+
 // ---------------------------------------------------------------- against a naive model
 
 /// The rules restated from scratch over full histories, recomputed at every input.
