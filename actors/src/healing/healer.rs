@@ -145,10 +145,11 @@ impl Healer {
         }
     }
 
-    /// The wipe handed out by the last trip failed and the store is still in place:
-    /// watch it again (the windows start afresh, the restart history is kept), so that
-    /// the next trip heals by the usual rules instead of being ignored for good. Does
-    /// nothing in any other phase.
+    /// The wipe handed out by the last trip failed, or its end was lost with the actor
+    /// that asked for it (a crash), so the store may still be in place: watch it again
+    /// (the windows start afresh, the restart history is kept), so that the next trip
+    /// heals by the usual rules instead of being ignored for good. Does nothing in any
+    /// other phase.
     pub fn wipe_failed(&mut self) {
         if self.phase == Phase::Wiping {
             self.phase = Phase::Watching;

@@ -44,7 +44,7 @@
 //! | `confirm` passing without a trip | kept | kept | `Watching` |
 //! | a trip handing out `Wipe` | cleared; new errors ignored | kept | `Wiping` |
 //! | [`Healer::wiped`] (after the wipe, or starting a quarantined org again) | cleared | cleared | `Watching` |
-//! | [`Healer::wipe_failed`] (the store is still there) | – | kept | `Watching` |
+//! | [`Healer::wipe_failed`] (the wipe failed, or the actor crashed during it) | – | kept | `Watching` |
 //! | the org actor crashing | whatever the caller keeps: a `Healer` held in the supervisor's registry entry (beside the cleanup window) survives, one inside the actor does not | | |
 //! | the supervisor's cleanup window | not the healer's; survives actor crashes | | |
 //!
