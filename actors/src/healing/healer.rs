@@ -44,6 +44,13 @@ impl WindowKind {
             Self::Stream => "stream_errors",
         }
     }
+
+    /// The window a reason word names (the inverse of [`WindowKind::as_str`]).
+    pub fn parse(word: &str) -> Option<Self> {
+        [Self::BadMac, Self::Stream]
+            .into_iter()
+            .find(|kind| kind.as_str() == word)
+    }
 }
 
 /// A window reached its limit.
@@ -135,6 +142,17 @@ impl Healer {
         if self.phase == Phase::Restarting {
             self.restarts.record(now);
             self.phase = Phase::Confirming { restarted_at: now };
+        }
+    }
+
+    /// The wipe handed out by the last trip failed, or its end was lost with the actor
+    /// that asked for it (a crash), so the store may still be in place: watch it again
+    /// (the windows start afresh, the restart history is kept), so that the next trip
+    /// heals by the usual rules instead of being ignored for good. Does nothing in any
+    /// other phase.
+    pub fn wipe_failed(&mut self) {
+        if self.phase == Phase::Wiping {
+            self.phase = Phase::Watching;
         }
     }
 

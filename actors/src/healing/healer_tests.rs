@@ -200,6 +200,14 @@ fn a_trip_reports_every_event_and_sender_inside_the_window() {
 }
 
 #[test]
+fn a_window_is_read_back_from_its_reason_word() {
+    for kind in [BadMac, StreamWindow] {
+        assert_eq!(WindowKind::parse(kind.as_str()), Some(kind));
+    }
+    assert_eq!(WindowKind::parse("store_corrupt"), None);
+}
+
+#[test]
 fn the_phase_follows_the_state_machine() {
     let t0 = Instant::now();
     let at = |s: u64| t0 + Duration::from_secs(s);
@@ -222,6 +230,34 @@ fn the_phase_follows_the_state_machine() {
     assert_eq!(healer.phase(at(11)), Phase::Wiping);
     healer.wiped();
     assert_eq!(healer.phase(at(12)), Phase::Watching);
+}
+
+#[test]
+fn a_failed_wipe_watches_again_and_keeps_the_restart_history() {
+    let t0 = Instant::now();
+    let at = |s: u64| t0 + Duration::from_secs(s);
+    let policy = HealingPolicy {
+        restarts: WindowSpec::new(1, Duration::from_secs(86_400)),
+        ..HealingPolicy::default()
+    };
+    let mut healer = Healer::new(policy);
+    healer.wipe_failed();
+    assert_eq!(healer.phase(at(0)), Phase::Watching, "nothing to undo");
+    for (s, n) in [(0, 1), (1, 2), (2, 1)] {
+        healer.on_decrypt_error(at(s), &sender(n));
+    }
+    healer.restart_done(at(3));
+    healer.on_stream_error(at(10));
+    let trip = healer.on_stream_error(at(11)).unwrap();
+    assert_eq!(trip.step, Wipe);
+    healer.wipe_failed();
+    assert_eq!(healer.phase(at(12)), Phase::Watching);
+    // Errors count again; the one restart of the day is spent, so the next trip wipes.
+    assert!(healer.on_stream_error(at(2000)).is_none());
+    let trip = healer
+        .on_stream_error(at(2001))
+        .expect("errors count again");
+    assert_eq!(trip.step, Wipe);
 }
 
 // ---------------------------------------------------------------- against a naive model

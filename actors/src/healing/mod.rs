@@ -44,6 +44,7 @@
 //! | `confirm` passing without a trip | kept | kept | `Watching` |
 //! | a trip handing out `Wipe` | cleared; new errors ignored | kept | `Wiping` |
 //! | [`Healer::wiped`] (after the wipe, or starting a quarantined org again) | cleared | cleared | `Watching` |
+//! | [`Healer::wipe_failed`] (the wipe failed, or the actor crashed during it) | – | kept | `Watching` |
 //! | the org actor crashing | whatever the caller keeps: a `Healer` held in the supervisor's registry entry (beside the cleanup window) survives, one inside the actor does not | | |
 //! | the supervisor's cleanup window | not the healer's; survives actor crashes | | |
 //!
@@ -87,12 +88,15 @@
 //! # The corpus
 //!
 //! [`trace`] reads labelled event traces, [`replay`] runs one through a `Healer` in
-//! virtual time with a model of the actor's reconnects, and [`corpus`] holds the traces
-//! (`corpus/*.trace`) that the tests check against their labels and that
-//! `cargo bench -p wa-actors --bench healing_corpus` tabulates beside the old rule.
+//! virtual time with a model of the actor's reconnects, [`live`] walks one through the
+//! real actor tree over the fake phone in paused time, and [`corpus`] holds the traces
+//! (`corpus/*.trace`) that the tests check against their labels both ways (and the model
+//! against the tree) and that `cargo bench -p wa-actors --bench healing_corpus`
+//! tabulates beside the old rule.
 
 pub mod corpus;
 mod healer;
+pub mod live;
 mod policy;
 pub mod replay;
 pub mod trace;

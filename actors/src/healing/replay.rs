@@ -5,10 +5,11 @@
 //! The model (the actor's behaviour, without jitter so that a replay is exact):
 //! - a connection is up until a stream error, a network drop, a 515, a 429/503 or a
 //!   heal ends it; then it reconnects after `reconnect.base_delay(attempt)` (1 s, 2 s,
-//!   4 s … 60 s), each failed attempt (the network still down) doubling the delay, and
-//!   a successful one resetting it;
+//!   4 s … 60 s), where `attempt` counts the backoffs since the last connect: each
+//!   failed attempt (the network still down) backs off once more, and a connect resets it;
 //! - a 515 reconnects at once; a `Restart` step is up again `restart_takes` later
-//!   (shutdown and connect), and only then is [`Healer::restart_done`] called;
+//!   (shutdown and connect), and only then is [`Healer::restart_done`] called. Neither
+//!   is a backoff: when that connect fails, the backoff goes on from where it stood;
 //! - connecting takes no time and succeeds whenever the network is up; undecryptable
 //!   messages that waited at the server arrive right after it, in order; those behind
 //!   a trip that closes the connection again reached the old connection and are gone;
@@ -69,6 +70,7 @@ pub fn replay(trace: &Trace, policy: HealingPolicy, model: &DaemonModel) -> Outc
         model: *model,
         t0: Instant::now(),
         link: Link::Up,
+        attempt: 0,
         network_down_until: Duration::ZERO,
         restart_pending: false,
         waiting: Vec::new(),
@@ -79,7 +81,7 @@ pub fn replay(trace: &Trace, policy: HealingPolicy, model: &DaemonModel) -> Outc
     while run.outcome.wiped_at.is_none() {
         let next_event = events.peek().map(|e| e.at);
         let next_retry = match run.link {
-            Link::Down { retry_at, .. } if retry_at <= trace.end => Some(retry_at),
+            Link::Down { retry_at } if retry_at <= trace.end => Some(retry_at),
             _ => None,
         };
         match (next_retry, next_event) {
@@ -158,7 +160,7 @@ pub fn broken_labels(trace: &Trace, new: &Outcome, old: &Outcome) -> Vec<String>
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Link {
     Up,
-    Down { retry_at: Duration, attempt: u32 },
+    Down { retry_at: Duration },
 }
 
 struct Run {
@@ -166,6 +168,8 @@ struct Run {
     model: DaemonModel,
     t0: Instant,
     link: Link,
+    /// Backoffs since the last connect, as the actor counts them.
+    attempt: u32,
     network_down_until: Duration,
     /// A heal restart is under way: `restart_done` when the link is up again.
     restart_pending: bool,
@@ -181,18 +185,15 @@ impl Run {
     }
 
     fn retry(&mut self, at: Duration) {
-        let Link::Down { attempt, .. } = self.link else {
+        if self.link == Link::Up {
             return;
-        };
+        }
         if at < self.network_down_until {
-            let attempt = attempt + 1;
-            self.link = Link::Down {
-                retry_at: at + self.model.reconnect.base_delay(attempt),
-                attempt,
-            };
+            self.reconnect_later(at);
             return;
         }
         self.link = Link::Up;
+        self.attempt = 0;
         if std::mem::take(&mut self.restart_pending) {
             self.healer.restart_done(self.instant(at));
         }
@@ -230,12 +231,7 @@ impl Run {
                     None => self.reconnect_later(at),
                 }
             }
-            WorldEvent::RestartRequired => {
-                self.link = Link::Down {
-                    retry_at: at,
-                    attempt: 0,
-                }
-            }
+            WorldEvent::RestartRequired => self.link = Link::Down { retry_at: at },
             WorldEvent::ServerBusy { .. } => self.reconnect_later(at),
         }
     }
@@ -252,11 +248,12 @@ impl Run {
         self.outcome.errors += 1;
     }
 
+    /// Backs off: the actor's `back_off`.
     fn reconnect_later(&mut self, at: Duration) {
         self.link = Link::Down {
-            retry_at: at + self.model.reconnect.base_delay(0),
-            attempt: 0,
+            retry_at: at + self.model.reconnect.base_delay(self.attempt),
         };
+        self.attempt = self.attempt.saturating_add(1);
     }
 
     fn heal(&mut self, at: Duration, trip: Trip) {
@@ -268,7 +265,6 @@ impl Run {
                 self.restart_pending = true;
                 self.link = Link::Down {
                     retry_at: at + self.model.restart_takes,
-                    attempt: 0,
                 };
             }
             Step::Wipe => self.outcome.wiped_at = Some(at),

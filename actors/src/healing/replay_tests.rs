@@ -91,6 +91,24 @@ fn messages_behind_a_trip_in_a_backlog_are_gone_with_the_old_connection() {
 }
 
 #[test]
+fn a_restart_that_finds_the_network_down_backs_off_from_the_first_delay() {
+    // Trip at 2 s: a restart, due up at 4 s; the network is down from 3 s to 5 s, so
+    // that connect fails. Like the actor (a restart is not a backoff), the next try is
+    // the first backoff, 1 s later: up at 5 s, where the three messages that waited
+    // arrive and trip again within the confirmation time.
+    let outcome = new("every 1s for 3s undecryptable senders=5\n\
+         @3s network_drop down=2s\n\
+         @4100ms burst 3 over 300ms undecryptable senders=3\n+1m");
+    assert_eq!(
+        trip_times(&outcome),
+        vec![
+            (secs(2.0), Step::Restart, WindowKind::BadMac),
+            (secs(5.0), Step::Wipe, WindowKind::BadMac)
+        ]
+    );
+}
+
+#[test]
 fn a_wipe_ends_the_replay() {
     let outcome = old("every 1s for 1h undecryptable senders=5\n+1h");
     assert_eq!(outcome.wiped_at, Some(secs(2.0)));

@@ -230,6 +230,9 @@ impl OrgState {
     /// when it was paired: it never reports `disconnected` on its way back),
     /// a ban or a block waits out its time, a resting one stays at rest.
     fn recover(&mut self, last: &SessionSnapshot, after: Duration) {
+        // A heal's wipe the crashed incarnation was making reports to nobody, and the
+        // store may still be there: the healer must not wait for that wipe for good.
+        self.healer.lock().unwrap().wipe_failed();
         let why = "restarting after an internal error";
         match (last.status, last.retry_at) {
             (SessionStatus::Banned, Some(retry_at)) => self.ban_until(retry_at),

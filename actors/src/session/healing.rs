@@ -125,6 +125,11 @@ impl OrgState {
         else {
             return;
         };
+        if result.is_err() {
+            // The store is still in place: a healer left waiting for the wipe would
+            // ignore every error of this session from now on.
+            self.healer.lock().unwrap().wipe_failed();
+        }
         if let Ok(backup) = &result {
             self.healer.lock().unwrap().wiped();
             let status = match &then {

@@ -191,3 +191,67 @@ async fn a_corrupt_store_is_backed_up_and_paired_again_at_once() {
     assert_eq!(backups.len(), 1);
     assert!(backups[0].ends_with("_store_corrupt"), "{backups:?}");
 }
+
+/// A cleanup that fails leaves the session in place, and healing goes on for it: the
+/// next trip heals again instead of every error being ignored from then on.
+#[tokio::test(start_paused = true)]
+async fn a_failed_cleanup_does_not_stop_healing_for_good() {
+    let rig = Rig::with(|c| c.healing = HealingPolicy::old_rule()).await;
+    let a = org("2");
+    rig.connect(&a, "573001234567").await;
+    // No backup can be made: a file stands where the backups directory goes.
+    let blocker = rig.root.path().join("_backups");
+    std::fs::write(&blocker, b"").unwrap();
+    for _ in 0..3 {
+        rig.inject(&a, Fault::BadMac { sender: None }).await;
+    }
+    let failed = rig.wait(&a, SessionStatus::Disconnected).await;
+    let reason = failed.reason.unwrap_or_default();
+    assert!(reason.contains("cleanup failed"), "{reason}");
+    assert!(
+        holds_credentials(&rig.live(&a)),
+        "the session was left in place"
+    );
+
+    std::fs::remove_file(&blocker).unwrap();
+    rig.sup.start(&a, None).await.unwrap();
+    rig.wait(&a, SessionStatus::Connected).await;
+    for _ in 0..3 {
+        rig.inject(&a, Fault::BadMac { sender: None }).await;
+    }
+    rig.wait(&a, SessionStatus::QrReady).await;
+    assert_eq!(healing_steps(&rig), ["wipe:bad_mac", "wipe:bad_mac"]);
+    assert_eq!(rig.backups(&a).len(), 1);
+}
+
+/// An org actor that crashes while its heal's wipe is under way never hears how the
+/// wipe ended; the next incarnation still heals the session it pairs again.
+#[tokio::test(start_paused = true)]
+async fn a_crash_during_a_heal_wipe_does_not_stop_healing_for_good() {
+    let rig = Rig::with(|c| c.healing = HealingPolicy::old_rule()).await;
+    let a = org("2");
+    rig.connect(&a, "573001234567").await;
+    for _ in 0..2 {
+        rig.inject(&a, Fault::BadMac { sender: None }).await;
+    }
+    rig.sim.inject(&a, Fault::BadMac { sender: None }).unwrap();
+    // The third trips a wipe (status `connecting`); crash before the wipe reports back.
+    let mut wiping = false;
+    for _ in 0..1000 {
+        if rig.sup.status(&a).status == SessionStatus::Connecting {
+            wiping = true;
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert!(wiping, "the wipe never began");
+    rig.sup.crash_for_test(&a);
+    rig.wait(&a, SessionStatus::QrReady).await;
+    rig.sim.scan(&a, "573001234567").unwrap();
+    rig.wait(&a, SessionStatus::Connected).await;
+    for _ in 0..3 {
+        rig.inject(&a, Fault::BadMac { sender: None }).await;
+    }
+    rig.wait(&a, SessionStatus::QrReady).await;
+    assert_eq!(healing_steps(&rig), ["wipe:bad_mac", "wipe:bad_mac"]);
+}

@@ -9,6 +9,8 @@ use tempfile::TempDir;
 
 use super::{Supervisor, SupervisorParts};
 use crate::connection::sim::{CREDENTIALS_FILE, Fault, SimConnector, SimTiming};
+use crate::events::FanOut;
+use crate::healing::live::LiveLog;
 use crate::storage::fs_ops;
 use crate::{OrgId, SendError, SessionSnapshot, SessionStatus, SupervisorConfig, WindowSpec};
 
@@ -55,6 +57,8 @@ struct Rig {
     sim: SimConnector,
     root: TempDir,
     events: Arc<Recorder>,
+    /// The same events with their virtual times.
+    log: Arc<LiveLog>,
 }
 
 impl Rig {
@@ -68,12 +72,15 @@ impl Rig {
         tune(&mut config);
         let sim = SimConnector::new(SimTiming::default());
         let events = Arc::new(Recorder::default());
-        let sup = spawn_sup(config, Arc::new(sim.clone()), events.clone()).await;
+        let log = Arc::new(LiveLog::default());
+        let sink = Arc::new(FanOut(vec![events.clone(), log.clone()]));
+        let sup = spawn_sup(config, Arc::new(sim.clone()), sink).await;
         Self {
             sup,
             sim,
             root,
             events,
+            log,
         }
     }
 
@@ -140,6 +147,7 @@ fn holds_credentials(dir: &Path) -> bool {
 
 mod budget;
 mod connection;
+mod corpus;
 mod events;
 mod healing;
 mod lifecycle;
