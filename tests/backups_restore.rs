@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{API_KEY, Daemon};
+use common::{API_KEY, Daemon, WIPE_AT_ONCE};
 use serde_json::{Value, json};
 
 const P1: &str = "573001234567";
@@ -52,7 +52,7 @@ async fn restore(daemon: &Daemon, org: &str, name: &str) -> Value {
 
 #[tokio::test]
 async fn a_healed_session_is_restored_without_a_qr_and_the_replaced_one_is_kept() {
-    let daemon = Daemon::start().await;
+    let daemon = Daemon::start_with(WIPE_AT_ONCE).await;
     daemon.ensure_connected("2", P1).await;
 
     // Healed: backed up, wiped, a new QR.
@@ -109,7 +109,7 @@ async fn a_healed_session_is_restored_without_a_qr_and_the_replaced_one_is_kept(
 
 #[tokio::test]
 async fn bad_names_are_400_unknown_ones_404_and_change_nothing() {
-    let daemon = Daemon::start().await;
+    let daemon = Daemon::start_with(WIPE_AT_ONCE).await;
     daemon.ensure_connected("3", P1).await;
     let b = heal(&daemon, "3").await;
     daemon.post("/sim/3/scan", json!({ "phone": P1 })).await;
@@ -163,7 +163,7 @@ async fn bad_names_are_400_unknown_ones_404_and_change_nothing() {
 
 #[tokio::test]
 async fn an_operator_lists_and_restores_from_the_shell() {
-    let daemon = Daemon::start().await;
+    let daemon = Daemon::start_with(WIPE_AT_ONCE).await;
     daemon.ensure_connected("5", P1).await;
     let b = heal(&daemon, "5").await;
     let name = b["name"].as_str().unwrap();
@@ -171,7 +171,7 @@ async fn an_operator_lists_and_restores_from_the_shell() {
         let out = Command::new(env!("CARGO_BIN_EXE_wa-supervisor"))
             .args(args)
             .arg("--config")
-            .arg(daemon.config_path())
+            .arg(daemon.operator_config_path())
             .env("WHATSAPP_SERVER_API_KEY", API_KEY)
             .env_remove("PORT")
             .output()

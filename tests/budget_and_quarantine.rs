@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::Daemon;
+use common::{Daemon, WIPE_AT_ONCE};
 use serde_json::{Value, json};
 
 async fn start_all(daemon: &Daemon, orgs: &[String]) -> Vec<Value> {
@@ -145,7 +145,10 @@ async fn a_blocked_org_retries_by_itself() {
 /// keeps serving, and only an explicit start takes it out.
 #[tokio::test]
 async fn too_many_cleanups_quarantine_one_org_only() {
-    let daemon = Daemon::start_with("[windows.cleanups]\nlimit = 2\nseconds = 3600\n").await;
+    let daemon = Daemon::start_with(&format!(
+        "{WIPE_AT_ONCE}[windows.cleanups]\nlimit = 2\nseconds = 3600\n"
+    ))
+    .await;
     daemon.ensure_connected("q", "573001234567").await;
     daemon.ensure_connected("ok", "573007654321").await;
     let bad_macs = async |n: usize| {

@@ -265,7 +265,7 @@ async fn an_operator_pairs_cleans_and_restores_from_the_console() {
     );
     b.wait_js(
         "return document.querySelector('#outbox').textContent",
-        json!("Outbox not available on this daemon."),
+        json!("QueuedNone.FailedNone."),
     )
     .await;
     b.shot("connected").await;

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 const KILLS: usize = 10;
 /// Every Bad MAC heals at once, and neither the restart intensity nor the budget
 /// gets in the way of a hundred heals and restarts.
-const CONFIG: &str = "[windows.bad_mac]\nlimit = 1\nseconds = 30\n\
+const CONFIG: &str = "[healing]\nrestart_first = false\n[windows.bad_mac]\nlimit = 1\nseconds = 30\n\
     [windows.cleanups]\nlimit = 100000\nseconds = 3600\n\
     [connection_budget.per_org]\nlimit = 100000\n\
     [connection_budget.global]\nlimit = 100000\n";

@@ -1,5 +1,7 @@
 //! The whole life of a session through the real binary, as Django and an operator
-//! would see it: start, QR, pairing, send, self-healing after Bad MACs, logout.
+//! would see it: start, QR, pairing, send, self-healing after Bad MACs (CONTRACT
+//! §11: one broken contact costs nothing, many senders restart first, then wipe),
+//! logout.
 
 mod common;
 
@@ -65,14 +67,70 @@ async fn a_session_from_start_to_logout() {
         "Recordatorio: su cita es mañana a las 10:00"
     );
 
-    for _ in 0..3 {
+    let backups = daemon.sessions_dir().join("_backups").join(org);
+    let bad_mac = async |org: &str, sender: &str| {
         let (code, body) = daemon
-            .post(&format!("/sim/{org}/inject"), json!({ "fault": "bad_mac" }))
+            .post(
+                &format!("/sim/{org}/inject"),
+                json!({ "fault": "bad_mac", "sender": sender }),
+            )
             .await;
-        assert_eq!(code, 200, "{body}");
+        assert_eq!(code, 200, "{body}\n{}", daemon.logs());
+    };
+    let healed = |step: &str| {
+        daemon
+            .logs()
+            .lines()
+            .filter(|l| l.contains("healing:") && l.contains(&format!("\"step\":\"{step}\"")))
+            .count()
+    };
+    // Another shop, one of whose patients has a Signal session out of step: five
+    // undecryptable messages from that one contact in a few seconds cost it nothing.
+    let other = "43";
+    daemon.ensure_connected(other, "573004445566").await;
+    for _ in 0..5 {
+        bad_mac(other, "573001112233").await;
+    }
+    // Each is logged as the actor takes it, in the same step as its healing
+    // decision: once all five are in the log, no decision can be pending.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while daemon
+        .logs()
+        .matches("message could not be decrypted")
+        .count()
+        < 5
+    {
+        assert!(std::time::Instant::now() < deadline, "{}", daemon.logs());
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(healed("restart") + healed("wipe"), 0, "{}", daemon.logs());
+    assert_eq!(
+        daemon.get(&format!("/api/status/{other}")).await.1["status"],
+        "connected"
+    );
+    assert!(
+        !daemon.sessions_dir().join("_backups").join(other).exists(),
+        "no backup"
+    );
+
+    // Three contacts at once: a restart from the same credentials, no backup.
+    for sender in ["573001110001", "573001110002", "573001110003"] {
+        bad_mac(org, sender).await;
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while healed("restart") == 0 {
+        assert!(std::time::Instant::now() < deadline, "{}", daemon.logs());
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let status = daemon.wait_status(org, "connected").await;
+    assert_eq!(status["phone_number"], "573001234567");
+    assert!(!backups.exists(), "a restart keeps the session");
+
+    // Three more soon after: back up, wipe, a new QR.
+    for sender in ["573001110004", "573001110005", "573001110006"] {
+        bad_mac(org, sender).await;
     }
     daemon.wait_status(org, "qr_ready").await;
-    let backups = daemon.sessions_dir().join("_backups").join(org);
     let kept: Vec<_> = std::fs::read_dir(&backups).unwrap().flatten().collect();
     assert_eq!(kept.len(), 1);
     assert!(

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{API_KEY, Daemon};
+use common::{API_KEY, Daemon, WIPE_AT_ONCE};
 use serde_json::json;
 
 /// The value of the sample whose line starts with `series` (name and labels).
@@ -16,7 +16,7 @@ fn sample(text: &str, series: &str) -> Option<f64> {
 
 #[tokio::test]
 async fn metrics_need_the_key_and_count_a_session() {
-    let daemon = Daemon::start().await;
+    let daemon = Daemon::start_with(WIPE_AT_ONCE).await;
     let org = "5";
     daemon
         .post("/api/start-session", json!({ "organization_id": org }))

@@ -15,7 +15,7 @@ use rand::RngExt;
 use serde_json::{Value, json};
 
 const KILLS: usize = 12;
-const CONFIG: &str = "[windows.cleanups]\nlimit = 100000\nseconds = 3600\n\
+const CONFIG: &str = "[healing]\nrestart_first = false\n[windows.cleanups]\nlimit = 100000\nseconds = 3600\n\
     [connection_budget.per_org]\nlimit = 100000\n\
     [connection_budget.global]\nlimit = 100000\n";
 

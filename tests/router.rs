@@ -681,7 +681,8 @@ async fn send_message_route() {
     }
     assert_eq!(app.sim.sent(&org("8")).len(), 2, "nothing more was sent");
 
-    // A send the connection refuses is a 500 with the session's status.
+    // A send the connection refuses is tried again, with the same id, and answered
+    // once WhatsApp has it.
     let r = app
         .post("/sim/8/inject", json!({ "fault": "send_fails" }))
         .await;
@@ -689,8 +690,14 @@ async fn send_message_route() {
     let body = app
         .post("/api/send-message", send("8", "573001234567", "hi"))
         .await
-        .error(StatusCode::INTERNAL_SERVER_ERROR);
-    assert_eq!(body["status"], "connected");
+        .ok();
+    let id = body["message_id"].as_str().unwrap().to_owned();
+    let record = app.get(&format!("/api/messages/{id}")).await.ok();
+    assert_eq!(
+        (record["status"].as_str(), record["attempts"].as_u64()),
+        (Some("sent"), Some(2))
+    );
+    assert_eq!(app.sim.sent(&org("8")).len(), 3);
 }
 
 #[tokio::test]
@@ -853,7 +860,10 @@ async fn sim_routes() {
         body["error"].as_str().unwrap().contains("bad_mac"),
         "{body}"
     );
-    assert_eq!(body["valid_faults"].as_array().unwrap().len(), 12);
+    assert_eq!(
+        body["valid_faults"].as_array().unwrap().len(),
+        wa_actors::connection::sim::Fault::NAMES.len()
+    );
     app.post("/sim/1/inject", json!({}))
         .await
         .error(StatusCode::BAD_REQUEST);

@@ -374,15 +374,28 @@ async fn the_binary_posts_a_session_walk_in_order_and_signed() {
         )
         .await;
     assert_eq!(code, 200, "{sent}");
-    for _ in 0..3 {
-        let (code, _) = daemon
-            .post(&format!("/sim/{org}/inject"), json!({ "fault": "bad_mac" }))
-            .await;
-        assert_eq!(code, 200);
-    }
-
-    // Collect until the QR after the cleanup arrives.
+    let bad_macs = async || {
+        for _ in 0..3 {
+            let (code, _) = daemon
+                .post(&format!("/sim/{org}/inject"), json!({ "fault": "bad_mac" }))
+                .await;
+            assert_eq!(code, 200);
+        }
+    };
+    // Three from three senders: healing restarts the connection first…
+    bad_macs().await;
     let mut got = Vec::new();
+    while got
+        .iter()
+        .filter(|h: &&Hit| h.body["event"] == "session.connected")
+        .count()
+        < 2
+    {
+        got.push(rx.next().await);
+    }
+    // …and three more soon after back it up, wipe it and pair again.
+    bad_macs().await;
+    // Collect until the QR after the cleanup arrives.
     while got
         .iter()
         .filter(|h: &&Hit| h.body["event"] == "session.qr")
@@ -406,6 +419,10 @@ async fn the_binary_posts_a_session_walk_in_order_and_signed() {
             "session.reconnecting",
             "session.connected",
             "message.sent",
+            "session.healing",
+            "session.reconnecting",
+            "session.connected",
+            "session.healing",
             "session.cleaned",
             "session.qr",
         ]
@@ -446,7 +463,11 @@ async fn the_binary_posts_a_session_walk_in_order_and_signed() {
     assert_eq!(got[2].body["data"]["phone_number"], "573001234567");
     assert_eq!(got[3].body["data"]["message_id"], sent["message_id"]);
     assert_eq!(got[3].body["data"]["to"], "573009998877");
-    let cleaned = &got[4].body["data"];
+    assert_eq!(got[4].body["data"]["step"], "restart");
+    assert_eq!(got[4].body["data"]["window"], "bad_mac");
+    assert_eq!(got[4].body["data"]["senders"], 3);
+    assert_eq!(got[7].body["data"]["step"], "wipe");
+    let cleaned = &got[8].body["data"];
     assert_eq!(cleaned["reason"], "bad_mac");
     let backup = cleaned["backup"].as_str().unwrap();
     assert!(

@@ -36,7 +36,6 @@ pub mod healing;
 pub mod org_id;
 pub mod outbox;
 mod phone_book;
-pub mod privacy;
 mod session;
 pub mod status;
 pub mod storage;

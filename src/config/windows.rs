@@ -142,8 +142,11 @@ impl<K> Serialize for Window<K> {
 
 /// `[windows.bad_mac]`: a window of undecryptable messages that trips only with
 /// `limit` events from at least `distinct_senders` senders (CONTRACT §11).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
+///
+/// Without `distinct_senders`, a configured `limit` below the default senders
+/// (`limit = 1`) lowers it to the limit, so a configuration written before the key
+/// existed keeps meaning what it meant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct BadMacWindow {
     pub limit: usize,
     pub seconds: u64,
@@ -160,6 +163,30 @@ impl Default for BadMacWindow {
             seconds: policy.bad_mac.length.as_secs(),
             distinct_senders: policy.distinct_senders,
         }
+    }
+}
+
+/// The TOML shape of a [`BadMacWindow`]; a missing key takes its default.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBadMac {
+    limit: Option<usize>,
+    seconds: Option<u64>,
+    distinct_senders: Option<usize>,
+}
+
+impl<'de> Deserialize<'de> for BadMacWindow {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = RawBadMac::deserialize(d)?;
+        let default = Self::default();
+        let limit = raw.limit.unwrap_or(default.limit);
+        Ok(Self {
+            limit,
+            seconds: raw.seconds.unwrap_or(default.seconds),
+            distinct_senders: raw
+                .distinct_senders
+                .unwrap_or_else(|| default.distinct_senders.min(limit.max(1))),
+        })
     }
 }
 
@@ -216,5 +243,16 @@ mod tests {
         assert_eq!((w.stream.limit, w.stream.seconds), (4, 60));
         assert_eq!(w.bad_mac, BadMacWindow::default());
         assert_eq!(w.cleanups.spec(), SupervisorConfig::new("x").cleanups);
+    }
+
+    #[test]
+    fn distinct_senders_follow_a_lower_limit_unless_given() {
+        let w: WindowsConfig = toml::from_str("[bad_mac]\nlimit = 1\n").unwrap();
+        assert_eq!((w.bad_mac.limit, w.bad_mac.distinct_senders), (1, 1));
+        let w: WindowsConfig =
+            toml::from_str("[bad_mac]\nlimit = 5\ndistinct_senders = 3\n").unwrap();
+        assert_eq!((w.bad_mac.limit, w.bad_mac.distinct_senders), (5, 3));
+        let w: WindowsConfig = toml::from_str("").unwrap();
+        assert_eq!(w.bad_mac.distinct_senders, 2);
     }
 }

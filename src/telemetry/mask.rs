@@ -8,7 +8,8 @@
 //! whole run; without the key, a token cannot be turned back into a number by
 //! trying every number of a country.
 //!
-//! What counts as a number: a run of 8 or more digits (optionally after `+`) that
+//! What counts as a number: a run of 8 to 15 digits (E.164's bounds; LIDs have 15),
+//! optionally after `+`, that
 //! touches no letter, `_`, `#` or dotted digits. That takes phone numbers and the
 //! user part of JIDs (`573001234567@s.whatsapp.net`, `…:12@…`, LIDs), and leaves
 //! message ids (`3EB0…`, hex mixed with letters), versions (`2.3000.1027000000`),
@@ -23,6 +24,9 @@ use sha2::Sha256;
 /// The shortest digit run taken for a phone number (the shortest E.164 numbers
 /// in use, with their country code, have 8 digits).
 const MIN_DIGITS: usize = 8;
+/// The longest: E.164 allows 15 digits, and WhatsApp's LIDs have 15. A longer run
+/// (a nanosecond time, a configured value out of range) names no one.
+const MAX_DIGITS: usize = 15;
 
 /// Replaces numbers with keyed digests.
 pub struct Masker {
@@ -69,7 +73,9 @@ impl Masker {
                 i += 1;
             }
             let end = i;
-            if end - start < MIN_DIGITS || !stands_alone(bytes, start, end) {
+            if !(MIN_DIGITS..=MAX_DIGITS).contains(&(end - start))
+                || !stands_alone(bytes, start, end)
+            {
                 continue;
             }
             // A `+` right before belongs to the number.
@@ -155,6 +161,10 @@ mod tests {
             ),
             // Left alone.
             ("1234567", "1234567".into()),
+            (
+                "max_in_flight = 2305843009213693952",
+                "max_in_flight = 2305843009213693952".into(),
+            ),
             ("3EB0A1B2C3D4E5F6071829", "3EB0A1B2C3D4E5F6071829".into()),
             ("3EB012345678901234ABCD", "3EB012345678901234ABCD".into()),
             (

@@ -16,6 +16,15 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tempfile::TempDir;
 
+/// Healing without a restart first (CONTRACT §11 `[healing] restart_first =
+/// false`): for tests whose subject is what a wipe does, not when one happens.
+pub const WIPE_AT_ONCE: &str = "[healing]\nrestart_first = false\n";
+
+/// The old server's healing rule: a Bad MAC from anyone counts and every trip
+/// wipes at once; for tests of the wipe itself with one undecryptable sender.
+pub const OLD_HEALING: &str =
+    "[healing]\nrestart_first = false\n[windows.bad_mac]\ndistinct_senders = 1\n";
+
 pub const API_KEY: &str = "e2e-known-key-5f1c9a7b3d2e4f60a8b9c0d1e2f3a4b5";
 
 pub struct Daemon {

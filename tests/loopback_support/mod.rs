@@ -15,8 +15,11 @@ pub const PHONE: &str = "573001112233";
 pub const OTHER_PHONE: &str = "573004445566";
 pub const CUSTOMER: &str = "573009998877";
 
+/// A daemon on the real connection to `server`, healing by the old rule: these
+/// tests are about what a wipe does through the real library (CONTRACT §11's rule
+/// has its own tests over the fake phone).
 pub async fn real_daemon(server: &Loopback) -> Daemon {
-    Daemon::start_real(&server.url(), "").await
+    Daemon::start_real(&server.url(), crate::common::OLD_HEALING).await
 }
 
 /// The raw QR payload the daemon shows for `org` now.

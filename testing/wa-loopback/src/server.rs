@@ -539,8 +539,10 @@ impl Link {
         if let Some(code) = error {
             ack.attrs.insert("error", code.to_string());
         }
-        self.send(&ack).await?;
+        // Recorded before it is written, so that a client that has seen the ack
+        // always finds it in the record.
         self.shared.record(ServerEvent::Acked { phone, id, error });
+        self.send(&ack).await?;
         Ok(())
     }
 
