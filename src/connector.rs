@@ -8,10 +8,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use wa_actors::connection::Connector;
+use async_trait::async_trait;
+use wa_actors::OrgId;
 use wa_actors::connection::sim::{SimConnector, SimTiming};
-use wa_actors::connection::whatsapp::{WhatsAppConnector, WhatsAppOptions};
+use wa_actors::connection::whatsapp::{
+    BackendFactory, StoreBackend, WhatsAppConnector, WhatsAppOptions,
+};
+use wa_actors::connection::{ConnectionError, Connector};
+use wa_store_postgres::{PostgresSimLedger, PostgresStore};
 
+use crate::cluster::Database;
 use crate::config::{Config, ConfigError, ConnectionKind, SimConfig, WhatsappConfig};
 
 /// The connection the org actors open, and the fake phones when it is the simulator.
@@ -21,21 +27,75 @@ pub struct Connection {
     pub fake_phones: Option<SimConnector>,
 }
 
-/// Builds the connector `[connection] kind` names.
-pub fn connect(config: &Config) -> Result<Connection, ConfigError> {
+/// Builds the connector `[connection] kind` names; with a shared `database`
+/// (`[store] kind = "postgres"`) its stores are there: the WhatsApp stores, or the
+/// fake phones' credentials and record.
+pub fn connect(config: &Config, database: Option<&Database>) -> Result<Connection, ConfigError> {
     Ok(match config.connection.kind {
         ConnectionKind::Sim => {
-            let phones = SimConnector::new(sim_timing(&config.sim));
+            let timing = sim_timing(&config.sim);
+            let phones = match database {
+                None => SimConnector::new(timing),
+                Some(db) => SimConnector::with_ledger(
+                    timing,
+                    Arc::new(PostgresSimLedger::new(
+                        db.pool.clone(),
+                        Arc::new(db.fencing.clone()),
+                        db.node_id.clone(),
+                        config.cluster.lease(),
+                    )),
+                ),
+            };
             Connection {
                 connector: Arc::new(phones.clone()),
                 fake_phones: Some(phones),
             }
         }
-        ConnectionKind::Whatsapp => Connection {
-            connector: Arc::new(WhatsAppConnector::new(whatsapp_options(&config.whatsapp)?)),
-            fake_phones: None,
-        },
+        ConnectionKind::Whatsapp => {
+            let mut options = whatsapp_options(&config.whatsapp)?;
+            if let Some(db) = database {
+                options.store = StoreBackend::Custom(Arc::new(PostgresStores { db: db.into() }));
+            }
+            Connection {
+                connector: Arc::new(WhatsAppConnector::new(options)),
+                fake_phones: None,
+            }
+        }
     })
+}
+
+/// The WhatsApp stores in the shared database, each fenced by its org's lease.
+struct PostgresStores {
+    db: StoresOn,
+}
+
+/// What opening a store needs of the [`Database`].
+struct StoresOn {
+    pool: wa_store_postgres::deadpool_postgres::Pool,
+    fencing: wa_actors::cluster::Fencing,
+}
+
+impl From<&Database> for StoresOn {
+    fn from(db: &Database) -> Self {
+        Self {
+            pool: db.pool.clone(),
+            fencing: db.fencing.clone(),
+        }
+    }
+}
+
+#[async_trait]
+impl BackendFactory for PostgresStores {
+    async fn open(
+        &self,
+        org: &OrgId,
+    ) -> Result<Arc<dyn wa_actors::connection::whatsapp::Backend>, ConnectionError> {
+        let fence = Arc::new(self.db.fencing.clone());
+        let store = PostgresStore::new_fenced(self.db.pool.clone(), org.as_str(), fence)
+            .await
+            .map_err(|e| ConnectionError::StoreUnavailable(e.to_string()))?;
+        Ok(Arc::new(store))
+    }
 }
 
 /// Whether this binary checks the WhatsApp server's certificate chain against
@@ -50,6 +110,7 @@ fn whatsapp_options(config: &WhatsappConfig) -> Result<WhatsAppOptions, ConfigEr
         ws_url: config.ws_url().map(str::to_owned),
         device_name: config.device_name.trim().to_owned(),
         mark_online: config.mark_online,
+        store: StoreBackend::Sqlite,
     })
 }
 
@@ -127,7 +188,12 @@ mod tests {
             },
             ..Config::default()
         };
-        assert!(connect(&sim).unwrap().fake_phones.is_some());
-        assert!(connect(&Config::default()).unwrap().fake_phones.is_none());
+        assert!(connect(&sim, None).unwrap().fake_phones.is_some());
+        assert!(
+            connect(&Config::default(), None)
+                .unwrap()
+                .fake_phones
+                .is_none()
+        );
     }
 }

@@ -10,14 +10,17 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use wa_actors::events::FanOut;
-use wa_actors::outbox::SqliteOutbox;
+use wa_actors::outbox::{OutboxStore, SqliteOutbox};
+use wa_actors::storage::SessionStore;
 use wa_actors::{EventSink, SessionError, Supervisor, SupervisorParts};
+use wa_store_postgres::{PostgresOutbox, PostgresSessions};
 
 /// The outbox's database, in the sessions directory (CONTRACT §10).
 pub const OUTBOX_FILE: &str = "outbox.db";
 
 use crate::api_key::{ApiKey, ApiKeyError};
-use crate::config::{Config, ConfigError};
+use crate::cluster::{ClusterStartError, Database, Node};
+use crate::config::{Config, ConfigError, StoreKind};
 use crate::connector;
 use crate::http::{self, AppState};
 use crate::instance_lock::{InstanceLock, LockError};
@@ -45,6 +48,8 @@ pub enum DaemonError {
     Supervisor(SessionError),
     #[error("cannot open the outbox {0}")]
     Outbox(String),
+    #[error(transparent)]
+    Cluster(#[from] ClusterStartError),
     #[error("cannot listen on {addr}: {cause}")]
     Bind {
         addr: SocketAddr,
@@ -83,7 +88,13 @@ pub async fn run(
         ASSUMED_OPEN_FILES
     });
     let connection_limits = config.server.connection_limits(open_files)?;
-    let connection = connector::connect(&config)?;
+    // With PostgreSQL, sessions, outbox and ownership are in the database the
+    // nodes share (CONTRACT §13); the sessions directory keeps the lock and key.
+    let database = match config.store.kind {
+        StoreKind::Sqlite => None,
+        StoreKind::Postgres => Some(Database::open(&config).await?),
+    };
+    let connection = connector::connect(&config, database.as_ref())?;
     let phone = config.phone_rules()?;
     let (api_key, _source) = ApiKey::resolve(
         env_api_key,
@@ -99,34 +110,72 @@ pub async fn run(
         sinks.push(Arc::new(webhooks.clone()));
     }
     // Every message accepted from now on is committed here before it is answered.
-    let outbox_path = config.sessions.dir.join(OUTBOX_FILE);
-    let outbox = SqliteOutbox::open(&outbox_path)
-        .await
-        .map_err(|e| DaemonError::Outbox(format!("{}: {e}", outbox_path.display())))?;
-    let supervisor = Supervisor::spawn(SupervisorParts {
-        config: config.supervisor_config(),
-        connector: connection.connector,
-        outbox: Arc::new(outbox),
+    let outbox: Arc<dyn OutboxStore> = match &database {
+        None => {
+            let outbox_path = config.sessions.dir.join(OUTBOX_FILE);
+            let outbox = SqliteOutbox::open(&outbox_path)
+                .await
+                .map_err(|e| DaemonError::Outbox(format!("{}: {e}", outbox_path.display())))?;
+            Arc::new(outbox)
+        }
+        Some(db) => Arc::new(PostgresOutbox::new(
+            db.pool.clone(),
+            Arc::new(db.fencing.clone()),
+        )),
+    };
+    let mut actors = config.supervisor_config();
+    let parts = |actors| SupervisorParts {
+        config: actors,
+        connector: connection.connector.clone(),
+        outbox,
         events: Arc::new(FanOut(sinks)),
-    })
-    .await
-    .map_err(DaemonError::Supervisor)?;
+    };
+    let (supervisor, node) = match &database {
+        None => {
+            let supervisor = Supervisor::spawn(parts(actors))
+                .await
+                .map_err(DaemonError::Supervisor)?;
+            (supervisor, None)
+        }
+        Some(db) => {
+            actors.node_id = Some(db.node_id.clone());
+            let sessions = Arc::new(PostgresSessions::new(
+                db.pool.clone(),
+                Arc::new(db.fencing.clone()),
+                config.sessions.backups_kept,
+            ));
+            let supervisor = Supervisor::spawn_in_cluster(
+                parts(actors),
+                sessions.clone() as Arc<dyn SessionStore>,
+                db.fencing.clone(),
+            )
+            .await
+            .map_err(DaemonError::Supervisor)?;
+            let node = Node::start(db, &config, supervisor.clone(), sessions.as_ref()).await?;
+            (supervisor, Some(node))
+        }
+    };
 
     let local = listener.local_addr().map_err(DaemonError::Serve)?;
     // Tests and scripts that bind port 0 read the address from this line.
     tracing::info!(
         addr = %local,
         connection = config.connection.kind.as_str(),
+        store = config.store.kind.as_str(),
+        node_id = database.as_ref().map(|db| db.node_id.as_str()),
         sessions_dir = %config.sessions.dir.display(),
         max_connections = connection_limits.max_connections,
         open_files,
         "listening"
     );
 
-    // Resuming may take a while (it is staggered); serve meanwhile.
-    tokio::spawn(resume(supervisor.clone(), config.sessions.resume_gap()));
+    // Resuming may take a while (it is staggered); serve meanwhile. In a cluster
+    // the node claims its share of the stored sessions instead.
+    if node.is_none() {
+        tokio::spawn(resume(supervisor.clone(), config.sessions.resume_gap()));
+    }
 
-    let app = http::router_with_limits(
+    let mut app = http::router_with_limits(
         AppState {
             supervisor: supervisor.clone(),
             api_key: Arc::new(api_key),
@@ -136,6 +185,11 @@ pub async fn run(
         },
         config.http_limits(),
     );
+    if let Some(node) = &node {
+        app = app.layer(axum::Extension(node.http.clone()));
+        // Requests handed over by other nodes run through this same router.
+        node.serve_requests(app.clone());
+    }
     let notifier = Notifier::from_env();
     let period = systemd::watchdog_period(|name| std::env::var(name).ok());
     let watchdog = tokio::spawn(systemd::supervise(notifier, period, supervisor.clone()));
@@ -151,6 +205,10 @@ pub async fn run(
     })
     .await;
     watchdog.abort();
+    if let Some(node) = &node {
+        tracing::info!("handing every session over to the other nodes");
+        node.leave().await;
+    }
     tracing::info!("stopping every session");
     supervisor.shutdown().await;
     if let Some(webhooks) = &webhooks {

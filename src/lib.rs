@@ -10,6 +10,7 @@ pub mod api_key;
 pub mod build_info;
 pub mod cli;
 pub mod client;
+pub mod cluster;
 pub mod commands;
 pub mod config;
 pub mod connector;

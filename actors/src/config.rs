@@ -78,6 +78,9 @@ pub struct SupervisorConfig {
     pub default_ban: Duration,
     /// How long a graceful shutdown of one connection may take before it is dropped.
     pub shutdown_grace: Duration,
+    /// This daemon's name among several sharing one database (CONTRACT §13),
+    /// shown in every snapshot; `None` for a daemon on its own.
+    pub node_id: Option<String>,
 }
 
 impl SupervisorConfig {
@@ -100,6 +103,7 @@ impl SupervisorConfig {
             outbox: OutboxSpec::default(),
             default_ban: Duration::from_secs(3600),
             shutdown_grace: Duration::from_secs(5),
+            node_id: None,
         }
     }
 }

@@ -28,6 +28,7 @@
 //! `Healed` → the org actor opens a fresh connection in pairing mode → `qr_ready`.
 
 pub mod budget;
+pub mod cluster;
 pub mod config;
 pub mod connection;
 pub mod error;

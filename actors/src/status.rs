@@ -98,6 +98,10 @@ pub struct SessionSnapshot {
     /// Why the session is in this status, in words an operator can act on.
     pub reason: Option<String>,
     pub updated_at: DateTime<Utc>,
+    /// The node that drives the session, when several daemons share one database
+    /// (CONTRACT §13); `None` for a daemon on its own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_id: Option<String>,
 }
 
 impl SessionSnapshot {
@@ -113,6 +117,7 @@ impl SessionSnapshot {
             next_attempt_at: None,
             reason: None,
             updated_at: Utc::now(),
+            node_id: None,
         }
     }
 

@@ -11,6 +11,7 @@
 //! so that every default exists once. This module composes them.
 
 mod budget;
+mod cluster;
 mod connection;
 mod healing;
 mod outbox;
@@ -21,6 +22,7 @@ mod send;
 mod server;
 mod sessions;
 mod sim;
+mod store;
 mod webhook;
 mod whatsapp;
 mod windows;
@@ -31,6 +33,7 @@ use serde::{Deserialize, Serialize};
 use wa_actors::SupervisorConfig;
 
 pub use budget::BudgetConfig;
+pub use cluster::ClusterConfig;
 pub use connection::{ConnectionConfig, ConnectionKind};
 pub use healing::{HealingConfig, RestartsConfig};
 pub use outbox::OutboxConfig;
@@ -41,6 +44,7 @@ pub use send::SendConfig;
 pub use server::ServerConfig;
 pub use sessions::SessionsConfig;
 pub use sim::SimConfig;
+pub use store::{ENV_DATABASE_URL, StoreConfig, StoreKind};
 pub use whatsapp::WhatsappConfig;
 pub use windows::{BadMacWindow, Window, WindowsConfig};
 
@@ -104,6 +108,8 @@ pub struct Config {
     pub sim: SimConfig,
     pub webhook: WebhookConfig,
     pub whatsapp: WhatsappConfig,
+    pub store: StoreConfig,
+    pub cluster: ClusterConfig,
 }
 
 /// The actor crate's defaults, which the tables it configures start from (the
@@ -176,6 +182,9 @@ impl Config {
         if let Some(dir) = env(ENV_SESSIONS_DIR).filter(|d| !d.trim().is_empty()) {
             self.sessions.dir = PathBuf::from(dir);
         }
+        if let Some(url) = env(ENV_DATABASE_URL).filter(|u| !u.trim().is_empty()) {
+            self.store.url = url;
+        }
         self.webhook.secret = env(ENV_WEBHOOK_SECRET)
             .as_deref()
             .and_then(WebhookSecret::new);
@@ -195,6 +204,8 @@ impl Config {
             self.outbox.numbers(),
             self.sim.numbers(),
             webhook::numbers(&self.webhook),
+            self.store.numbers(),
+            self.cluster.numbers(),
         ]
         .concat()
     }
@@ -216,6 +227,8 @@ impl Config {
         self.phone.rules()?;
         self.webhook.validate().map_err(ConfigError::Invalid)?;
         self.whatsapp.validate()?;
+        self.store.validate()?;
+        self.cluster.validate()?;
         Ok(())
     }
 

@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod backups;
+pub mod cluster;
 pub mod error;
 pub mod events;
 pub mod extract;
@@ -108,16 +109,21 @@ pub fn router_with_limits(state: AppState, limits: HttpLimits) -> Router {
         .route("/api/backups/{org}", get(backups::list))
         .route("/api/restore", post(backups::restore))
         .route("/api/events", get(events::events))
+        .route("/api/cluster", get(cluster::nodes))
         .route("/metrics", get(metrics::render));
     if state.sim.is_some() {
         keyed = keyed.merge(sim::routes());
     }
     // `route_layer`: the key is checked only on matched routes (so an unknown path
-    // is a 404, not a 401) and before any extractor touches the body.
-    let keyed = keyed.route_layer(middleware::from_fn_with_state(
-        state.clone(),
-        auth::require_api_key,
-    ));
+    // is a 404, not a 401) and before any extractor touches the body; then, with
+    // several daemons on one database, what only an org's owner can do is handed
+    // to it (the layer added last runs first).
+    let keyed = keyed
+        .route_layer(middleware::from_fn(cluster::forward))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_api_key,
+        ));
 
     Router::new()
         .route("/health", get(health::health))

@@ -68,6 +68,7 @@ pub async fn status(State(state): State<AppState>, OrgPath(org): OrgPath) -> Jso
         "reason": s.reason,
         "updated_at": s.updated_at,
     }))
+    .with_node(&s)
 }
 
 /// `GET /api/sessions`.
@@ -84,6 +85,28 @@ fn summary(s: &SessionSnapshot) -> Value {
         "has_qr": s.has_qr(),
         "phone_number": s.phone_number,
     })
+    .with_node(s)
+}
+
+/// With several daemons on one database, a session's JSON names the node that
+/// drives it (CONTRACT §13).
+trait WithNode {
+    fn with_node(self, s: &SessionSnapshot) -> Self;
+}
+
+impl WithNode for Value {
+    fn with_node(mut self, s: &SessionSnapshot) -> Self {
+        if let Some(node) = &s.node_id {
+            self["node_id"] = Value::String(node.clone());
+        }
+        self
+    }
+}
+
+impl WithNode for Json<Value> {
+    fn with_node(self, s: &SessionSnapshot) -> Self {
+        Json(self.0.with_node(s))
+    }
 }
 
 /// `POST /api/logout`: unlinks the device, backs the session up and removes it.

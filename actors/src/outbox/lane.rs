@@ -155,8 +155,16 @@ impl Lane {
             .await
         {
             Some(Updated::Applied(message)) => message,
-            // Cancelled or expired meanwhile, or the store failed: look again.
-            _ => return Some(()),
+            // Cancelled or expired meanwhile: look again.
+            Some(_) => return Some(()),
+            // The store failed (or refused: another node drives the org now):
+            // look again in a moment, not in a tight loop.
+            None => {
+                return match self.idle(tokio::time::sleep(Duration::from_secs(1))).await {
+                    Woke::Gone => None,
+                    _ => Some(()),
+                };
+            }
         };
         match self.attempt(live, &message).await? {
             Attempted::Acked => {
@@ -290,14 +298,19 @@ impl Lane {
             let Ok(id) = super::MessageId::parse(&raw) else {
                 continue;
             };
-            if let Err(e) = self.parts.outbox.update(&id, update.clone()).await {
+            if let Err(e) = self.parts.outbox.deliver_update(&id, update.clone()).await {
                 tracing::warn!(org_id = %self.parts.org, message_id = %id, error = %e, "a receipt could not be recorded");
             }
         }
     }
 
     async fn update(&self, message: &Message, update: Update) -> Option<Updated> {
-        match self.parts.outbox.update(&message.message_id, update).await {
+        match self
+            .parts
+            .outbox
+            .deliver_update(&message.message_id, update)
+            .await
+        {
             Ok(updated) => Some(updated),
             Err(e) => {
                 tracing::warn!(org_id = %self.parts.org, message_id = %message.message_id, error = %e, "the outbox could not record a message's progress");

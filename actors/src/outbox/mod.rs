@@ -37,8 +37,8 @@ pub mod memory;
 mod service;
 pub mod sqlite;
 pub mod store;
-#[cfg(test)]
-mod store_suite;
+#[cfg(any(test, feature = "test-suite"))]
+pub mod store_suite;
 
 use std::fmt;
 

@@ -107,6 +107,41 @@ impl Outbox {
         Ok(updated)
     }
 
+    /// An update by the org's delivery lane (see [`OutboxStore::update_as_owner`]).
+    pub(crate) async fn deliver_update(
+        &self,
+        id: &MessageId,
+        update: Update,
+    ) -> Result<Updated, OutboxError> {
+        let updated = self.inner.store.update_as_owner(id, update).await?;
+        if let Updated::Applied(message) = &updated {
+            self.changed(message);
+        }
+        Ok(updated)
+    }
+
+    /// Wakes the org's lane: another daemon accepted a message for it (CONTRACT
+    /// §13).
+    pub fn nudge(&self, org: &OrgId) {
+        self.wake(org).notify_one();
+    }
+
+    /// Another daemon changed this message: whoever waits on it here hears of it.
+    pub async fn refresh(&self, id: &MessageId) {
+        if !self.inner.waiters.lock().unwrap().contains_key(id) {
+            return;
+        }
+        match self.inner.store.get(id).await {
+            Ok(Some(message)) => {
+                if let Some(tx) = self.inner.waiters.lock().unwrap().get(id) {
+                    tx.send_replace(message);
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::debug!(message_id = %id, error = %e, "a changed message could not be read"),
+        }
+    }
+
     /// The lane of `org` waits on this when it has nothing to send.
     pub(crate) fn wake(&self, org: &OrgId) -> Arc<Notify> {
         self.inner

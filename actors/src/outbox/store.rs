@@ -71,6 +71,17 @@ pub trait OutboxStore: Send + Sync + 'static {
     /// Applies `update` to one message, atomically, durably.
     async fn update(&self, id: &MessageId, update: Update) -> Result<Updated, OutboxError>;
 
+    /// [`OutboxStore::update`] on behalf of the org's delivery lane: a store
+    /// shared by several daemons applies it only while this node drives the org
+    /// (CONTRACT §13), and fails it otherwise. Alone, a daemon always does.
+    async fn update_as_owner(
+        &self,
+        id: &MessageId,
+        update: Update,
+    ) -> Result<Updated, OutboxError> {
+        self.update(id, update).await
+    }
+
     /// The org's next message to deliver: its oldest accepted message that is
     /// `queued` or `sending` (one still `sending` after a crash or a lost ack comes
     /// first, as it was accepted first).

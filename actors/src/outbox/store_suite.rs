@@ -1,6 +1,9 @@
 //! What every [`OutboxStore`] owes, written once and run against each store:
-//! `memory` ([`MemoryStore`], the reference) and `sqlite` ([`SqliteOutbox`]). A new
-//! store adds one line to the `suite!` call at the end.
+//! `memory` ([`MemoryStore`], the reference) and `sqlite` ([`SqliteOutbox`]) here,
+//! and a store of another crate (PostgreSQL) through the exported
+//! [`outbox_store_suite!`](crate::outbox_store_suite) macro, with the crate
+//! feature `test-suite`. A new store here adds one line to the `suite!` call at
+//! the end.
 //!
 //! Each behaviour is an async fn over `Arc<dyn OutboxStore>`. Times carry
 //! microseconds, not nanoseconds: the finest a PostgreSQL timestamp keeps, so a
@@ -18,37 +21,40 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use super::{
-    Enqueued, ListFilter, MemoryStore, Message, MessageBody, MessageId, MessageStatus, NewMessage,
-    Origin, OutboxError, OutboxStore, SqliteOutbox, Update, Updated,
+    Enqueued, ListFilter, Message, MessageBody, MessageId, MessageStatus, NewMessage, Origin,
+    OutboxError, OutboxStore, Update, Updated,
 };
 use crate::OrgId;
 use MessageStatus as S;
 
-use acceptance::*;
-use lifecycle::*;
-use reads::*;
+pub use acceptance::*;
+pub use lifecycle::*;
+pub use reads::*;
 
-struct Fixture {
-    store: Arc<dyn OutboxStore>,
-    /// Keeps a database's directory until the test ends.
-    _dir: Option<tempfile::TempDir>,
+/// A store to run the suite on, and whatever must live as long as the test (a
+/// database's directory, a test database).
+pub struct Fixture {
+    pub store: Arc<dyn OutboxStore>,
+    pub keep: Box<dyn std::any::Any + Send>,
 }
 
+#[cfg(test)]
 async fn memory_store() -> Fixture {
     Fixture {
-        store: Arc::new(MemoryStore::new()),
-        _dir: None,
+        store: Arc::new(super::MemoryStore::new()),
+        keep: Box::new(()),
     }
 }
 
+#[cfg(test)]
 async fn sqlite_store() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteOutbox::open(dir.path().join("outbox.db"))
+    let store = super::SqliteOutbox::open(dir.path().join("outbox.db"))
         .await
         .unwrap();
     Fixture {
         store: Arc::new(store),
-        _dir: Some(dir),
+        keep: Box::new(dir),
     }
 }
 
@@ -108,11 +114,14 @@ fn filter(org_id: Option<&str>, status: Option<MessageStatus>, limit: usize) -> 
 
 // ---------------------------------------------------------------- the runs
 
-/// One module per store, one `#[tokio::test]` per behaviour.
-macro_rules! suite {
-    ($($store:ident => $fixture:ident),* $(,)?) => {$(
-        mod $store {
-            suite!(@tests $fixture:
+/// Runs every behaviour of the suite against one store, one `#[tokio::test]`
+/// each, in a module `$name`: `$fixture` is an async fn returning a
+/// [`Fixture`](crate::outbox::store_suite::Fixture).
+#[macro_export]
+macro_rules! outbox_store_suite {
+    ($name:ident => $fixture:path) => {
+        mod $name {
+            $crate::outbox_store_suite!(@tests $fixture:
                 round_trip_keeps_every_field,
                 a_repeated_key_with_the_same_request_is_a_duplicate,
                 a_repeated_key_with_another_request_is_refused,
@@ -128,14 +137,19 @@ macro_rules! suite {
                 concurrent_enqueues_are_all_kept_in_order,
             );
         }
-    )*};
-    (@tests $fixture:ident: $($behaviour:ident),* $(,)?) => {$(
+    };
+    (@tests $fixture:path: $($behaviour:ident),* $(,)?) => {$(
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
         async fn $behaviour() {
-            let fixture = super::$fixture().await;
-            super::$behaviour(std::sync::Arc::clone(&fixture.store)).await;
+            let fixture = $fixture().await;
+            let store = ::std::sync::Arc::clone(&fixture.store);
+            $crate::outbox::store_suite::$behaviour(store).await;
+            drop(fixture);
         }
     )*};
 }
 
-suite!(memory => memory_store, sqlite => sqlite_store);
+#[cfg(test)]
+crate::outbox_store_suite!(memory => super::memory_store);
+#[cfg(test)]
+crate::outbox_store_suite!(sqlite => super::sqlite_store);

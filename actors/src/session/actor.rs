@@ -18,7 +18,7 @@ use crate::healing::Healer;
 use crate::outbox::Outbox;
 use crate::outbox::lane::LaneParts;
 use crate::phone_book::PhoneBook;
-use crate::storage::StorageMsg;
+use crate::storage::{SessionStore, StorageMsg};
 use crate::storage::backups::Restored;
 use crate::supervisor::{RestoreOutcome, StartOutcome};
 use crate::{ErrorWindow, OrgId, SessionError, SessionSnapshot, SessionStatus, SupervisorConfig};
@@ -34,6 +34,10 @@ pub(crate) enum Begin {
     /// Restarted after a crash: pick up where the last snapshot left off, after
     /// `after` (the supervisor's restart backoff).
     Recover { after: Duration },
+    /// Another node drove the session until its lease ran out or it handed it
+    /// over (CONTRACT §13): pick up where its last snapshot left off, after `after`
+    /// (spreading many takeovers out), as a reconnect: no QR for a paired session.
+    TakeOver { after: Duration },
     /// Put a backup in place of the (stopped) session and resume it.
     Restore {
         backup: String,
@@ -56,6 +60,7 @@ pub(crate) struct OrgArgs {
     pub config: Arc<SupervisorConfig>,
     pub connector: Arc<dyn Connector>,
     pub storage: ActorRef<StorageMsg>,
+    pub sessions: Arc<dyn SessionStore>,
     pub snapshot: watch::Sender<SessionSnapshot>,
     pub lease: Arc<tokio::sync::Mutex<()>>,
     pub cleanups: Arc<Mutex<ErrorWindow>>,
@@ -112,7 +117,7 @@ impl Actor for OrgActor {
         let driver = driver::spawn(
             DriverParts {
                 org: args.org.clone(),
-                sessions_dir: args.config.sessions_dir.clone(),
+                sessions: args.sessions,
                 connector: args.connector,
                 storage: args.storage,
                 lease: args.lease,
@@ -164,7 +169,16 @@ impl Actor for OrgActor {
                 state.waiting.extend(reply.map(Waiter::Start));
                 state.start(phone_for_code);
             }
-            Begin::Recover { after } => state.recover(&last, after),
+            Begin::Recover { after } => {
+                // A heal's wipe the crashed incarnation was making reports to
+                // nobody, and the store may still be there: the healer must not
+                // wait for that wipe for good.
+                state.healer.lock().unwrap().wipe_failed();
+                state.recover(&last, after, "restarting after an internal error");
+            }
+            Begin::TakeOver { after } => {
+                state.recover(&last, after, "taking the session over from another node");
+            }
             Begin::Restore { backup, reply } => {
                 state.phase = Phase::Resting(Rest::Disconnected);
                 state.on_restore(backup, reply);
@@ -225,15 +239,11 @@ impl OrgState {
         self.phase.status(self.paired)
     }
 
-    /// Picks the session up after a crash of the previous incarnation, from the
-    /// snapshot it left: a session that was live reconnects (as `reconnecting`
+    /// Picks the session up after a crash of the previous incarnation (or from
+    /// another node), from the snapshot it left: a session that was live reconnects (as `reconnecting`
     /// when it was paired: it never reports `disconnected` on its way back),
     /// a ban or a block waits out its time, a resting one stays at rest.
-    fn recover(&mut self, last: &SessionSnapshot, after: Duration) {
-        // A heal's wipe the crashed incarnation was making reports to nobody, and the
-        // store may still be there: the healer must not wait for that wipe for good.
-        self.healer.lock().unwrap().wipe_failed();
-        let why = "restarting after an internal error";
+    fn recover(&mut self, last: &SessionSnapshot, after: Duration, why: &str) {
         match (last.status, last.retry_at) {
             (SessionStatus::Banned, Some(retry_at)) => self.ban_until(retry_at),
             (SessionStatus::Blocked, Some(retry_at)) => self.block_until(retry_at, None, why),

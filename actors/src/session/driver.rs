@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::msg::{OrgMsg, Report};
 use crate::OrgId;
 use crate::connection::{ConnectRequest, Connection, ConnectionError, Connector, StartMode};
-use crate::storage::{self, StorageMsg, fs_ops};
+use crate::storage::{self, SessionStore, StorageMsg};
 
 /// What the org actor asks its driver to do.
 pub(crate) enum DriverCmd {
@@ -60,7 +60,7 @@ pub(crate) enum Afterwards {
 /// What the driver needs; the org actor builds it once.
 pub(crate) struct DriverParts {
     pub org: OrgId,
-    pub sessions_dir: std::path::PathBuf,
+    pub sessions: Arc<dyn SessionStore>,
     pub connector: Arc<dyn Connector>,
     pub storage: ActorRef<StorageMsg>,
     pub lease: Arc<tokio::sync::Mutex<()>>,
@@ -89,15 +89,7 @@ async fn run(
     while let Some(command) = commands.recv().await {
         match command {
             DriverCmd::Probe { generation } => {
-                let connector = parts.connector.clone();
-                let dir = fs_ops::live_dir(&parts.sessions_dir, &parts.org);
-                let probed = tokio::task::spawn_blocking(move || connector.has_credentials(&dir))
-                    .await
-                    .unwrap_or_else(|e| {
-                        Err(ConnectionError::StoreUnavailable(format!(
-                            "the store probe failed: {e}"
-                        )))
-                    });
+                let probed = parts.sessions.has_credentials(&parts.org).await;
                 report(generation, Report::Probed(probed));
             }
             DriverCmd::Open { generation, mode } => {

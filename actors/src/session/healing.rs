@@ -146,8 +146,10 @@ impl OrgState {
         }
         match (then, result) {
             (AfterWipe::Remove(replies), Ok(backup)) => {
-                self.snapshot
-                    .send_replace(SessionSnapshot::not_started(self.org.clone()));
+                self.snapshot.send_replace(SessionSnapshot {
+                    node_id: self.config.node_id.clone(),
+                    ..SessionSnapshot::not_started(self.org.clone())
+                });
                 tracing::info!(org_id = %self.org, from = "-", to = "not_started", reason, "session removed");
                 self.myself.stop(Some(reason.to_owned()));
                 for reply in replies {

@@ -622,6 +622,7 @@ impl OrgState {
             next_attempt_at: self.phase.next_attempt_at(),
             reason: Some(self.reason.clone()).filter(|r| !r.is_empty()),
             updated_at: Utc::now(),
+            node_id: self.config.node_id.clone(),
         };
         self.snapshot.send_replace(snapshot);
     }

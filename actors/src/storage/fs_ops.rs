@@ -71,11 +71,18 @@ fn sanitize_reason(reason: &str) -> String {
 /// A backup name for `now` and `reason` that is not taken yet in `parent`:
 /// `<UTC timestamp>_<reason>`, or `<UTC timestamp>~NNN_<reason>` on a collision.
 pub(crate) fn new_backup_name(parent: &Path, now: DateTime<Utc>, reason: &str) -> String {
+    backup_name(now, reason, &|name| parent.join(name).exists())
+}
+
+/// A backup name for `now` and `reason` for which `taken` is false:
+/// `<UTC timestamp>_<reason>`, or `<UTC timestamp>~NNN_<reason>` on a collision.
+/// Every store names its backups so ([`super::backups::parse_name`] reads them).
+pub fn backup_name(now: DateTime<Utc>, reason: &str, taken: &dyn Fn(&str) -> bool) -> String {
     let stamp = now.format(TIMESTAMP_FORMAT);
     let reason = sanitize_reason(reason);
     let mut name = format!("{stamp}_{reason}");
     let mut n = 1;
-    while parent.join(&name).exists() {
+    while taken(&name) {
         n += 1;
         // `~` sorts after `_`, so a same-instant backup still lists as newer.
         name = format!("{stamp}~{n:03}_{reason}");
@@ -166,18 +173,28 @@ pub fn orgs_with_credentials(
 /// stay whatever their place in the order (a clock set back gives a new backup an
 /// older name than the rest) and even when they alone exceed it.
 pub(crate) fn prune(parent: &Path, keep: usize, protect: &[&str]) -> io::Result<()> {
-    let mut others: Vec<String> = fs::read_dir(parent)?
+    let names: Vec<String> = fs::read_dir(parent)?
         .filter_map(|e| e.ok())
         .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
+    for name in beyond_keep(names, keep, protect) {
+        fs::remove_dir_all(parent.join(name))?;
+    }
+    Ok(())
+}
+
+/// The backups that pruning removes from `names`: the oldest beyond `keep` (at
+/// least 1), never one named in `protect` (see [`prune`]). Every store prunes so.
+pub fn beyond_keep(names: Vec<String>, keep: usize, protect: &[&str]) -> Vec<String> {
+    let mut others: Vec<String> = names
+        .into_iter()
         .filter(|name| !protect.contains(&name.as_str()))
         .collect();
     others.sort();
     let room_for_others = keep.max(1).saturating_sub(protect.len());
     let excess = others.len().saturating_sub(room_for_others);
-    for name in &others[..excess] {
-        fs::remove_dir_all(parent.join(name))?;
-    }
-    Ok(())
+    others.truncate(excess);
+    others
 }
 
 /// Directories 0700 and files 0600, all the way down.

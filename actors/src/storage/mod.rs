@@ -1,20 +1,22 @@
-//! The storage actor: the only writer of the sessions directory's layout.
+//! The storage actor: the only writer of the stored sessions' layout.
 //!
 //! Serializing every create, backup and wipe through one mailbox means two org
-//! operations can never interleave on the disk. The file work itself runs on the
-//! blocking pool so the runtime's workers stay free.
+//! operations can never interleave on the disk. The work itself is the
+//! [`SessionStore`]'s (files by default, see [`sessions`]), which keeps the
+//! runtime's workers free (the blocking pool, or the network).
 
 pub mod backups;
 pub mod fs_ops;
+pub mod sessions;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use chrono::Utc;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use crate::OrgId;
 use backups::{BackupInfo, RestoreError, Restored};
+pub use sessions::{FileSessions, SessionStore};
 
 /// A storage failure, with the io error's text.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -22,8 +24,7 @@ use backups::{BackupInfo, RestoreError, Restored};
 pub struct StorageError(pub String);
 
 pub struct StorageArgs {
-    pub root: PathBuf,
-    pub backups_kept: usize,
+    pub store: Arc<dyn SessionStore>,
 }
 
 pub enum StorageMsg {
@@ -56,7 +57,7 @@ pub enum StorageMsg {
 pub struct StorageActor;
 
 pub struct StorageState {
-    args: Arc<StorageArgs>,
+    store: Arc<dyn SessionStore>,
 }
 
 impl Actor for StorageActor {
@@ -69,14 +70,11 @@ impl Actor for StorageActor {
         _myself: ActorRef<Self::Msg>,
         args: StorageArgs,
     ) -> Result<StorageState, ActorProcessingErr> {
-        fs_ops::ensure_private_dir(&args.root)?;
         // Before any session starts: a restore cut short by a crash is undone.
-        for (org, backup) in backups::recover_interrupted_restores(&args.root)? {
+        for (org, backup) in args.store.recover().await? {
             tracing::warn!(org_id = %org, backup = %backup, "a restore was interrupted; the session it replaced is live again");
         }
-        Ok(StorageState {
-            args: Arc::new(args),
-        })
+        Ok(StorageState { store: args.store })
     }
 
     async fn handle(
@@ -85,15 +83,10 @@ impl Actor for StorageActor {
         msg: StorageMsg,
         state: &mut StorageState,
     ) -> Result<(), ActorProcessingErr> {
-        let args = state.args.clone();
+        let store = state.store.clone();
         match msg {
             StorageMsg::Prepare { org, reply } => {
-                let result = blocking(move || {
-                    let dir = fs_ops::live_dir(&args.root, &org);
-                    fs_ops::ensure_private_dir(&dir).map(|()| dir)
-                })
-                .await;
-                let _ = reply.send(result);
+                let _ = reply.send(store.prepare(&org).await);
             }
             StorageMsg::BackupAndWipe {
                 org,
@@ -101,54 +94,24 @@ impl Actor for StorageActor {
                 recreate,
                 reply,
             } => {
-                let result = blocking(move || {
-                    let outcome = fs_ops::backup_and_wipe(
-                        &args.root,
-                        &org,
-                        &reason,
-                        Utc::now(),
-                        args.backups_kept,
-                        recreate,
-                    );
-                    if let Ok(Some(name)) = &outcome {
-                        tracing::info!(org_id = %org, backup = %name, reason = %reason, "session backed up and wiped");
-                    }
-                    outcome
-                })
-                .await;
-                let _ = reply.send(result);
+                let outcome = store.backup_and_wipe(&org, &reason, recreate).await;
+                if let Ok(Some(name)) = &outcome {
+                    tracing::info!(org_id = %org, backup = %name, reason = %reason, "session backed up and wiped");
+                }
+                let _ = reply.send(outcome);
             }
             StorageMsg::ListBackups { org, reply } => {
-                let result = blocking(move || backups::list(&args.root, &org)).await;
-                let _ = reply.send(result);
+                let _ = reply.send(store.list_backups(&org).await);
             }
             StorageMsg::Restore { org, name, reply } => {
-                let work = move || {
-                    let outcome =
-                        backups::restore(&args.root, &org, &name, Utc::now(), args.backups_kept);
-                    if let Ok(done) = &outcome {
-                        tracing::info!(org_id = %org, backup = %done.restored, before_restore = done.before_restore.as_deref().unwrap_or("-"), "backup restored");
-                    }
-                    outcome
-                };
-                let result = match tokio::task::spawn_blocking(work).await {
-                    Ok(outcome) => outcome,
-                    Err(e) => Err(RestoreError::Storage(format!("storage task failed: {e}"))),
-                };
-                let _ = reply.send(result);
+                let outcome = store.restore(&org, &name).await;
+                if let Ok(done) = &outcome {
+                    tracing::info!(org_id = %org, backup = %done.restored, before_restore = done.before_restore.as_deref().unwrap_or("-"), "backup restored");
+                }
+                let _ = reply.send(outcome);
             }
         }
         Ok(())
-    }
-}
-
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> std::io::Result<T> + Send + 'static,
-) -> Result<T, StorageError> {
-    match tokio::task::spawn_blocking(work).await {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(e)) => Err(StorageError(e.to_string())),
-        Err(e) => Err(StorageError(format!("storage task failed: {e}"))),
     }
 }
 

@@ -26,7 +26,7 @@ use crate::events::EventSink;
 use crate::outbox::Outbox;
 use crate::phone_book::PhoneBook;
 use crate::session::{Begin, OrgActor, OrgArgs, OrgMsg, Removal, Request};
-use crate::storage::{self, StorageActor, StorageArgs, StorageMsg};
+use crate::storage::{self, SessionStore, StorageActor, StorageArgs, StorageMsg};
 use crate::{ConnectionBudget, OrgId, SessionError, SupervisorConfig};
 
 pub(crate) enum SupervisorMsg {
@@ -45,6 +45,18 @@ pub(crate) enum SupervisorMsg {
         backup: String,
         reply: RpcReplyPort<Result<RestoreOutcome, SessionError>>,
     },
+    /// Starts the org's actor as a takeover from another node, unless it runs.
+    TakeOver {
+        org: OrgId,
+        after: std::time::Duration,
+        reply: RpcReplyPort<Result<(), SessionError>>,
+    },
+    /// Stops the org's actor (its connection flushed, nothing wiped) and answers
+    /// once it is gone: the org is handed to another node.
+    Release {
+        org: OrgId,
+        reply: RpcReplyPort<()>,
+    },
     Ping {
         reply: RpcReplyPort<()>,
     },
@@ -61,6 +73,10 @@ pub(crate) struct SupervisorArgs {
     pub events: Arc<dyn EventSink>,
     pub budget: Arc<ConnectionBudget>,
     pub outbox: Outbox,
+    pub sessions: Arc<dyn SessionStore>,
+    /// With several daemons on one database: the leases this node holds. An org
+    /// actor is only ever started for an org whose lease is held here.
+    pub fencing: Option<crate::cluster::Fencing>,
 }
 
 pub(crate) struct SupervisorActor;
@@ -89,8 +105,7 @@ impl Actor for SupervisorActor {
             None,
             StorageActor,
             StorageArgs {
-                root: args.config.sessions_dir.clone(),
-                backups_kept: args.config.backups_kept,
+                store: args.sessions.clone(),
             },
             myself.get_cell(),
         )
@@ -145,6 +160,10 @@ impl Actor for SupervisorActor {
                     },
                 ),
                 None => {
+                    if let Err(e) = state.may_run(&org) {
+                        let _ = reply.send(Err(e));
+                        return Ok(());
+                    }
                     let begin = Begin::Start {
                         phone_for_code,
                         reply: Some(reply),
@@ -165,6 +184,10 @@ impl Actor for SupervisorActor {
                 match state.args.registry.actor(&org) {
                     Some(actor) => forward(&actor, Request::Restore { backup, reply }),
                     None => {
+                        if let Err(e) = state.may_run(&org) {
+                            let _ = reply.send(Err(e));
+                            return Ok(());
+                        }
                         let begin = Begin::Restore { backup, reply };
                         if let Err(e) = state.spawn_org(&myself, &org, begin).await {
                             tracing::error!(org_id = %org, error = %e, "org actor could not be started");
@@ -172,6 +195,27 @@ impl Actor for SupervisorActor {
                     }
                 }
             }
+            SupervisorMsg::TakeOver { org, after, reply } => {
+                let result = match state.args.registry.actor(&org) {
+                    Some(_) => Ok(()),
+                    None => state.spawn_org(&myself, &org, Begin::TakeOver { after }).await,
+                };
+                let _ = reply.send(result);
+            }
+            SupervisorMsg::Release { org, reply } => match state.args.registry.actor(&org) {
+                Some(actor) => {
+                    let grace = state.args.config.shutdown_grace * 3;
+                    tokio::spawn(async move {
+                        let _ = actor
+                            .stop_and_wait(Some("handed over".into()), Some(grace))
+                            .await;
+                        let _ = reply.send(());
+                    });
+                }
+                None => {
+                    let _ = reply.send(());
+                }
+            },
             SupervisorMsg::Ping { reply } => {
                 let _ = reply.send(());
             }
@@ -230,6 +274,7 @@ impl SupervisorState {
         org: &OrgId,
         begin: Begin,
     ) -> Result<(), SessionError> {
+        self.may_run(org)?;
         let config = &self.args.config;
         let shared = self
             .args
@@ -240,6 +285,7 @@ impl SupervisorState {
             config: config.clone(),
             connector: self.args.connector.clone(),
             storage: self.storage.clone(),
+            sessions: self.args.sessions.clone(),
             snapshot: shared.snapshot,
             lease: shared.lease,
             cleanups: shared.cleanups,
@@ -256,6 +302,17 @@ impl SupervisorState {
         self.orgs_by_actor.insert(actor.get_id(), org.clone());
         self.args.registry.set_actor(org, Some(actor));
         Ok(())
+    }
+
+    /// Whether an actor may drive `org` here: always for a daemon on its own; with
+    /// several on one database only while this node holds the org's lease.
+    fn may_run(&self, org: &OrgId) -> Result<(), SessionError> {
+        match &self.args.fencing {
+            Some(fencing) if fencing.token(org).is_none() => Err(SessionError::Busy(
+                "this node does not hold the organization's lease; retry in a moment".into(),
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// Drops a terminated org actor from the tables; returns its org.

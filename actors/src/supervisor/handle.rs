@@ -8,12 +8,13 @@ use tokio::sync::watch;
 
 use super::actor::{SupervisorActor, SupervisorArgs, SupervisorMsg};
 use super::registry::Registry;
+use crate::cluster::Fencing;
 use crate::connection::Connector;
 use crate::events::EventSink;
 use crate::outbox::{Outbox, OutboxStore};
 use crate::session::Removal;
 use crate::storage::backups::{self, BackupInfo};
-use crate::storage::fs_ops;
+use crate::storage::{FileSessions, SessionStore};
 use crate::{ConnectionBudget, OrgId, SessionError, SessionSnapshot, SupervisorConfig};
 
 /// What `start` found and did.
@@ -59,7 +60,7 @@ pub struct Supervisor {
     actor: ActorRef<SupervisorMsg>,
     pub(super) registry: Registry,
     pub(super) config: Arc<SupervisorConfig>,
-    connector: Arc<dyn Connector>,
+    sessions: Arc<dyn SessionStore>,
     pub(super) outbox: Outbox,
     budget: Arc<ConnectionBudget>,
 }
@@ -68,8 +69,34 @@ pub struct Supervisor {
 const RETRIES: u32 = 5;
 
 impl Supervisor {
-    /// Starts the storage actor, the root supervisor and the outbox's expiry.
+    /// Starts the storage actor, the root supervisor and the outbox's expiry, with
+    /// the sessions in the sessions directory ([`FileSessions`]).
     pub async fn spawn(parts: SupervisorParts) -> Result<Self, SessionError> {
+        let sessions = Arc::new(FileSessions::new(
+            parts.config.sessions_dir.clone(),
+            parts.config.backups_kept,
+            parts.connector.clone(),
+        ));
+        Self::spawn_with(parts, sessions, None).await
+    }
+
+    /// Like [`Supervisor::spawn`], for one node of several sharing a database
+    /// (CONTRACT §13): the sessions are in `sessions`, and an org's actor only runs
+    /// while `fencing` holds the org's lease (the cluster node takes and gives
+    /// them, see [`crate::cluster`]).
+    pub async fn spawn_in_cluster(
+        parts: SupervisorParts,
+        sessions: Arc<dyn SessionStore>,
+        fencing: Fencing,
+    ) -> Result<Self, SessionError> {
+        Self::spawn_with(parts, sessions, Some(fencing)).await
+    }
+
+    async fn spawn_with(
+        parts: SupervisorParts,
+        sessions: Arc<dyn SessionStore>,
+        fencing: Option<Fencing>,
+    ) -> Result<Self, SessionError> {
         let SupervisorParts {
             config,
             connector,
@@ -90,11 +117,13 @@ impl Supervisor {
             SupervisorActor,
             SupervisorArgs {
                 config: config.clone(),
-                connector: connector.clone(),
+                connector,
                 registry: registry.clone(),
                 events,
                 budget: budget.clone(),
                 outbox: outbox.clone(),
+                sessions: sessions.clone(),
+                fencing,
             },
         )
         .await
@@ -103,7 +132,7 @@ impl Supervisor {
             actor,
             registry,
             config,
-            connector,
+            sessions,
             outbox,
             budget,
         })
@@ -150,6 +179,15 @@ impl Supervisor {
         self.registry.watch(org)
     }
 
+    /// Follows one org's snapshots, from the one it has now (`not_started` for an
+    /// org never seen here).
+    pub fn follow(&self, org: &OrgId) -> watch::Receiver<SessionSnapshot> {
+        self.registry
+            .shared(org, self.config.cleanups, self.config.healing)
+            .snapshot
+            .subscribe()
+    }
+
     /// Waits until an org's snapshot satisfies `done`, at most `timeout`.
     pub async fn wait_for(
         &self,
@@ -184,14 +222,12 @@ impl Supervisor {
         .await?
     }
 
-    /// An org's backups, newest first (read on the blocking pool).
+    /// An org's backups, newest first.
     pub async fn backups(&self, org: &OrgId) -> Result<Vec<BackupInfo>, SessionError> {
-        let root = self.config.sessions_dir.clone();
-        let org = org.clone();
-        tokio::task::spawn_blocking(move || backups::list(&root, &org))
+        self.sessions
+            .list_backups(org)
             .await
-            .map_err(|e| SessionError::Storage(e.to_string()))?
-            .map_err(|e| SessionError::Storage(e.to_string()))
+            .map_err(|e| SessionError::Storage(e.0))
     }
 
     /// Makes the backup `name` the org's live session and resumes it (no QR when
@@ -214,32 +250,25 @@ impl Supervisor {
         .await?
     }
 
-    /// Whether the org's directory holds credentials, read on the blocking pool.
+    /// Whether the org's stored session holds credentials.
     pub async fn has_credentials(&self, org: &OrgId) -> Result<bool, SessionError> {
-        let dir = fs_ops::live_dir(&self.config.sessions_dir, org);
-        let connector = self.connector.clone();
-        tokio::task::spawn_blocking(move || connector.has_credentials(&dir))
+        self.sessions
+            .has_credentials(org)
             .await
-            .map_err(|e| SessionError::Storage(e.to_string()))?
             .map_err(|e| SessionError::Storage(e.to_string()))
     }
 
-    /// Starts every org whose directory holds credentials, one after another with
-    /// about `gap` between two (randomized ±50%, so that a restart never reconnects
-    /// every number at once); returns the orgs it started.
+    /// Starts every org whose stored session holds credentials, one after another
+    /// with about `gap` between two (randomized ±50%, so that a restart never
+    /// reconnects every number at once); returns the orgs it started.
     pub async fn resume_stored(&self, gap: Duration) -> Result<Vec<OrgId>, SessionError> {
-        let root = self.config.sessions_dir.clone();
-        let connector = self.connector.clone();
         // A store that cannot be read is resumed: the connect decides, and an
         // unreadable store is never taken for "no credentials".
-        let stored = tokio::task::spawn_blocking(move || {
-            fs_ops::orgs_with_credentials(&root, &|dir| {
-                connector.has_credentials(dir).unwrap_or(true)
-            })
-        })
-        .await
-        .map_err(|e| SessionError::Storage(e.to_string()))?
-        .map_err(|e| SessionError::Storage(e.to_string()))?;
+        let stored = self
+            .sessions
+            .orgs_with_credentials()
+            .await
+            .map_err(|e| SessionError::Storage(e.0))?;
         let mut resumed = Vec::new();
         for (i, org) in stored.into_iter().enumerate() {
             if i > 0 && !gap.is_zero() {
@@ -252,6 +281,52 @@ impl Supervisor {
             }
         }
         Ok(resumed)
+    }
+
+    /// Starts an org's session as a takeover from another node (see
+    /// [`Begin::TakeOver`](crate::session::Begin)), unless it runs here already.
+    /// Its lease must be held here.
+    pub async fn take_over(&self, org: &OrgId, after: Duration) -> Result<(), SessionError> {
+        self.call_org(|reply| SupervisorMsg::TakeOver {
+            org: org.clone(),
+            after,
+            reply,
+        })
+        .await?
+    }
+
+    /// Stops an org's session here, its connection flushed and nothing wiped, and
+    /// returns once it is stopped (or the stop's bound passed): the org is handed
+    /// over to another node.
+    pub async fn release(&self, org: &OrgId) -> Result<(), SessionError> {
+        let bound = self.config.shutdown_bound() + self.config.shutdown_grace;
+        match self
+            .actor
+            .call(
+                |reply| SupervisorMsg::Release {
+                    org: org.clone(),
+                    reply,
+                },
+                Some(bound),
+            )
+            .await
+        {
+            Ok(CallResult::Success(())) => Ok(()),
+            Ok(CallResult::Timeout) => Err(SessionError::TimedOut),
+            _ => Err(SessionError::Unavailable),
+        }
+    }
+
+    /// Whether an org's actor runs here.
+    pub fn runs(&self, org: &OrgId) -> bool {
+        self.registry.actor(org).is_some()
+    }
+
+    /// Shows the snapshot another node published for an org that does not run
+    /// here (it is what status, sessions and sends read). Ignored while the org
+    /// runs here: its own actor's snapshot is the truth then.
+    pub fn show_remote(&self, snapshot: SessionSnapshot) {
+        self.registry.show_remote(snapshot, self.config.cleanups, self.config.healing);
     }
 
     /// Whether the supervisor answers within `deadline` (for a watchdog).

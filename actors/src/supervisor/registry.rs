@@ -29,6 +29,18 @@ pub(crate) struct OrgSlot {
     pub healer: Arc<Mutex<Healer>>,
 }
 
+impl OrgSlot {
+    fn new(org: &OrgId, cleanups: WindowSpec, healing: HealingPolicy) -> Self {
+        Self {
+            snapshot: watch::Sender::new(SessionSnapshot::not_started(org.clone())),
+            actor: None,
+            lease: Arc::new(tokio::sync::Mutex::new(())),
+            cleanups: Arc::new(Mutex::new(ErrorWindow::new(cleanups))),
+            healer: Arc::new(Mutex::new(Healer::new(healing))),
+        }
+    }
+}
+
 /// What a new incarnation of an org actor shares with the ones before it.
 pub(crate) struct Shared {
     pub snapshot: watch::Sender<SessionSnapshot>,
@@ -46,13 +58,9 @@ impl Registry {
         healing: HealingPolicy,
     ) -> Shared {
         let mut map = self.0.write().unwrap();
-        let slot = map.entry(org.clone()).or_insert_with(|| OrgSlot {
-            snapshot: watch::Sender::new(SessionSnapshot::not_started(org.clone())),
-            actor: None,
-            lease: Arc::new(tokio::sync::Mutex::new(())),
-            cleanups: Arc::new(Mutex::new(ErrorWindow::new(cleanups))),
-            healer: Arc::new(Mutex::new(Healer::new(healing))),
-        });
+        let slot = map
+            .entry(org.clone())
+            .or_insert_with(|| OrgSlot::new(org, cleanups, healing));
         Shared {
             snapshot: slot.snapshot.clone(),
             lease: slot.lease.clone(),
@@ -96,6 +104,32 @@ impl Registry {
             Some(slot) => slot.snapshot.borrow().status,
             None => SessionStatus::NotStarted,
         }
+    }
+
+    /// Publishes a snapshot from elsewhere (another node) for an org without an
+    /// actor here; a running actor's own snapshot is never overwritten.
+    pub(crate) fn show_remote(
+        &self,
+        snapshot: SessionSnapshot,
+        cleanups: WindowSpec,
+        healing: HealingPolicy,
+    ) {
+        let mut map = self.0.write().unwrap();
+        let org = snapshot.organization_id.clone();
+        if !map.contains_key(&org) && snapshot.status == SessionStatus::NotStarted {
+            return;
+        }
+        let slot = map.entry(org).or_insert_with(|| OrgSlot::new(&snapshot.organization_id, cleanups, healing));
+        if slot.actor.is_some() {
+            return;
+        }
+        slot.snapshot.send_if_modified(|now| {
+            let changed = *now != snapshot;
+            if changed {
+                *now = snapshot;
+            }
+            changed
+        });
     }
 
     /// Publishes `not_started` for an org whose session was removed.

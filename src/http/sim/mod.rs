@@ -129,7 +129,10 @@ async fn sent(
     State(state): State<AppState>,
     OrgPath(org): OrgPath,
 ) -> Result<Json<Value>, SimRouteError> {
-    let messages = sim(&state)?.sent(&org);
+    let messages = sim(&state)?
+        .sent_log(&org)
+        .await
+        .map_err(|e| sim_error(&state, &org, e))?;
     Ok(Json(json!({ "messages": messages })))
 }
 

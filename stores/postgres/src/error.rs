@@ -25,6 +25,9 @@ pub enum Error {
     SchemaTooNew { found: i64, known: i64 },
     #[error("migration {version} ({name}) was applied with a different text than this build's")]
     MigrationChanged { version: i64, name: String },
+    /// A fenced write of an organization this node no longer owns.
+    #[error("the organization's lease is held by another node; the write was refused")]
+    Fenced,
 }
 
 impl From<tokio_postgres::Error> for Error {
@@ -52,4 +55,33 @@ pub(crate) fn no_connection(e: deadpool_postgres::PoolError) -> StoreError {
 /// A value that does not fit its column or cannot be encoded.
 pub(crate) fn encode(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
     StoreError::Serialization(Box::new(e))
+}
+
+/// A PostgreSQL failure in words that name no stored value: the server's
+/// message without its `DETAIL` (which may quote a key, e.g. a phone number).
+pub fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{}: {} ({})", db.severity(), db.message(), db.code().code()),
+        None => e.to_string(),
+    }
+}
+
+/// The failures of a pool and of a statement, described without stored values.
+pub(crate) trait Failure {
+    fn describe(&self) -> String;
+}
+
+impl Failure for tokio_postgres::Error {
+    fn describe(&self) -> String {
+        describe(self)
+    }
+}
+
+impl Failure for deadpool_postgres::PoolError {
+    fn describe(&self) -> String {
+        match self {
+            deadpool_postgres::PoolError::Backend(e) => describe(e),
+            other => other.to_string(),
+        }
+    }
 }

@@ -61,12 +61,27 @@
 //!
 //! When organizations move between daemons, a daemon that lost an
 //! organization's lease must not write one more row of its store. Every change
-//! already goes through one place, `store::Write` (a transaction; reads go
-//! through `PostgresStore::read*`, which cannot write). Fencing adds, in
-//! `Write::begin`, a check of the store's ownership token inside that same
-//! transaction (the lease row locked `FOR SHARE` and compared with the token
-//! the store was opened with), failing the write with a `StoreError` when the
-//! token moved on. No other code needs to change.
+//! goes through one place, `store::Write` (a transaction; reads go through
+//! `PostgresStore::read*`, which cannot write). For a
+//! [fenced](PostgresStore::new_fenced) store, `Write::begin` checks the lease inside
+//! that same transaction (`wa_fence`: the lease row locked `FOR SHARE`, its
+//! token compared with the one this node holds, its expiry checked) and fails
+//! the write with a `StoreError` when the lease moved on, telling the [`Fence`].
+//!
+//! # Several daemons on one database
+//!
+//! Migration 0002 adds what the nodes of a cluster share (CONTRACT §13), each
+//! behind a trait of the actor crate:
+//!
+//! - [`PostgresLeases`] (`wa_nodes`, `wa_leases`, `wa_snapshots`): heartbeats,
+//!   ownership leases with fencing tokens, published session snapshots;
+//! - [`PostgresOutbox`] (`wa_outbox`): the outbox, with fenced delivery updates;
+//! - [`PostgresSessions`] (`wa_stores`, `wa_backups`): sessions, backups by
+//!   renaming a store, restores by swapping two;
+//! - [`PostgresSimLedger`] (`wa_sim_*`): the fake phone's record in sim mode;
+//! - [`PostgresCommands`] (`wa_commands`): requests handed to an org's owner;
+//! - [`listen`]: the notifications that wake nodes (`wa_outbox`, `wa_message`,
+//!   `wa_snapshot`, `wa_leases`, `wa_commands`, `wa_replies`).
 //!
 //! # Connections
 //!
@@ -83,13 +98,20 @@
 
 mod app_sync;
 mod batch;
+pub mod cluster;
+pub mod commands;
 mod device;
 mod error;
+mod fence;
+mod listen;
 mod migrate;
 mod msg_secrets;
+pub mod outbox;
 mod pool;
 mod protocol;
+mod sessions;
 mod signal;
+mod sim;
 mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -98,7 +120,14 @@ pub mod testing;
 pub use deadpool_postgres;
 pub use tokio_postgres;
 
-pub use error::Error;
+pub use cluster::PostgresLeases;
+pub use commands::{Command, PostgresCommands};
+pub use error::{Error, describe};
+pub use fence::Fence;
+pub use listen::{Heard, listen};
 pub use migrate::{MigrationReport, latest_version, migrate};
+pub use outbox::PostgresOutbox;
 pub use pool::{connect, pool_for};
+pub use sessions::PostgresSessions;
+pub use sim::PostgresSimLedger;
 pub use store::PostgresStore;

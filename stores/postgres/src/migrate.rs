@@ -23,11 +23,18 @@ struct Migration {
     sql: &'static str,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "wa_store",
-    sql: include_str!("migrations/0001_wa_store.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "wa_store",
+        sql: include_str!("migrations/0001_wa_store.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "cluster",
+        sql: include_str!("migrations/0002_cluster.sql"),
+    },
+];
 
 /// The advisory lock key serializing migrations ("wa_store" in ASCII), distinct from
 /// any other user of advisory locks in a shared database.

@@ -10,6 +10,7 @@ use wacore::store::error::Result;
 
 use crate::Error;
 use crate::error::{db, no_connection};
+use crate::fence::{self, Checked, Fence};
 
 /// Longest store id accepted (an organization id is far shorter).
 const MAX_STORE_ID: usize = 200;
@@ -24,6 +25,9 @@ pub(crate) type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
 pub struct PostgresStore {
     pool: Pool,
     store_id: Arc<str>,
+    /// When organizations move between nodes: every write checks this node's
+    /// lease of the org first (see [`PostgresStore::new_fenced`]).
+    fence: Option<Arc<dyn Fence>>,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -39,6 +43,27 @@ impl PostgresStore {
     /// `wa_stores` if it is new. The schema must be current ([`migrate`](crate::migrate)
     /// once at start).
     pub async fn new(pool: Pool, store_id: &str) -> std::result::Result<Self, Error> {
+        Self::open(pool, store_id, None).await
+    }
+
+    /// Like [`PostgresStore::new`], with every write fenced, its registration
+    /// included: it happens only while this node holds the lease of the
+    /// organization (the store id) with the token `fence` has for it, checked in
+    /// the write's own transaction, and fails otherwise (telling `fence`). See
+    /// the crate docs, "The fencing seam".
+    pub async fn new_fenced(
+        pool: Pool,
+        store_id: &str,
+        fence: Arc<dyn Fence>,
+    ) -> std::result::Result<Self, Error> {
+        Self::open(pool, store_id, Some(fence)).await
+    }
+
+    async fn open(
+        pool: Pool,
+        store_id: &str,
+        fence: Option<Arc<dyn Fence>>,
+    ) -> std::result::Result<Self, Error> {
         let len = store_id.chars().count();
         if len == 0 || len > MAX_STORE_ID {
             return Err(Error::InvalidStoreId {
@@ -49,6 +74,7 @@ impl PostgresStore {
         let store = Self {
             pool,
             store_id: Arc::from(store_id),
+            fence,
         };
         store
             .write_one(
@@ -130,12 +156,13 @@ impl PostgresStore {
 
 /// The only way rows change: a transaction on one store.
 ///
-/// This is the fencing seam. When organizations move between nodes, `begin` will
-/// first check, inside the transaction, that this node still holds the store's
-/// ownership token (a row lock on the lease, compared with the token the store was
-/// opened with) and fail with a `StoreError` otherwise, so a node that lost its
-/// lease cannot write a single row after the new owner took over. Nothing writes
-/// around it: reads go through [`PostgresStore::read`], every change through here.
+/// This is the fencing seam. For a [fenced](PostgresStore::new_fenced) store `begin`
+/// first checks, inside the transaction, that this node still holds the store's
+/// lease with its token (`wa_fence`: the lease row locked `FOR SHARE`, its token
+/// compared, its expiry checked) and fails with a `StoreError` otherwise, so a
+/// node that lost its lease cannot write a single row after the new owner took
+/// over. Nothing writes around it: reads go through [`PostgresStore::read`],
+/// every change through here.
 pub(crate) struct Write<'c> {
     tx: Transaction<'c>,
 }
@@ -143,8 +170,14 @@ pub(crate) struct Write<'c> {
 impl<'c> Write<'c> {
     /// Starts a change of `store` on `conn` (the store is where the fencing check
     /// will find the token to compare).
-    pub(crate) async fn begin(conn: &'c mut Object, _store: &PostgresStore) -> Result<Self> {
+    pub(crate) async fn begin(conn: &'c mut Object, store: &PostgresStore) -> Result<Self> {
         let tx = conn.transaction().await.map_err(db)?;
+        if let Some(fence) = &store.fence {
+            match fence::check(&*tx, fence.as_ref(), store.id()).await.map_err(db)? {
+                Checked::Held => {}
+                Checked::Refused => return Err(fenced()),
+            }
+        }
         Ok(Self { tx })
     }
 
@@ -161,4 +194,9 @@ impl<'c> Write<'c> {
     pub(crate) async fn commit(self) -> Result<()> {
         self.tx.commit().await.map_err(db)
     }
+}
+
+/// A write refused by the fence.
+fn fenced() -> wacore::store::error::StoreError {
+    wacore::store::error::StoreError::Database(Box::new(crate::Error::Fenced))
 }

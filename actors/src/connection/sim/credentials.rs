@@ -13,17 +13,32 @@ use crate::connection::ConnectionError;
 /// The file the fake phone keeps its credentials in, inside the org's directory.
 pub const CREDENTIALS_FILE: &str = "sim-credentials.json";
 
-#[derive(Serialize, Deserialize)]
-pub(super) struct StoredCredentials {
+/// What the fake phone's pairing leaves behind: the linked number and keys in
+/// WhatsApp's shapes (random, never used for anything).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SimCredentials {
     pub phone: String,
-    device_id: u32,
-    noise_key: String,
-    identity_key: String,
+    pub device_id: u32,
+    pub noise_key: String,
+    pub identity_key: String,
+}
+
+impl SimCredentials {
+    /// New credentials of a device linked to `phone` (digits).
+    pub fn generate(phone: &str) -> Self {
+        let mut rng = rand::rng();
+        Self {
+            phone: phone.to_owned(),
+            device_id: rng.random_range(1..100),
+            noise_key: B64.encode(rng.random::<[u8; 32]>()),
+            identity_key: B64.encode(rng.random::<[u8; 32]>()),
+        }
+    }
 }
 
 /// The credentials in `dir`: `None` when there are none, an error when they cannot
 /// be read (never taken for "none": that would pair a paired org anew).
-pub(super) fn read(dir: &Path) -> Result<Option<StoredCredentials>, ConnectionError> {
+pub(super) fn read(dir: &Path) -> Result<Option<SimCredentials>, ConnectionError> {
     match std::fs::read(dir.join(CREDENTIALS_FILE)) {
         Ok(bytes) => serde_json::from_slice(&bytes)
             .map(Some)
@@ -45,13 +60,7 @@ pub(super) fn write(dir: &Path, phone: &str) -> io::Result<()> {
             "credentials are already stored here",
         ));
     }
-    let mut rng = rand::rng();
-    let creds = StoredCredentials {
-        phone: phone.to_owned(),
-        device_id: rng.random_range(1..100),
-        noise_key: B64.encode(rng.random::<[u8; 32]>()),
-        identity_key: B64.encode(rng.random::<[u8; 32]>()),
-    };
+    let creds = SimCredentials::generate(phone);
     let tmp = dir.join(format!("{CREDENTIALS_FILE}.tmp"));
     let mut file = std::fs::OpenOptions::new()
         .write(true)

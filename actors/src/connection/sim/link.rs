@@ -82,6 +82,8 @@ impl Link {
 pub(super) struct SimConnection {
     pub org: OrgId,
     pub link: Arc<Link>,
+    /// Its id in the ledger, when there is one.
+    pub link_id: Option<i64>,
     pub connector: SimConnector,
 }
 
@@ -100,16 +102,20 @@ impl Connection for SimConnection {
             }
             st.no_ack
         };
+        let record = SentRecord::text(phone, text, message_id);
         let recorded = self.connector.with_phone(&self.org, |state| {
             if std::mem::take(&mut state.send_fails) {
                 return Err(ConnectionError::Failed(
                     "the server did not accept the message".into(),
                 ));
             }
-            state.sent.push(SentRecord::text(phone, text, message_id));
+            state.sent.push(record.clone());
             Ok(())
         });
         recorded?;
+        if let (Some(ledger), Some(link)) = (&self.connector.ledger, self.link_id) {
+            ledger.record(&self.org, link, &record).await?;
+        }
         if !no_ack {
             // The fake phone's server acknowledges every message at once.
             self.link.emit(ConnectionEvent::ServerAck {
@@ -132,11 +138,14 @@ impl Connection for SimConnection {
     }
 
     async fn logout(&self) -> Result<(), ConnectionError> {
-        self.link.close();
+        self.shutdown().await;
         Ok(())
     }
 
     async fn shutdown(&self) {
         self.link.close();
+        if let (Some(ledger), Some(link)) = (&self.connector.ledger, self.link_id) {
+            ledger.close(&self.org, link).await;
+        }
     }
 }

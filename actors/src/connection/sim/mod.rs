@@ -8,9 +8,14 @@
 //!
 //! It also watches the one rule a real store cannot survive: two open connections on
 //! one org's store. [`SimConnector::overlaps`] counts them; tests assert it stays 0.
+//!
+//! With a [`SimLedger`] (several daemons on one database) the credentials, the
+//! server's record of sends and the open connections live in the ledger instead,
+//! so that they are one across nodes; see `ledger.rs`.
 
 mod credentials;
 mod fault;
+mod ledger;
 mod link;
 
 use std::collections::HashMap;
@@ -28,8 +33,9 @@ use super::{
     ReceiptKind, StartMode,
 };
 use crate::OrgId;
-pub use credentials::CREDENTIALS_FILE;
+pub use credentials::{CREDENTIALS_FILE, SimCredentials};
 pub use fault::Fault;
+pub use ledger::SimLedger;
 use link::{Link, LinkState, Phone, SimConnection};
 
 /// How the fake phone's QR codes rotate (WhatsApp: 60 s, then 20 s each, 6 in all).
@@ -61,13 +67,27 @@ pub struct SentRecord {
 }
 
 impl SentRecord {
-    fn text(to: &str, text: &str, message_id: &str) -> Self {
+    /// The kinds a record may have.
+    pub const KINDS: [&'static str; 3] = ["text", "image", "document"];
+
+    pub fn text(to: &str, text: &str, message_id: &str) -> Self {
         Self {
             to: to.to_owned(),
             text: text.to_owned(),
             message_id: message_id.to_owned(),
             kind: "text",
         }
+    }
+
+    /// A record read back from a ledger; `None` for a kind this build does not know.
+    pub fn of_kind(to: String, text: String, message_id: String, kind: &str) -> Option<Self> {
+        let kind = Self::KINDS.into_iter().find(|k| *k == kind)?;
+        Some(Self {
+            to,
+            text,
+            message_id,
+            kind,
+        })
     }
 }
 
@@ -88,6 +108,9 @@ pub struct SimConnector {
     phones: Arc<Mutex<HashMap<OrgId, Phone>>>,
     timing: SimTiming,
     overlaps: Arc<AtomicU64>,
+    /// Where credentials, sends and open connections are kept when several
+    /// daemons share them; `None`: files and memory of this process.
+    ledger: Option<Arc<dyn SimLedger>>,
 }
 
 impl SimConnector {
@@ -98,10 +121,37 @@ impl SimConnector {
         }
     }
 
+    /// Fake phones whose credentials, sends and connections are kept in `ledger`.
+    pub fn with_ledger(timing: SimTiming, ledger: Arc<dyn SimLedger>) -> Self {
+        Self {
+            timing,
+            ledger: Some(ledger),
+            ..Self::default()
+        }
+    }
+
     /// How many times a connection was opened on a store that another open
-    /// connection still held. Anything but 0 is a bug in the caller.
+    /// connection of this process still held. Anything but 0 is a bug in the
+    /// caller. (With a ledger, [`SimConnector::overlap_count`] counts across nodes.)
     pub fn overlaps(&self) -> u64 {
         self.overlaps.load(Ordering::SeqCst)
+    }
+
+    /// Overlaps counted in the ledger (every node's), or in this process without one.
+    pub async fn overlap_count(&self) -> Result<u64, SimError> {
+        match &self.ledger {
+            Some(ledger) => Ok(ledger.overlaps().await? + self.overlaps()),
+            None => Ok(self.overlaps()),
+        }
+    }
+
+    /// Every delivery attempt of `org`, in order: from the ledger (every node's),
+    /// or this process's without one.
+    pub async fn sent_log(&self, org: &OrgId) -> Result<Vec<SentRecord>, SimError> {
+        match &self.ledger {
+            Some(ledger) => ledger.sent(org).await,
+            None => Ok(self.sent(org)),
+        }
     }
 
     fn with_phone<T>(&self, org: &OrgId, f: impl FnOnce(&mut Phone) -> T) -> T {
@@ -127,6 +177,27 @@ impl SimConnector {
             .with_phone(org, |p| p.link.clone())
             .ok_or(SimError::NoQrShown)?;
         link.take_qr().ok_or(SimError::NoQrShown)?;
+        if let Some(ledger) = &self.ledger {
+            // The QR is taken: the pairing goes on by itself, once the ledger
+            // holds the credentials (the restart reads them back).
+            let (ledger, org, phone) = (ledger.clone(), org.clone(), phone.to_owned());
+            tokio::spawn(async move {
+                let credentials = SimCredentials::generate(&phone);
+                match ledger.pair(&org, &credentials).await {
+                    Ok(()) => {
+                        link.emit(ConnectionEvent::Paired { phone });
+                        link.end_with(ConnectionEvent::RestartRequired);
+                    }
+                    Err(e) => {
+                        tracing::warn!(org_id = %org, error = %e, "sim: the pairing could not be stored");
+                        link.end_with(ConnectionEvent::NetworkFailure {
+                            reason: format!("the pairing could not be stored: {e}"),
+                        });
+                    }
+                }
+            });
+            return Ok(());
+        }
         if let Err(e) = credentials::write(&link.dir, phone) {
             // The session was cleaned under the scan: there is no QR any more.
             return Err(if link.is_open() && link.dir.is_dir() {
@@ -268,7 +339,13 @@ impl Connector for SimConnector {
     ) -> Result<(Arc<dyn Connection>, EventStream), ConnectionError> {
         // Credentials that cannot be read fail the connect: never a new pairing
         // beside a session that is only unreadable for a moment.
-        let stored = credentials::read(&request.dir)?;
+        let (stored, link_id) = match &self.ledger {
+            Some(ledger) => {
+                let stored = ledger.credentials(&request.org).await?;
+                (stored, Some(ledger.open(&request.org).await?))
+            }
+            None => (credentials::read(&request.dir)?, None),
+        };
         let (tx, rx) = mpsc::unbounded_channel();
         let pairing = matches!(request.mode, StartMode::Pair { .. }) || stored.is_none();
         let link = Arc::new(Link {
@@ -303,6 +380,7 @@ impl Connector for SimConnector {
         let conn = SimConnection {
             org: request.org,
             link,
+            link_id,
             connector: self.clone(),
         };
         Ok((Arc::new(conn), rx))

@@ -11,7 +11,7 @@ use tokio::task::{AbortHandle, JoinHandle};
 use tracing::Instrument as _;
 use whatsapp_rust::pair_code::PairCodeOptions;
 use whatsapp_rust::send::SendOptions;
-use whatsapp_rust::store::SqliteStore;
+use whatsapp_rust::store::Backend;
 use whatsapp_rust::types::events::{Event, EventHandler, EventInterest, Subscription};
 use whatsapp_rust::waproto::whatsapp as wa;
 use whatsapp_rust::{Client, Jid, RawNodeLease};
@@ -227,7 +227,7 @@ pub struct WhatsAppConnection {
     pub(super) run: Mutex<Option<JoinHandle<()>>>,
     pub(super) subscription: Mutex<Option<Subscription>>,
     pub(super) raw_nodes: Mutex<Option<RawNodeLease>>,
-    pub(super) store: Weak<SqliteStore>,
+    pub(super) store: Weak<dyn Backend>,
 }
 
 impl WhatsAppConnection {

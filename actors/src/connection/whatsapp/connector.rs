@@ -1,4 +1,5 @@
-//! Opens one whatsapp-rust `Bot` per connect on the org's SQLite store.
+//! Opens one whatsapp-rust `Bot` per connect on the org's store: SQLite in its
+//! directory by default, or a store the daemon provides ([`StoreBackend::Custom`]).
 
 use std::path::Path;
 use std::sync::atomic::Ordering;
@@ -18,9 +19,38 @@ use super::org_runtime::{OrgRuntime, org_span};
 use super::presence::{self, Presence};
 use super::store::{StoreProblem, check_usable, has_device, store_path};
 use super::store_fault::{StoreFault, classify_store_error, error_chain};
+use crate::OrgId;
 use crate::connection::{
     ConnectRequest, Connection, ConnectionError, Connector, EventStream, StartMode,
 };
+
+/// Opens the whatsapp-rust store of one org for a connect, when the stores are not
+/// the SQLite files of the sessions directory (PostgreSQL, CONTRACT §13).
+#[async_trait]
+pub trait BackendFactory: Send + Sync + 'static {
+    /// The org's store. A store that cannot be reached is
+    /// [`ConnectionError::StoreUnavailable`] (the session waits and retries).
+    async fn open(&self, org: &OrgId) -> Result<Arc<dyn Backend>, ConnectionError>;
+}
+
+/// Where a connection finds the org's whatsapp-rust store.
+#[derive(Clone, Default)]
+pub enum StoreBackend {
+    /// `<org dir>/whatsapp.db`, SQLite (CONTRACT §7).
+    #[default]
+    Sqlite,
+    /// Whatever the factory opens for the org.
+    Custom(Arc<dyn BackendFactory>),
+}
+
+impl std::fmt::Debug for StoreBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Sqlite => "Sqlite",
+            Self::Custom(_) => "Custom",
+        })
+    }
+}
 
 /// The name a linked device shows under "Linked devices" on the phone, unless
 /// configured otherwise.
@@ -53,6 +83,7 @@ impl Default for WhatsAppOptions {
             ws_url: None,
             device_name: DEFAULT_DEVICE_NAME.to_owned(),
             mark_online: false,
+            store: StoreBackend::Sqlite,
         }
     }
 }
@@ -99,10 +130,13 @@ impl WhatsAppConnector {
         request: ConnectRequest,
         span: tracing::Span,
     ) -> Result<(Arc<WhatsAppConnection>, EventStream), ConnectionError> {
-        let store = open_store(&request.dir)
-            .await
-            .inspect_err(report)
-            .map_err(StoreProblem::into_error)?;
+        let store: Arc<dyn Backend> = match &self.options.store {
+            StoreBackend::Sqlite => open_store(&request.dir)
+                .await
+                .inspect_err(report)
+                .map_err(StoreProblem::into_error)?,
+            StoreBackend::Custom(factory) => factory.open(&request.org).await?,
+        };
         let store_handle = Arc::downgrade(&store);
 
         let mut transport = TokioWebSocketTransportFactory::new();
@@ -119,7 +153,7 @@ impl WhatsAppConnector {
             _ => None,
         };
         let mut builder = Bot::builder()
-            .with_backend_arc(store as Arc<dyn Backend>)
+            .with_backend_arc(store)
             .with_transport_factory(transport)
             .with_runtime(OrgRuntime::new(span.clone()))
             // Sent in the registration payload, so it only matters when pairing;

@@ -31,9 +31,13 @@ mod store_fault;
 
 pub use cert_check::server_certificate_check_enabled;
 pub use connection::WhatsAppConnection;
-pub use connector::{DEFAULT_DEVICE_NAME, WhatsAppConnector, WhatsAppOptions};
+pub use connector::{
+    BackendFactory, DEFAULT_DEVICE_NAME, StoreBackend, WhatsAppConnector, WhatsAppOptions,
+};
 pub use events::{OwnAccount, map_event};
 pub use store::STORE_FILE;
+/// The store trait a [`BackendFactory`] opens.
+pub use whatsapp_rust::store::Backend;
 pub use store_fault::{StoreFault, classify_store_error};
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use tokio::sync::Barrier;
 
 use super::*;
 
-pub(super) async fn round_trip_keeps_every_field(store: Arc<dyn OutboxStore>) {
+pub async fn round_trip_keeps_every_field(store: Arc<dyn OutboxStore>) {
     let new = NewMessage {
         message_id: MessageId::generate(),
         org: org("optica-2"),
@@ -60,7 +60,7 @@ pub(super) async fn round_trip_keeps_every_field(store: Arc<dyn OutboxStore>) {
     assert_eq!(store.get(&MessageId::generate()).await.unwrap(), None);
 }
 
-pub(super) async fn a_repeated_key_with_the_same_request_is_a_duplicate(
+pub async fn a_repeated_key_with_the_same_request_is_a_duplicate(
     store: Arc<dyn OutboxStore>,
 ) {
     let first = text("2", "573001234567", "recordatorio", Some("k-1"));
@@ -82,7 +82,7 @@ pub(super) async fn a_repeated_key_with_the_same_request_is_a_duplicate(
     );
 }
 
-pub(super) async fn a_repeated_key_with_another_request_is_refused(store: Arc<dyn OutboxStore>) {
+pub async fn a_repeated_key_with_another_request_is_refused(store: Arc<dyn OutboxStore>) {
     let first = text("2", "573001234567", "recordatorio", Some("k-1"));
     let stored = accept(&*store, first).await;
     for (phone, body) in [
@@ -101,7 +101,7 @@ pub(super) async fn a_repeated_key_with_another_request_is_refused(store: Arc<dy
     );
 }
 
-pub(super) async fn keys_belong_to_one_org(store: Arc<dyn OutboxStore>) {
+pub async fn keys_belong_to_one_org(store: Arc<dyn OutboxStore>) {
     let in_2 = accept(&*store, text("2", "573001234567", "hola", Some("k"))).await;
     let in_7 = accept(&*store, text("7", "573001234567", "hola", Some("k"))).await;
     assert_ne!(in_2.message_id, in_7.message_id);
@@ -111,7 +111,7 @@ pub(super) async fn keys_belong_to_one_org(store: Arc<dyn OutboxStore>) {
     assert_eq!(store.list(&filter(None, None, 100)).await.unwrap().len(), 4);
 }
 
-pub(super) async fn racing_enqueues_of_one_new_key(store: Arc<dyn OutboxStore>) {
+pub async fn racing_enqueues_of_one_new_key(store: Arc<dyn OutboxStore>) {
     const RACERS: usize = 16;
     async fn race(
         store: &Arc<dyn OutboxStore>,
@@ -182,7 +182,7 @@ pub(super) async fn racing_enqueues_of_one_new_key(store: Arc<dyn OutboxStore>) 
 
 /// Many tasks enqueue at once, each one message after the other: every message is
 /// stored, and each task's messages are in the acceptance order it sent them in.
-pub(super) async fn concurrent_enqueues_are_all_kept_in_order(store: Arc<dyn OutboxStore>) {
+pub async fn concurrent_enqueues_are_all_kept_in_order(store: Arc<dyn OutboxStore>) {
     const TASKS: usize = 32;
     const EACH: usize = 20;
     let tasks: Vec<_> = (0..TASKS)

@@ -24,7 +24,7 @@ fn path_to(status: MessageStatus) -> Vec<Update> {
 
 /// Every (status, update) pair of the transition table, through the store: it
 /// applies or refuses exactly as [`Message::apply`] does, and keeps the result.
-pub(super) async fn every_transition_through_update(store: Arc<dyn OutboxStore>) {
+pub async fn every_transition_through_update(store: Arc<dyn OutboxStore>) {
     let updates = [
         Update::Sending { at: at(10) },
         Update::Sent { at: at(20) },
@@ -72,7 +72,7 @@ pub(super) async fn every_transition_through_update(store: Arc<dyn OutboxStore>)
     assert_eq!(unknown, Updated::NotFound);
 }
 
-pub(super) async fn times_are_set_once_and_attempts_counted(store: Arc<dyn OutboxStore>) {
+pub async fn times_are_set_once_and_attempts_counted(store: Arc<dyn OutboxStore>) {
     let id = accept(&*store, text("2", "571", "t", None))
         .await
         .message_id;
@@ -110,7 +110,7 @@ pub(super) async fn times_are_set_once_and_attempts_counted(store: Arc<dyn Outbo
     );
 }
 
-pub(super) async fn next_pending_is_the_orgs_oldest_accepted(store: Arc<dyn OutboxStore>) {
+pub async fn next_pending_is_the_orgs_oldest_accepted(store: Arc<dyn OutboxStore>) {
     let next = |o: &'static str| {
         let store = Arc::clone(&store);
         async move {
@@ -152,7 +152,7 @@ pub(super) async fn next_pending_is_the_orgs_oldest_accepted(store: Arc<dyn Outb
     assert_eq!(next("7").await, Some(b));
 }
 
-pub(super) async fn expire_due_expires_pending_messages_past_their_time(
+pub async fn expire_due_expires_pending_messages_past_their_time(
     store: Arc<dyn OutboxStore>,
 ) {
     let expiring = |o: &str, body: &str, secs| NewMessage {

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use super::*;
 
-pub(super) async fn list_filters_newest_accepted_first(store: Arc<dyn OutboxStore>) {
+pub async fn list_filters_newest_accepted_first(store: Arc<dyn OutboxStore>) {
     // `created_at` deliberately out of acceptance order: "newest" is acceptance.
     let made_at = |new: NewMessage, secs| NewMessage {
         created_at: at(secs),
@@ -40,7 +40,7 @@ pub(super) async fn list_filters_newest_accepted_first(store: Arc<dyn OutboxStor
     }
 }
 
-pub(super) async fn orgs_with_pending_are_listed_by_id(store: Arc<dyn OutboxStore>) {
+pub async fn orgs_with_pending_are_listed_by_id(store: Arc<dyn OutboxStore>) {
     assert_eq!(store.orgs_with_pending().await.unwrap(), vec![]);
     for o in ["7", "2", "x-9", "2"] {
         accept(&*store, text(o, "571", "q", None)).await;
@@ -65,7 +65,7 @@ pub(super) async fn orgs_with_pending_are_listed_by_id(store: Arc<dyn OutboxStor
     );
 }
 
-pub(super) async fn counts_are_per_org_and_status(store: Arc<dyn OutboxStore>) {
+pub async fn counts_are_per_org_and_status(store: Arc<dyn OutboxStore>) {
     assert_eq!(store.counts().await.unwrap(), vec![]);
     accept(&*store, text("2", "571", "q", None)).await;
     accept(&*store, text("2", "572", "q", None)).await;
