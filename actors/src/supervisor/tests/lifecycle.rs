@@ -244,7 +244,9 @@ async fn an_escaping_org_id_never_reaches_the_disk() {
     for raw in ["../x", "..", "", "a/b", "_backups"] {
         assert!(raw.parse::<OrgId>().is_err(), "{raw:?}");
     }
+    // The sessions directory's parent is shared (the system's temporary
+    // directory), so only the store itself is inspected: an id that does not
+    // parse never becomes an `OrgId`, and nothing reaches the disk.
     let entries = std::fs::read_dir(rig.root.path()).unwrap().count();
     assert_eq!(entries, 0, "nothing was created");
-    assert!(!rig.root.path().parent().unwrap().join("x").exists());
 }
