@@ -541,3 +541,11 @@ pub fn decode_qr_data_url(url: &str) -> String {
         .unwrap();
     decode_png_qr(&png)
 }
+
+/// The phone of a whole, parseable credentials file; panics on a torn one.
+pub fn credentials_phone(file: &Path) -> String {
+    let bytes = std::fs::read(file).unwrap();
+    let v: Value = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|e| panic!("{} is torn ({e}): {bytes:?}", file.display()));
+    v["phone"].as_str().expect("a phone").to_owned()
+}

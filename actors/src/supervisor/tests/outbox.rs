@@ -326,14 +326,7 @@ async fn a_hanging_send_answers_in_time_and_does_not_hold_up_shutdown() {
     let shutdown_bound = config.shutdown_bound();
     let sup = spawn_sup(config, Arc::new(HangingSends(sim.clone())), no_events()).await;
     let a = org("2");
-    sup.start(&a, None).await.unwrap();
-    sup.wait_for(&a, LONG, |s| s.status == SessionStatus::QrReady)
-        .await
-        .unwrap();
-    sim.scan(&a, "573001234567").unwrap();
-    sup.wait_for(&a, LONG, |s| s.status == SessionStatus::Connected)
-        .await
-        .unwrap();
+    pair(&sup, &sim, &a, "573001234567").await;
 
     let began = tokio::time::Instant::now();
     let result = sup.send_text(&a, "573009999999", "hola", None).await;
