@@ -78,12 +78,16 @@ impl OrgState {
         }
         let generation = self.next_generation();
         let why = format!("restoring backup {backup}");
-        self.enter(Phase::Restoring { reply }, why);
+        let was = match self.phase {
+            Phase::Resting(rest) => Some(rest),
+            _ => None,
+        };
+        self.enter(Phase::Restoring { reply, was }, why);
         let _ = self.driver.send(DriverCmd::Restore { generation, backup });
     }
 
     fn on_restored(&mut self, result: Result<Restored, RestoreError>) {
-        let Phase::Restoring { reply } =
+        let Phase::Restoring { reply, was } =
             std::mem::replace(&mut self.phase, Phase::Resting(Rest::Disconnected))
         else {
             return;
@@ -105,8 +109,13 @@ impl OrgState {
                     RestoreError::UnknownBackup(name) => SessionError::UnknownBackup(name),
                     RestoreError::Storage(e) => SessionError::Storage(e),
                 }));
-                // Nothing changed on disk (or it was undone): resume what is live.
-                self.probe(None);
+                // Nothing changed on disk (or it was undone): a resting session
+                // rests again (a failed restore is no reason to reconnect a
+                // `conflict` or a `quarantined` one); any other resumes what is live.
+                match was {
+                    Some(rest) => self.rest(rest, "the backup could not be restored"),
+                    None => self.probe(None),
+                }
             }
         }
     }
@@ -185,6 +194,10 @@ impl OrgState {
             Err(ConnectionError::StoreCorrupt(detail)) => self.store_corrupt(&detail),
             Err(error) => {
                 tracing::warn!(org_id = %self.org, error = %error, "the session store could not be read");
+                // Something is stored that cannot be read right now: it may well be
+                // a paired session, so it reads `reconnecting` ("wait, do not
+                // clean"), never `connecting`, on which the deployed client cleans.
+                self.paired = true;
                 self.back_off_with(&error.to_string(), Next::Probe);
             }
         }
