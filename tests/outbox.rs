@@ -219,6 +219,14 @@ async fn a_zombie_connection_is_reconnected_and_the_message_resent_with_its_id()
     );
     let sent = wait_message(&daemon, &id, "sent").await;
     assert_eq!(sent["attempts"], 2, "{sent}");
+    // The swallowed attempt never counted as sent: `sent` came after the zombie
+    // was given up, and once.
+    assert!(
+        time(&sent["sent_at"]) >= time(&reconnecting["timestamp"]),
+        "{sent} {reconnecting}"
+    );
+    hooks.message_event("message.sent", &id).await;
+    assert_eq!(hooks.events_of(&id), ["message.sent"]);
     daemon.wait_status(org, "connected").await;
     assert_eq!(
         ids_received(&daemon, org).await,
