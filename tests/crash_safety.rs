@@ -8,9 +8,9 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{API_KEY, Daemon};
+use common::{API_KEY, Daemon, credentials_phone};
 use rand::RngExt;
-use serde_json::{Value, json};
+use serde_json::json;
 
 const KILLS: usize = 10;
 /// Every Bad MAC heals at once, and neither the restart intensity nor the budget
@@ -24,14 +24,6 @@ fn orgs() -> Vec<(String, String)> {
     (0..3)
         .map(|i| (format!("c{i}"), format!("57300100000{i}")))
         .collect()
-}
-
-/// The phone of a whole, parseable credentials file; panics on a torn one.
-fn credentials_phone(file: &Path) -> String {
-    let bytes = std::fs::read(file).unwrap();
-    let v: Value = serde_json::from_slice(&bytes)
-        .unwrap_or_else(|e| panic!("{} is torn ({e}): {bytes:?}", file.display()));
-    v["phone"].as_str().expect("a phone").to_owned()
 }
 
 /// Checks the sessions directory after a crash; returns how many backups exist.

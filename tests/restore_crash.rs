@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::{API_KEY, Daemon};
+use common::{API_KEY, Daemon, credentials_phone};
 use rand::RngExt;
 use serde_json::{Value, json};
 
@@ -30,14 +30,6 @@ fn orgs() -> Vec<(String, [String; 2])> {
             )
         })
         .collect()
-}
-
-/// The phone of a whole, parseable credentials file; panics on a torn one.
-fn credentials_phone(file: &Path) -> String {
-    let bytes = std::fs::read(file).unwrap();
-    let v: Value = serde_json::from_slice(&bytes)
-        .unwrap_or_else(|e| panic!("{} is torn ({e}): {bytes:?}", file.display()));
-    v["phone"].as_str().expect("a phone").to_owned()
 }
 
 /// Every org's two sets of credentials are each in exactly one place; nothing

@@ -3,6 +3,7 @@
 //! [`crate::metrics`]; the sessions by status are counted here at scrape time from
 //! the supervisor's snapshots, so they can never drift from `/api/sessions`.
 
+use std::collections::BTreeSet;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
@@ -10,7 +11,8 @@ use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use metrics::{gauge, histogram};
-use wa_actors::SessionStatus;
+use wa_actors::outbox::MessageStatus;
+use wa_actors::{OrgId, SessionStatus};
 
 use super::AppState;
 
@@ -21,12 +23,21 @@ pub async fn render(State(state): State<AppState>) -> Response {
         let n = sessions.iter().filter(|s| s.status == status).count();
         gauge!("wa_sessions", "status" => status.as_str()).set(n as f64);
     }
-    // Messages by status per org, read from the outbox at scrape time.
+    // Messages by status per org, read from the outbox at scrape time. The outbox
+    // names only the statuses an org has messages in; every other status of that
+    // org is set to 0, or a status it left would keep its last count.
     match state.supervisor.outbox().counts().await {
         Ok(counts) => {
-            for (org, status, n) in counts {
-                gauge!("wa_messages", "org_id" => org.to_string(), "status" => status.as_str())
-                    .set(n as f64);
+            let orgs: BTreeSet<&OrgId> = counts.iter().map(|(org, _, _)| org).collect();
+            for org in orgs {
+                for status in MessageStatus::ALL {
+                    let n = counts
+                        .iter()
+                        .find(|(o, s, _)| o == org && *s == status)
+                        .map_or(0, |(_, _, n)| *n);
+                    gauge!("wa_messages", "org_id" => org.to_string(), "status" => status.as_str())
+                        .set(n as f64);
+                }
             }
         }
         Err(e) => tracing::warn!(error = %e, "the outbox could not be counted for /metrics"),

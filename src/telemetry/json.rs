@@ -24,16 +24,7 @@ use tracing_subscriber::fmt::format::{JsonFields, Writer};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormattedFields};
 use tracing_subscriber::registry::LookupSpan;
 
-use super::mask::Masker;
-
-/// Fields that hold identifiers of ours, never a patient's number.
-const NOT_MASKED: &[&str] = &[
-    "org_id",
-    "message_id",
-    "request_id",
-    "event_id",
-    "idempotency_key",
-];
+use super::mask::{Masker, NOT_MASKED};
 
 /// The event formatter of the JSON log format.
 pub struct JsonLines {

@@ -11,16 +11,7 @@ use tracing_subscriber::field::RecordFields;
 use tracing_subscriber::fmt::FormatFields;
 use tracing_subscriber::fmt::format::Writer;
 
-use super::mask::Masker;
-
-/// Fields that hold identifiers of ours, never a patient's number.
-const NOT_MASKED: &[&str] = &[
-    "org_id",
-    "message_id",
-    "request_id",
-    "event_id",
-    "idempotency_key",
-];
+use super::mask::{Masker, NOT_MASKED};
 
 /// The field formatter of the pretty log format.
 pub struct PrettyFields {

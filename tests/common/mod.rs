@@ -88,6 +88,12 @@ impl Daemon {
     /// WebSocket `ws_url` (a loopback server), with a pinned version so nothing
     /// is looked up on the network.
     pub async fn start_real(ws_url: &str, extra_toml: &str) -> Self {
+        Self::start_real_in(tempfile::tempdir().unwrap(), ws_url, extra_toml).await
+    }
+
+    /// Like [`Daemon::start_real`], in `dir`, whose `auth_sessions` a test may have
+    /// prepared.
+    pub async fn start_real_in(dir: TempDir, ws_url: &str, extra_toml: &str) -> Self {
         let launch = Launch {
             real: true,
             extra_toml: format!(
@@ -95,7 +101,7 @@ impl Daemon {
             ),
             ..Launch::default()
         };
-        Self::launch(tempfile::tempdir().unwrap(), launch, &[]).await
+        Self::launch(dir, launch, &[]).await
     }
 
     /// Stops this daemon (SIGTERM) and starts a new one on the same directory,
@@ -534,4 +540,12 @@ pub fn decode_qr_data_url(url: &str) -> String {
         .decode(b64)
         .unwrap();
     decode_png_qr(&png)
+}
+
+/// The phone of a whole, parseable credentials file; panics on a torn one.
+pub fn credentials_phone(file: &Path) -> String {
+    let bytes = std::fs::read(file).unwrap();
+    let v: Value = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|e| panic!("{} is torn ({e}): {bytes:?}", file.display()));
+    v["phone"].as_str().expect("a phone").to_owned()
 }

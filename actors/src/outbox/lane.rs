@@ -28,6 +28,20 @@ use crate::connection::{Connection, ConnectionError, ConnectionEvent, ReceiptKin
 use crate::session::{LaneReport, OrgMsg};
 use crate::{Backoff, OrgId};
 
+/// How long the lane waits before looking again after the store failed.
+const STORE_RETRY: Duration = Duration::from_secs(1);
+/// How long it waits after a send found the connection gone, unless the actor
+/// replaces the connection sooner.
+const INTERRUPTED_RETRY: Duration = Duration::from_secs(1);
+
+/// What a server ack's error says of an attempt.
+fn acked(error: Option<String>) -> Attempted {
+    match error {
+        None => Attempted::Acked,
+        Some(code) => Attempted::Refused(format!("WhatsApp refused the message (code {code})")),
+    }
+}
+
 /// The connection the lane may send on, and the generation the actor knows it by.
 #[derive(Clone)]
 pub(crate) struct LiveConn {
@@ -66,6 +80,7 @@ pub(crate) fn spawn(parts: LaneParts) {
             parts,
             wake,
             last_delivery: None,
+            in_flight: None,
         }
         .run(),
     );
@@ -75,6 +90,11 @@ struct Lane {
     parts: LaneParts,
     wake: Arc<Notify>,
     last_delivery: Option<Instant>,
+    /// The message being written and, once its server ack has come, the ack's
+    /// error (`None` = accepted). The ack can overtake the send's return (the
+    /// library still writes its own store after the socket), so whatever reads
+    /// the inbox meanwhile keeps the verdict here for the attempt.
+    in_flight: Option<(String, Option<Option<String>>)>,
 }
 
 /// Why a wait ended.
@@ -126,10 +146,6 @@ impl Lane {
     /// One attempt at `message` on `live`; `None` once the lane must end.
     async fn deliver(&mut self, live: &LiveConn, message: Message) -> Option<()> {
         let id = message.message_id.clone();
-        if message.expires_at <= Utc::now() {
-            self.update(&message, Update::Expired).await;
-            return Some(());
-        }
         if message.attempts >= self.parts.spec.max_attempts {
             let error = format!(
                 "not acknowledged by WhatsApp after {} attempts",
@@ -150,21 +166,21 @@ impl Lane {
                 Woke::Gone => return None,
             }
         }
+        // Checked last, right before the attempt: a message must not leave after
+        // its time because it waited for its turn.
+        if message.expires_at <= Utc::now() {
+            self.update(&message, Update::Expired).await;
+            return Some(());
+        }
         let message = match self
             .update(&message, Update::Sending { at: Utc::now() })
             .await
         {
             Some(Updated::Applied(message)) => message,
             // Cancelled or expired meanwhile: look again.
-            Some(_) => return Some(()),
-            // The store failed (or refused: another node drives the org now):
-            // look again in a moment, not in a tight loop.
-            None => {
-                return match self.idle(tokio::time::sleep(Duration::from_secs(1))).await {
-                    Woke::Gone => None,
-                    _ => Some(()),
-                };
-            }
+            Some(Updated::Refused(_) | Updated::NotFound) => return Some(()),
+            // The store failed: look again in a moment, not in a tight loop.
+            None => return self.pause(STORE_RETRY).await,
         };
         match self.attempt(live, &message).await? {
             Attempted::Acked => {
@@ -187,7 +203,9 @@ impl Lane {
                     }
                 }
             }
-            Attempted::Interrupted => {}
+            // The connection said it is not connected before the actor heard it
+            // dropped: wait for the actor's word rather than spin on attempts.
+            Attempted::Interrupted => return self.pause(INTERRUPTED_RETRY).await,
             Attempted::NoAck => {
                 let report = LaneReport::NoAck {
                     generation: live.generation,
@@ -203,13 +221,33 @@ impl Lane {
         Some(())
     }
 
+    /// Waits `delay`, minding deliveries; a change of the live connection ends it
+    /// early. `None` once the lane must end.
+    async fn pause(&mut self, delay: Duration) -> Option<()> {
+        match self.idle(tokio::time::sleep(delay)).await {
+            Woke::Gone => None,
+            Woke::Done(()) | Woke::LiveChanged => Some(()),
+        }
+    }
+
     /// Writes the message and waits for its server ack.
     async fn attempt(&mut self, live: &LiveConn, message: &Message) -> Option<Attempted> {
+        let id = message.message_id.as_str().to_owned();
+        self.in_flight = Some((id.clone(), None));
+        let attempted = self.write_and_wait(live, message, &id).await;
+        self.in_flight = None;
+        attempted
+    }
+
+    async fn write_and_wait(
+        &mut self,
+        live: &LiveConn,
+        message: &Message,
+        id: &str,
+    ) -> Option<Attempted> {
         let deadline = Instant::now() + self.parts.spec.ack_timeout;
         let MessageBody::Text(text) = &message.body;
-        let send = live
-            .conn
-            .send_text(&message.phone, text, message.message_id.as_str());
+        let send = live.conn.send_text(&message.phone, text, id);
         let written = match self.idle(tokio::time::timeout_at(deadline, send)).await {
             Woke::Gone => return None,
             Woke::LiveChanged => return Some(Attempted::Interrupted),
@@ -221,15 +259,14 @@ impl Lane {
             Err(ConnectionError::NotConnected) => return Some(Attempted::Interrupted),
             Err(e) => return Some(Attempted::Refused(e.to_string())),
         }
-        let id = message.message_id.as_str().to_owned();
+        if let Some((_, Some(error))) = self.in_flight.take() {
+            return Some(acked(error));
+        }
         loop {
             tokio::select! {
                 event = self.parts.inbox.recv() => match event {
                     Some(ConnectionEvent::ServerAck { message_id, error }) if message_id == id => {
-                        return Some(match error {
-                            None => Attempted::Acked,
-                            Some(code) => Attempted::Refused(format!("WhatsApp refused the message (code {code})")),
-                        });
+                        return Some(acked(error));
                     }
                     Some(other) => self.delivery(other).await,
                     None => return None,
@@ -276,9 +313,17 @@ impl Lane {
         }
     }
 
-    /// An ack or receipt that no attempt is waiting for: a late ack of an earlier
+    /// An ack or receipt that no attempt is waiting for yet: the ack of the
+    /// message being written (kept for its attempt), a late ack of an earlier
     /// attempt (the message was sent after all), or a recipient's receipt.
-    async fn delivery(&self, event: ConnectionEvent) {
+    async fn delivery(&mut self, event: ConnectionEvent) {
+        if let (Some((in_flight, verdict)), ConnectionEvent::ServerAck { message_id, error }) =
+            (&mut self.in_flight, &event)
+            && message_id == in_flight
+        {
+            *verdict = Some(error.clone());
+            return;
+        }
         let (ids, update) = match event {
             ConnectionEvent::ServerAck {
                 message_id,

@@ -121,9 +121,13 @@ impl MessageStatus {
         use MessageStatus as S;
         match (update, self) {
             (Update::Sending { .. }, S::Queued | S::Sending) => Some(S::Sending),
-            (Update::Sent { .. }, S::Sending | S::Failed) => Some(S::Sent),
-            (Update::Delivered { .. }, S::Sending | S::Sent | S::Failed) => Some(S::Delivered),
-            (Update::Read { .. }, S::Sending | S::Sent | S::Delivered | S::Failed) => Some(S::Read),
+            (Update::Sent { .. }, S::Sending | S::Failed | S::Expired) => Some(S::Sent),
+            (Update::Delivered { .. }, S::Sending | S::Sent | S::Failed | S::Expired) => {
+                Some(S::Delivered)
+            }
+            (Update::Read { .. }, S::Sending | S::Sent | S::Delivered | S::Failed | S::Expired) => {
+                Some(S::Read)
+            }
             (Update::Failed { .. }, S::Queued | S::Sending) => Some(S::Failed),
             (Update::Expired, S::Queued | S::Sending) => Some(S::Expired),
             (Update::Cancelled, S::Queued) => Some(S::Cancelled),
@@ -368,9 +372,9 @@ mod tests {
         let table: Vec<(&Update, [Option<S>; 8])> = vec![
             //            queued          sending          sent             delivered        read     failed           expired  cancelled
             (&sending,   [Some(S::Sending), Some(S::Sending), None,            None,            None,    None,            None,    None]),
-            (&sent,      [None,           Some(S::Sent),    None,            None,            None,    Some(S::Sent),    None,    None]),
-            (&delivered, [None,           Some(S::Delivered), Some(S::Delivered), None,       None,    Some(S::Delivered), None, None]),
-            (&read,      [None,           Some(S::Read),    Some(S::Read),   Some(S::Read),   None,    Some(S::Read),    None,    None]),
+            (&sent,      [None,           Some(S::Sent),    None,            None,            None,    Some(S::Sent),    Some(S::Sent), None]),
+            (&delivered, [None,           Some(S::Delivered), Some(S::Delivered), None,       None,    Some(S::Delivered), Some(S::Delivered), None]),
+            (&read,      [None,           Some(S::Read),    Some(S::Read),   Some(S::Read),   None,    Some(S::Read),    Some(S::Read), None]),
             (&failed,    [Some(S::Failed), Some(S::Failed), None,            None,            None,    None,            None,    None]),
             (&Update::Expired,   [Some(S::Expired), Some(S::Expired), None,  None,            None,    None,            None,    None]),
             (&Update::Cancelled, [Some(S::Cancelled), None,  None,            None,            None,    None,            None,    None]),

@@ -154,7 +154,9 @@ impl Actor for OrgActor {
                 phone_for_code: None,
             },
             reason: last.reason.clone().unwrap_or_default(),
-            paired: last.phone_number.is_some(),
+            // A crash before this run's first connect leaves no number behind,
+            // but `reconnecting` was only ever shown for a paired session.
+            paired: last.phone_number.is_some() || last.status == SessionStatus::Reconnecting,
             phone: last.phone_number.clone(),
             attempt: 0,
             waiting: Vec::new(),

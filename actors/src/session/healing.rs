@@ -7,7 +7,7 @@ use tokio::time::Instant;
 
 use super::actor::OrgState;
 use super::phase::{AfterWipe, OpenMode, Phase, Rest};
-use super::transitions::WipeSteps;
+use super::steps::WipeSteps;
 use crate::events::EventKind;
 use crate::healing::{Step, Trip};
 use crate::storage::StorageError;

@@ -5,6 +5,7 @@
 //!
 //! - [`actor`]: the state, how an incarnation begins, the one dispatch.
 //! - [`transitions`]: requests, connection reports and timers, step by step.
+//! - [`steps`]: what a transition ends in (probe, open, back off, wipe, enter).
 //! - [`healing`]: error windows, corrupt stores and what follows a wipe.
 //! - [`driver`]: the one task that awaits the org's network and disk.
 //!
@@ -18,6 +19,7 @@ mod healing;
 mod lane_link;
 mod msg;
 mod phase;
+mod steps;
 mod transitions;
 
 pub(crate) use actor::{Begin, OrgActor, OrgArgs};

@@ -45,6 +45,9 @@ pub(crate) enum Phase {
     /// `reply` hears how once the store has been read.
     Restoring {
         reply: RpcReplyPort<Result<RestoreOutcome, SessionError>>,
+        /// The rest it was in before, to go back to if the restore fails (a
+        /// session that was not resting resumes its live one instead).
+        was: Option<Rest>,
     },
     /// The connection-attempt budget refused a start; it retries at `retry_at`.
     Blocked {
@@ -247,7 +250,7 @@ mod tests {
             (Phase::Wiping(AfterWipe::Remove(Vec::new())),              S::Disconnected, S::Disconnected),
             (Phase::Blocked { retry_at: t(), phone_for_code: None },    S::Blocked,      S::Blocked),
             (Phase::Banned { retry_at: t() },                           S::Banned,       S::Banned),
-            (Phase::Restoring { reply: tokio::sync::oneshot::channel().0.into() }, S::Reconnecting, S::Reconnecting),
+            (Phase::Restoring { reply: tokio::sync::oneshot::channel().0.into(), was: None }, S::Reconnecting, S::Reconnecting),
         ];
         for (phase, unpaired, paired) in rows {
             assert_eq!(phase.status(false), unpaired, "{} unpaired", phase.name());

@@ -114,8 +114,15 @@ pub fn backup_and_wipe(
         fs::rename(&live, &target)?;
         sync_dir(&parent);
         sync_dir(root);
-        tighten(&target)?;
-        prune(&parent, keep, &[&name])?;
+        // The session is in its backup now: what follows only tidies up, and its
+        // failure must not report the wipe as undone (nor leave no live
+        // directory for the pairing that follows).
+        if let Err(e) = tighten(&target) {
+            tracing::warn!(org_id = %org, backup = %name, error = %e, "a backup's permissions could not be tightened");
+        }
+        if let Err(e) = prune(&parent, keep, &[&name]) {
+            tracing::warn!(org_id = %org, error = %e, "old backups could not be pruned");
+        }
         Some(name)
     } else {
         match fs::remove_dir(&live) {
@@ -173,8 +180,11 @@ pub fn orgs_with_credentials(
 /// stay whatever their place in the order (a clock set back gives a new backup an
 /// older name than the rest) and even when they alone exceed it.
 pub(crate) fn prune(parent: &Path, keep: usize, protect: &[&str]) -> io::Result<()> {
+    // Backups are directories; a stray file (an operator's note) is neither
+    // counted nor removed.
     let names: Vec<String> = fs::read_dir(parent)?
         .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
         .filter_map(|e| e.file_name().into_string().ok())
         .collect();
     for name in beyond_keep(names, keep, protect) {
@@ -352,5 +362,37 @@ mod tests {
         let got = orgs_with_credentials(root.path(), &|dir| dir.join("c").exists()).unwrap();
         let names: Vec<&str> = got.iter().map(|o| o.as_str()).collect();
         assert_eq!(names, ["a", "b"]);
+    }
+
+    /// A stray file among the backups (an operator's note) is neither pruned nor
+    /// a reason to report the wipe as failed.
+    #[test]
+    fn a_stray_file_among_the_backups_changes_nothing() {
+        let root = tempfile::tempdir().unwrap();
+        let now = Utc::now();
+        for (i, when) in [now - chrono::Duration::hours(2), now]
+            .into_iter()
+            .enumerate()
+        {
+            let live = live_dir(root.path(), &org());
+            fs::create_dir_all(&live).unwrap();
+            fs::write(live.join("creds"), [i as u8]).unwrap();
+            if i == 0 {
+                backup_and_wipe(root.path(), &org(), "x", when, 1, true).unwrap();
+                fs::write(backups_dir(root.path(), &org()).join("zz-notes.txt"), b"").unwrap();
+            } else {
+                let made = backup_and_wipe(root.path(), &org(), "x", when, 1, true).unwrap();
+                assert_eq!(list_backups(root.path(), &org()).unwrap(), [made.unwrap()]);
+            }
+        }
+        assert!(
+            backups_dir(root.path(), &org())
+                .join("zz-notes.txt")
+                .exists()
+        );
+        assert!(
+            live_dir(root.path(), &org()).is_dir(),
+            "a live directory for the pairing"
+        );
     }
 }

@@ -276,8 +276,13 @@ impl Supervisor {
                 let factor = rand::rng().random_range(0.5..=1.5);
                 tokio::time::sleep(gap.mul_f64(factor)).await;
             }
-            if !self.start(&org, None).await?.already_running {
-                resumed.push(org);
+            // One org that cannot be started holds up none of the others.
+            match self.start(&org, None).await {
+                Ok(started) if !started.already_running => resumed.push(org),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(org_id = %org, error = %e, "a stored session could not be resumed");
+                }
             }
         }
         Ok(resumed)

@@ -6,7 +6,8 @@ use tokio::time::Instant;
 
 use super::Supervisor;
 use crate::outbox::{
-    Enqueued, Message, MessageBody, MessageId, MessageStatus, NewMessage, Origin, Update, Updated,
+    Enqueued, Message, MessageBody, MessageId, MessageStatus, NewMessage, Origin, OutboxError,
+    Update, Updated,
 };
 use crate::{OrgId, SendError, SessionStatus};
 
@@ -75,6 +76,10 @@ impl Supervisor {
         }
         let now = Utc::now();
         let wait = self.config.send_wait;
+        // The answer decides its fate (expired at the wait's end if never handed
+        // over, failed at the answer's deadline if never acked), so the expiry
+        // sweep must not race it: it expires only after both.
+        let decided_by = wait.max(self.config.answer_within());
         let new = NewMessage {
             message_id: MessageId::generate(),
             org: org.clone(),
@@ -83,11 +88,16 @@ impl Supervisor {
             idempotency_key,
             origin: Origin::Compat,
             created_at: now,
-            expires_at: now + chrono::Duration::from_std(wait).unwrap_or_default(),
+            expires_at: now + chrono::Duration::from_std(decided_by).unwrap_or_default(),
         };
         let mut watch = self.outbox.watch(&Message::accepted(new.clone()));
         let message = match self.outbox.enqueue(new).await? {
             Enqueued::New(message) => message,
+            // A queued message's key: that message keeps its own fate, which
+            // this answer must not decide by expiring or failing it.
+            Enqueued::Duplicate(message) if message.origin != Origin::Compat => {
+                return Err(SendError::Outbox(OutboxError::KeyReused(Box::new(message))));
+            }
             Enqueued::Duplicate(message) => {
                 watch = self.outbox.watch(&message);
                 message

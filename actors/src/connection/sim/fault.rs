@@ -30,11 +30,14 @@ pub enum Fault {
     /// The connection stays up but swallows every send without a server ack until
     /// it is reconnected (a zombie).
     NoAck,
+    /// The next send never returns (a hung socket write): not in CONTRACT §9's list,
+    /// it shows that a hung connection holds up neither the caller nor a shutdown.
+    SendHangs,
 }
 
 impl Fault {
     /// Every fault name CONTRACT §9 lists.
-    pub const NAMES: [&'static str; 13] = [
+    pub const NAMES: [&'static str; 14] = [
         "bad_mac",
         "stream_error",
         "restart_required",
@@ -48,6 +51,7 @@ impl Fault {
         "qr_exhausted",
         "send_fails",
         "no_ack",
+        "send_hangs",
     ];
 
     /// Parses a CONTRACT §9 fault name; `code` is the optional numeric code (for
@@ -68,6 +72,7 @@ impl Fault {
             "qr_exhausted" => Self::QrExhausted,
             "send_fails" => Self::SendFails,
             "no_ack" => Self::NoAck,
+            "send_hangs" => Self::SendHangs,
             _ => return None,
         })
     }

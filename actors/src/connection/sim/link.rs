@@ -17,6 +17,8 @@ use crate::connection::{Connection, ConnectionError, ConnectionEvent};
 pub(super) struct Phone {
     pub network_down: bool,
     pub send_fails: bool,
+    /// The next send never returns.
+    pub send_hangs: bool,
     /// Numbers that are not on WhatsApp (every valid number is, by default).
     pub not_on_whatsapp: HashSet<String>,
     pub link: Option<Arc<Link>>,
@@ -102,6 +104,12 @@ impl Connection for SimConnection {
             }
             st.no_ack
         };
+        if self
+            .connector
+            .with_phone(&self.org, |state| std::mem::take(&mut state.send_hangs))
+        {
+            return std::future::pending().await;
+        }
         let record = SentRecord::text(phone, text, message_id);
         let recorded = self.connector.with_phone(&self.org, |state| {
             if std::mem::take(&mut state.send_fails) {

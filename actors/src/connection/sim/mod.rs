@@ -225,6 +225,10 @@ impl SimConnector {
                 self.with_phone(org, |p| p.send_fails = true);
                 return Ok(());
             }
+            Fault::SendHangs => {
+                self.with_phone(org, |p| p.send_hangs = true);
+                return Ok(());
+            }
             Fault::NetworkDown => {
                 let link = self.with_phone(org, |p| {
                     p.network_down = true;
@@ -265,7 +269,9 @@ impl SimConnector {
             }),
             Fault::ClientOutdated => link.end_with(E::ClientOutdated),
             Fault::QrExhausted => link.end_with(E::QrExhausted),
-            Fault::NetworkUp | Fault::NetworkDown | Fault::SendFails => unreachable!(),
+            Fault::NetworkUp | Fault::NetworkDown | Fault::SendFails | Fault::SendHangs => {
+                unreachable!("handled above")
+            }
         }
         Ok(())
     }

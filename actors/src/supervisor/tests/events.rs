@@ -14,14 +14,7 @@ async fn every_step_of_a_session_is_reported_in_order() {
     let sup = spawn_sup(config, Arc::new(sim.clone()), recorder.clone()).await;
     let (a, b) = (org("a"), org("b"));
     sup.start(&b, None).await.unwrap();
-    sup.start(&a, None).await.unwrap();
-    sup.wait_for(&a, LONG, |s| s.status == SessionStatus::QrReady)
-        .await
-        .unwrap();
-    sim.scan(&a, "573001234567").unwrap();
-    sup.wait_for(&a, LONG, |s| s.status == SessionStatus::Connected)
-        .await
-        .unwrap();
+    pair(&sup, &sim, &a, "573001234567").await;
     sup.send_text(&a, "573009999999", "hola", None)
         .await
         .unwrap();

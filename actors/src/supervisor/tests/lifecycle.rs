@@ -244,7 +244,35 @@ async fn an_escaping_org_id_never_reaches_the_disk() {
     for raw in ["../x", "..", "", "a/b", "_backups"] {
         assert!(raw.parse::<OrgId>().is_err(), "{raw:?}");
     }
+    // The sessions directory's parent is shared (the system's temporary
+    // directory), so only the store itself is inspected: an id that does not
+    // parse never becomes an `OrgId`, and nothing reaches the disk.
     let entries = std::fs::read_dir(rig.root.path()).unwrap().count();
     assert_eq!(entries, 0, "nothing was created");
-    assert!(!rig.root.path().parent().unwrap().join("x").exists());
+}
+
+/// A stored session whose store cannot be read right now reads `reconnecting`
+/// while it retries, never `connecting` (on which the deployed client cleans it).
+#[tokio::test(start_paused = true)]
+async fn an_unreadable_stored_session_reads_reconnecting() {
+    let rig = Rig::new().await;
+    let a = org("2");
+    // The credentials' place holds a directory: reading it fails (EISDIR), a
+    // failure of the moment, not a corrupt store.
+    std::fs::create_dir_all(rig.live(&a).join(crate::connection::sim::CREDENTIALS_FILE)).unwrap();
+    assert_eq!(
+        rig.sup.resume_stored(Duration::ZERO).await.unwrap(),
+        vec![a.clone()]
+    );
+    let mut seen = Vec::new();
+    for _ in 0..30 {
+        rig.settle_for(Duration::from_secs(1)).await;
+        seen.push(rig.sup.status(&a).status);
+    }
+    assert!(seen.contains(&SessionStatus::Reconnecting), "{seen:?}");
+    assert!(
+        seen.iter().all(|s| *s == SessionStatus::Reconnecting),
+        "{seen:?}"
+    );
+    assert!(rig.backups(&a).is_empty(), "nothing was wiped");
 }

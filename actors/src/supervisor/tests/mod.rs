@@ -105,10 +105,7 @@ impl Rig {
 
     /// Starts an org and pairs it as `phone`, up to `connected`.
     async fn connect(&self, org: &OrgId, phone: &str) -> SessionSnapshot {
-        self.sup.start(org, None).await.unwrap();
-        self.wait(org, SessionStatus::QrReady).await;
-        self.sim.scan(org, phone).unwrap();
-        let snapshot = self.wait(org, SessionStatus::Connected).await;
+        let snapshot = pair(&self.sup, &self.sim, org, phone).await;
         assert_eq!(snapshot.phone_number.as_deref(), Some(phone));
         snapshot
     }
@@ -124,6 +121,23 @@ impl Rig {
         tokio::time::advance(d).await;
         settle().await;
     }
+}
+
+/// Starts an org of a supervisor built without a `Rig` and pairs it as `phone`
+/// over the fake phone, up to `connected`.
+async fn pair(sup: &Supervisor, sim: &SimConnector, org: &OrgId, phone: &str) -> SessionSnapshot {
+    sup.start(org, None).await.unwrap();
+    for status in [SessionStatus::QrReady, SessionStatus::Connected] {
+        let reached = sup.wait_for(org, LONG, |s| s.status == status).await;
+        let Some(snapshot) = reached else {
+            panic!("{org} never reached {status}; now {:?}", sup.status(org));
+        };
+        if status == SessionStatus::Connected {
+            return snapshot;
+        }
+        sim.scan(org, phone).unwrap();
+    }
+    unreachable!("the loop returns once connected")
 }
 
 async fn settle() {

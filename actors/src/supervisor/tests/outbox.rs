@@ -280,39 +280,128 @@ async fn sends_while_reconnecting_go_out_in_the_order_they_were_issued() {
     assert_eq!(texts, want);
 }
 
-/// A connection whose send never returns.
-struct HangingSends(SimConnector);
+/// How the sends of a wrapped fake-phone connection behave.
+#[derive(Clone, Copy)]
+enum SendShape {
+    /// Never returns.
+    Hangs,
+    /// Hands the message to the fake phone, whose server ack then overtakes the
+    /// send's return by this long (as the real library's own store writes do).
+    ReturnsLate(Duration),
+    /// Answers "not connected" until then, with no word of a drop to the actor
+    /// (the socket is gone and the event is still on its way).
+    NotConnectedUntil(tokio::time::Instant),
+}
 
-struct Hanging(Arc<dyn Connection>);
+/// A fake phone whose connections send as `shape` says.
+struct ShapedSends {
+    sim: SimConnector,
+    shape: SendShape,
+}
+
+struct Shaped {
+    conn: Arc<dyn Connection>,
+    shape: SendShape,
+}
 
 #[async_trait::async_trait]
-impl Connection for Hanging {
-    async fn send_text(&self, _: &str, _: &str, _: &str) -> Result<(), ConnectionError> {
-        std::future::pending().await
+impl Connection for Shaped {
+    async fn send_text(&self, phone: &str, text: &str, id: &str) -> Result<(), ConnectionError> {
+        match self.shape {
+            SendShape::Hangs => std::future::pending().await,
+            SendShape::ReturnsLate(by) => {
+                self.conn.send_text(phone, text, id).await?;
+                tokio::time::sleep(by).await;
+                Ok(())
+            }
+            SendShape::NotConnectedUntil(until) if tokio::time::Instant::now() < until => {
+                Err(ConnectionError::NotConnected)
+            }
+            SendShape::NotConnectedUntil(_) => self.conn.send_text(phone, text, id).await,
+        }
     }
     async fn is_on_whatsapp(&self, phone: &str) -> Result<bool, ConnectionError> {
-        self.0.is_on_whatsapp(phone).await
+        self.conn.is_on_whatsapp(phone).await
     }
     async fn logout(&self) -> Result<(), ConnectionError> {
-        self.0.logout().await
+        self.conn.logout().await
     }
     async fn shutdown(&self) {
-        self.0.shutdown().await
+        self.conn.shutdown().await
     }
 }
 
 #[async_trait::async_trait]
-impl Connector for HangingSends {
+impl Connector for ShapedSends {
     async fn connect(
         &self,
         request: ConnectRequest,
     ) -> Result<(Arc<dyn Connection>, EventStream), ConnectionError> {
-        let (conn, events) = self.0.connect(request).await?;
-        Ok((Arc::new(Hanging(conn)), events))
+        let (conn, events) = self.sim.connect(request).await?;
+        let shape = self.shape;
+        Ok((Arc::new(Shaped { conn, shape }), events))
     }
     fn has_credentials(&self, dir: &Path) -> Result<bool, ConnectionError> {
-        self.0.has_credentials(dir)
+        self.sim.has_credentials(dir)
     }
+}
+
+/// A supervisor over a fake phone whose sends behave as `shape` says, and one
+/// paired org on it.
+async fn shaped(shape: SendShape, root: &Path) -> (Supervisor, SimConnector, OrgId) {
+    let sim = SimConnector::default();
+    let connector = ShapedSends {
+        sim: sim.clone(),
+        shape,
+    };
+    let sup = spawn_sup(
+        SupervisorConfig::new(root),
+        Arc::new(connector),
+        no_events(),
+    )
+    .await;
+    let a = org("2");
+    pair(&sup, &sim, &a, "573001234567").await;
+    (sup, sim, a)
+}
+
+/// WhatsApp's ack can come before the send returns: it still counts, and the
+/// healthy connection is not taken for a zombie.
+#[tokio::test(start_paused = true)]
+async fn an_ack_that_overtakes_the_send_counts() {
+    let root = tempfile::tempdir().unwrap();
+    let (sup, _sim, a) = shaped(SendShape::ReturnsLate(Duration::from_secs(1)), root.path()).await;
+    let Enqueued::New(m) = sup.enqueue(request(&a, "hola")).await.unwrap() else {
+        panic!()
+    };
+    settle().await;
+    tokio::time::advance(Duration::from_secs(3)).await;
+    settle().await;
+    let m = sup.outbox().get(&m.message_id).await.unwrap().unwrap();
+    assert_eq!(m.status, MessageStatus::Sent, "{m:?}");
+    assert_eq!(m.attempts, 1);
+    assert_eq!(sup.status(&a).status, SessionStatus::Connected);
+}
+
+/// A send that finds the socket gone before the actor hears of it waits for the
+/// actor's word instead of spending every attempt at once.
+#[tokio::test(start_paused = true)]
+async fn a_send_on_a_gone_socket_does_not_spend_the_attempts() {
+    let root = tempfile::tempdir().unwrap();
+    let until = tokio::time::Instant::now() + Duration::from_secs(60);
+    let (sup, _sim, a) = shaped(SendShape::NotConnectedUntil(until), root.path()).await;
+    tokio::time::advance(until - tokio::time::Instant::now() - Duration::from_millis(2500)).await;
+    let Enqueued::New(m) = sup.enqueue(request(&a, "hola")).await.unwrap() else {
+        panic!()
+    };
+    for _ in 0..40 {
+        settle().await;
+        tokio::time::advance(Duration::from_millis(100)).await;
+    }
+    settle().await;
+    let m = sup.outbox().get(&m.message_id).await.unwrap().unwrap();
+    assert_eq!(m.status, MessageStatus::Sent, "{m:?}");
+    assert!(m.attempts <= 4, "{} attempts in 2.5 s", m.attempts);
 }
 
 /// The caller of a send that hangs in the connection hears an error before the
@@ -320,20 +409,10 @@ impl Connector for HangingSends {
 #[tokio::test(start_paused = true)]
 async fn a_hanging_send_answers_in_time_and_does_not_hold_up_shutdown() {
     let root = tempfile::tempdir().unwrap();
-    let sim = SimConnector::default();
     let config = SupervisorConfig::new(root.path());
     let (answer_within, request_timeout) = (config.answer_within(), config.request_timeout);
     let shutdown_bound = config.shutdown_bound();
-    let sup = spawn_sup(config, Arc::new(HangingSends(sim.clone())), no_events()).await;
-    let a = org("2");
-    sup.start(&a, None).await.unwrap();
-    sup.wait_for(&a, LONG, |s| s.status == SessionStatus::QrReady)
-        .await
-        .unwrap();
-    sim.scan(&a, "573001234567").unwrap();
-    sup.wait_for(&a, LONG, |s| s.status == SessionStatus::Connected)
-        .await
-        .unwrap();
+    let (sup, _sim, a) = shaped(SendShape::Hangs, root.path()).await;
 
     let began = tokio::time::Instant::now();
     let result = sup.send_text(&a, "573009999999", "hola", None).await;
@@ -347,4 +426,61 @@ async fn a_hanging_send_answers_in_time_and_does_not_hold_up_shutdown() {
     let began = tokio::time::Instant::now();
     sup.shutdown().await;
     assert!(began.elapsed() <= shutdown_bound, "{:?}", began.elapsed());
+}
+
+/// A message that expires while its attempt is under way and is then acked
+/// says `sent`: WhatsApp has it, whatever the expiry sweep thought.
+#[tokio::test(start_paused = true)]
+async fn an_ack_after_the_expiry_still_says_sent() {
+    let root = tempfile::tempdir().unwrap();
+    let (sup, sim, a) = shaped(SendShape::ReturnsLate(Duration::from_secs(3)), root.path()).await;
+    let soon = MessageRequest {
+        expires_at: Some(chrono::Utc::now() + chrono::Duration::seconds(1)),
+        ..request(&a, "hola")
+    };
+    let Enqueued::New(m) = sup.enqueue(soon).await.unwrap() else {
+        panic!()
+    };
+    for _ in 0..50 {
+        settle().await;
+        tokio::time::advance(Duration::from_millis(100)).await;
+    }
+    settle().await;
+    let m = sup.outbox().get(&m.message_id).await.unwrap().unwrap();
+    assert_eq!(sim.sent(&a).len(), 1, "it reached the phone");
+    assert_eq!(m.status, MessageStatus::Sent, "{m:?}");
+}
+
+/// A compatible send that reuses the key of a message queued through the outbox
+/// is refused at once and leaves that message to its own fate (it is neither
+/// expired nor failed when the send's wait ends).
+#[tokio::test(start_paused = true)]
+async fn a_compatible_send_never_decides_a_queued_messages_fate() {
+    let rig = Rig::new().await;
+    let a = org("2");
+    rig.connect(&a, "573001234567").await;
+    rig.inject(&a, Fault::NetworkDown).await;
+    rig.wait(&a, SessionStatus::Reconnecting).await;
+    let keyed = MessageRequest {
+        idempotency_key: Some("appointment-9".into()),
+        ..request(&a, "hola")
+    };
+    let Enqueued::New(queued) = rig.sup.enqueue(keyed).await.unwrap() else {
+        panic!()
+    };
+    let answer = rig
+        .sup
+        .send_text(&a, "573009999999", "hola", Some("appointment-9".into()))
+        .await;
+    assert!(
+        matches!(&answer, Err(SendError::Outbox(OutboxError::KeyReused(m))) if m.message_id == queued.message_id),
+        "{answer:?}"
+    );
+    rig.settle_for(Duration::from_secs(60)).await;
+    assert_eq!(
+        record(&rig, &queued.message_id).await.status,
+        MessageStatus::Queued
+    );
+    rig.inject(&a, Fault::NetworkUp).await;
+    wait_message(&rig, &queued.message_id, MessageStatus::Sent).await;
 }
