@@ -24,10 +24,10 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, mpsc};
 use wa_actors::OrgId;
+use wa_actors::Supervisor;
 use wa_actors::cluster::{ClusterError, ClusterNode, ClusterSpec, Fencing};
 use wa_actors::outbox::MessageId;
 use wa_actors::storage::SessionStore;
-use wa_actors::Supervisor;
 use wa_store_postgres::cluster::{LEASES_CHANNEL, SNAPSHOT_CHANNEL};
 use wa_store_postgres::commands::{COMMANDS_CHANNEL, REPLIES_CHANNEL};
 use wa_store_postgres::deadpool_postgres::Pool;
@@ -121,13 +121,7 @@ impl Replies {
         id: i64,
         within: Duration,
     ) -> Option<serde_json::Value> {
-        let heard = self
-            .0
-            .lock()
-            .unwrap()
-            .entry(id)
-            .or_default()
-            .clone();
+        let heard = self.0.lock().unwrap().entry(id).or_default().clone();
         let deadline = tokio::time::Instant::now() + within;
         let answer = loop {
             let notified = heard.notified();

@@ -51,10 +51,16 @@ async fn a_killed_owner_costs_a_reconnect_not_a_qr_nor_a_message() {
     // A message that cannot be sent before the kill: the owner's network is down.
     let via = others(&nodes, &owner)[0];
     let (code, body) = via
-        .post(&format!("/sim/{ORG}/inject"), json!({ "fault": "network_down" }))
+        .post(
+            &format!("/sim/{ORG}/inject"),
+            json!({ "fault": "network_down" }),
+        )
         .await;
     assert_eq!(code, 200, "{body}");
-    statuses_until(via, ORG, Duration::from_secs(10), |s| s["status"] == "reconnecting").await;
+    statuses_until(via, ORG, Duration::from_secs(10), |s| {
+        s["status"] == "reconnecting"
+    })
+    .await;
     let (code, queued) = via
         .post(
             "/api/messages",
@@ -137,12 +143,9 @@ async fn a_paused_owner_never_drives_the_org_beside_its_successor() {
     let watcher = others(&nodes, &owner)[0];
 
     signal(paused, "STOP");
-    let seen = statuses_until(
-        watcher,
-        ORG,
-        Duration::from_secs(LEASE_SECONDS + 10),
-        |s| s["status"] == "connected" && s["node_id"] != owner.as_str(),
-    )
+    let seen = statuses_until(watcher, ORG, Duration::from_secs(LEASE_SECONDS + 10), |s| {
+        s["status"] == "connected" && s["node_id"] != owner.as_str()
+    })
     .await;
     let successor = seen.last().unwrap()["node_id"].as_str().unwrap().to_owned();
     let taken_over: i64 = scalar(&db, "SELECT (extract(epoch FROM now()) * 1000)::bigint").await;
@@ -161,9 +164,15 @@ async fn a_paused_owner_never_drives_the_org_beside_its_successor() {
     // The old owner finds out at once and stops driving the org.
     let deadline = Instant::now() + Duration::from_secs(15);
     while !(paused.logs().contains("stopping the session")
-        || paused.logs().contains("stopping every session of this node"))
+        || paused
+            .logs()
+            .contains("stopping every session of this node"))
     {
-        assert!(Instant::now() < deadline, "the old owner never let go:\n{}", paused.logs());
+        assert!(
+            Instant::now() < deadline,
+            "the old owner never let go:\n{}",
+            paused.logs()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -206,7 +215,9 @@ async fn a_paused_owner_never_drives_the_org_beside_its_successor() {
     assert_eq!(
         scalar(
             &db,
-            &format!("SELECT count(*) FROM wa_snapshots WHERE org = '{ORG}' AND node_id <> '{successor}'")
+            &format!(
+                "SELECT count(*) FROM wa_snapshots WHERE org = '{ORG}' AND node_id <> '{successor}'"
+            )
         )
         .await,
         0,

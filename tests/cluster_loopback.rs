@@ -57,7 +57,11 @@ async fn a_device_paired_on_one_node_resumes_on_another_by_ik() {
     assert!(seen.iter().all(|s| s["has_qr"] == false), "no QR: {seen:?}");
     let logins = loopback_support::logins(&server, loopback_support::PHONE);
     assert!(logins.len() > logins_before, "logged in again");
-    assert_eq!(logins.last(), Some(&Pattern::Ik), "resumed with IK: {logins:?}");
+    assert_eq!(
+        logins.last(),
+        Some(&Pattern::Ik),
+        "resumed with IK: {logins:?}"
+    );
     assert_eq!(
         most_at_once(&server.events(), loopback_support::PHONE),
         1,

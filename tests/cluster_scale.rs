@@ -50,7 +50,10 @@ async fn a_thousand_orgs_are_shared_out_and_handed_over_on_sigterm() {
                 }
                 let via = &nodes[(i + w) % nodes.len()];
                 let (code, body) = via
-                    .post("/api/start-session", json!({ "organization_id": format!("org-{i:04}") }))
+                    .post(
+                        "/api/start-session",
+                        json!({ "organization_id": format!("org-{i:04}") }),
+                    )
                     .await;
                 assert_eq!(code, 200, "org-{i:04}: {body}");
             }
@@ -60,7 +63,11 @@ async fn a_thousand_orgs_are_shared_out_and_handed_over_on_sigterm() {
         done.unwrap();
     }
     let loaded = loads(&nodes[0]).await;
-    assert_eq!(loaded.iter().map(|(_, n, _)| n).sum::<u64>(), ORGS as u64, "{loaded:?}");
+    assert_eq!(
+        loaded.iter().map(|(_, n, _)| n).sum::<u64>(),
+        ORGS as u64,
+        "{loaded:?}"
+    );
     for (node, orgs, live) in &loaded {
         assert!(live, "{node}");
         assert!(

@@ -147,8 +147,13 @@ mod tests {
         let b = ClusterConfig::default().node_id();
         assert_ne!(a, b, "two default ids differ");
         assert!(a.len() <= NODE_ID_MAX && !a.is_empty(), "{a}");
-        assert!(ClusterConfig { node_id: a.clone(), ..ClusterConfig::default() }
+        assert!(
+            ClusterConfig {
+                node_id: a.clone(),
+                ..ClusterConfig::default()
+            }
             .validate()
-            .is_ok());
+            .is_ok()
+        );
     }
 }

@@ -109,11 +109,17 @@ mod tests {
             ..StoreConfig::default()
         };
         assert!(StoreConfig::default().validate().is_ok());
-        assert!(pg("postgres://wa:secret@db.internal/optics").validate().is_ok());
+        assert!(
+            pg("postgres://wa:secret@db.internal/optics")
+                .validate()
+                .is_ok()
+        );
         assert!(pg("host=/run/postgresql dbname=wa").validate().is_ok());
         let missing = pg(" ").validate().unwrap_err().to_string();
         assert!(missing.contains(ENV_DATABASE_URL), "{missing}");
-        let bad = pg("postgres://wa:secret@db:notaport/x").validate().unwrap_err();
+        let bad = pg("postgres://wa:secret@db:notaport/x")
+            .validate()
+            .unwrap_err();
         assert!(!bad.to_string().contains("secret"), "{bad}");
         let stray = StoreConfig {
             url: "postgres://x/y".into(),

@@ -21,7 +21,11 @@ pub const HEADER: &str = "x-api-key";
 pub async fn require_api_key(State(state): State<AppState>, req: Request, next: Next) -> Response {
     // Run here for another node, which checked the key (only this process can
     // mark a request so).
-    if req.extensions().get::<super::cluster::Forwarded>().is_some() {
+    if req
+        .extensions()
+        .get::<super::cluster::Forwarded>()
+        .is_some()
+    {
         return next.run(req).await;
     }
     match check(&state.api_key, req.headers()) {

@@ -137,6 +137,9 @@ pub async fn forward(
             Err(e) => unavailable(&e.to_string()),
         };
     }
+    // Built before any await: a request's body is not `Sync`, so no reference to
+    // the request may be held across one.
+    let envelope = envelope(&req, &body);
     let mut tried = Vec::new();
     let mut route = cluster.node.route(&org, place).await;
     loop {
@@ -144,7 +147,7 @@ pub async fn forward(
             Ok(Route::Here) => return run_here(&cluster, &org, req, next).await,
             Ok(Route::Node(node)) if tried.len() < HOPS && !tried.contains(&node) => {
                 tried.push(node.clone());
-                match send(&cluster, &node, &org, &req, &body).await {
+                match send(&cluster, &node, &org, &envelope).await {
                     Ok(Answer::Done(response)) => return response,
                     Ok(Answer::Moved(holder)) if holder == cluster.node.node_id() => {
                         route = cluster.node.acquire(&org).await;
@@ -178,23 +181,26 @@ enum Answer {
     Moved(String),
 }
 
+/// The request as a command row carries it: method, path, content type, body.
+fn envelope(req: &Request, body: &Bytes) -> Value {
+    json!({
+        "method": req.method().as_str(),
+        "uri": req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/"),
+        "content_type": req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()),
+        "body": B64.encode(body),
+    })
+}
+
 /// Hands the request to `node` and waits for its answer.
 async fn send(
     cluster: &ClusterHttp,
     node: &str,
     org: &OrgId,
-    req: &Request,
-    body: &Bytes,
+    request: &Value,
 ) -> Result<Answer, Response> {
-    let request = json!({
-        "method": req.method().as_str(),
-        "uri": req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/"),
-        "content_type": req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()),
-        "body": B64.encode(body),
-    });
     let id = cluster
         .commands
-        .send(node, org, &request)
+        .send(node, org, request)
         .await
         .map_err(|e| unavailable(&format!("the cluster database failed: {e}")))?;
     let reply = cluster
@@ -367,7 +373,10 @@ mod tests {
     #[test]
     fn the_org_is_read_from_the_body_as_a_string_or_a_number() {
         let org = |body: &str| org_of_body(body.as_bytes()).map(|o| o.to_string());
-        assert_eq!(org(r#"{"organization_id":"optica-2"}"#).as_deref(), Some("optica-2"));
+        assert_eq!(
+            org(r#"{"organization_id":"optica-2"}"#).as_deref(),
+            Some("optica-2")
+        );
         assert_eq!(org(r#"{"organization_id":2}"#).as_deref(), Some("2"));
         assert_eq!(org(r#"{"organization_id":" 7 "}"#).as_deref(), Some("7"));
         for bad in [

@@ -97,7 +97,10 @@ pub async fn pair(via: &Daemon, org: &str, phone: &str) -> String {
         .post("/api/start-session", json!({ "organization_id": org }))
         .await;
     assert_eq!(code, 200, "{body}");
-    statuses_until(via, org, Duration::from_secs(20), |s| s["status"] == "qr_ready").await;
+    statuses_until(via, org, Duration::from_secs(20), |s| {
+        s["status"] == "qr_ready"
+    })
+    .await;
     let (code, body) = via
         .post(&format!("/sim/{org}/scan"), json!({ "phone": phone }))
         .await;
@@ -125,7 +128,11 @@ pub async fn scalar(db: &TestDatabase, sql: &str) -> i64 {
 
 /// Overlapping connections the fake phones counted, over every node.
 pub async fn overlaps(db: &TestDatabase) -> i64 {
-    scalar(db, "SELECT coalesce(sum(count), 0)::bigint FROM wa_sim_overlaps").await
+    scalar(
+        db,
+        "SELECT coalesce(sum(count), 0)::bigint FROM wa_sim_overlaps",
+    )
+    .await
 }
 
 /// Sends `signal` (`STOP`, `CONT`, `TERM`, `KILL`) to a daemon's process.

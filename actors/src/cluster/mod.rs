@@ -32,6 +32,4 @@ mod store;
 
 pub use fencing::{Fencing, Token};
 pub use node::{ClusterNode, ClusterSpec, Route};
-pub use store::{
-    Census, Claim, ClusterError, Held, LeaseStore, NodeLoad, Owner, Published,
-};
+pub use store::{Census, Claim, ClusterError, Held, LeaseStore, NodeLoad, Owner, Published};

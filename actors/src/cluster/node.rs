@@ -70,8 +70,9 @@ struct Inner {
     supervisor: Supervisor,
     fencing: Fencing,
     state: Mutex<State>,
-    /// Rung to run a tick now (a lease was released somewhere).
-    wake: Notify,
+    /// Rung to run a tick now (a lease was released somewhere). Shared so the
+    /// tick loop can wait on it without keeping the node alive.
+    wake: Arc<Notify>,
 }
 
 #[derive(Default)]
@@ -119,7 +120,7 @@ impl ClusterNode {
                 supervisor,
                 fencing,
                 state: Mutex::new(State::default()),
-                wake: Notify::new(),
+                wake: Arc::new(Notify::new()),
             }),
         };
         tokio::spawn(ticks(Arc::downgrade(&node.inner)));
@@ -224,7 +225,9 @@ impl ClusterNode {
         if let Some(held) = state.held.get_mut(org) {
             held.busy = held.busy.saturating_sub(1);
         }
-        inner.give_up_if_removed(&mut state, org, Duration::ZERO).await;
+        inner
+            .give_up_if_removed(&mut state, org, Duration::ZERO)
+            .await;
     }
 
     /// Shows the snapshot another node published for `org` (its publication was
@@ -238,7 +241,9 @@ impl ClusterNode {
                     inner.show(&mut state, org, published);
                 }
             }
-            Err(e) => tracing::debug!(org_id = %org, error = %e, "a published snapshot could not be read"),
+            Err(e) => {
+                tracing::debug!(org_id = %org, error = %e, "a published snapshot could not be read")
+            }
         }
     }
 
@@ -293,7 +298,7 @@ async fn ticks(inner: Weak<Inner>) {
         if node.state.lock().await.leaving {
             return;
         }
-        let wake = node.wake.notified();
+        let wake = node.wake.clone().notified_owned();
         drop(node);
         let _ = tokio::time::timeout(period, wake).await;
     }
@@ -413,7 +418,10 @@ impl Inner {
         if claimed.is_empty() {
             return;
         }
-        tracing::info!(count = claimed.len(), "taking sessions over from other nodes");
+        tracing::info!(
+            count = claimed.len(),
+            "taking sessions over from other nodes"
+        );
         let spread = self.spec.takeover_gap.saturating_mul(claimed.len() as u32);
         for Held { org, token } in claimed {
             self.hold(state, &org, token, 0);
@@ -624,7 +632,10 @@ mod tests {
                 owner_live,
             };
             let seen = as_seen(published.clone());
-            assert_eq!(seen.status, shown, "{status} paired {paired} live {owner_live}");
+            assert_eq!(
+                seen.status, shown,
+                "{status} paired {paired} live {owner_live}"
+            );
             if seen.status != status {
                 assert_eq!(seen.qr, None);
                 assert!(seen.reason.unwrap().contains("another node"));

@@ -118,11 +118,8 @@ pub trait LeaseStore: Send + Sync + 'static {
     async fn renew(&self, node: &str, lease: Duration) -> Result<Vec<Held>, ClusterError>;
 
     /// The nodes seen within `recent` (live: within `live_within`) and the leases.
-    async fn census(
-        &self,
-        live_within: Duration,
-        recent: Duration,
-    ) -> Result<Census, ClusterError>;
+    async fn census(&self, live_within: Duration, recent: Duration)
+    -> Result<Census, ClusterError>;
 
     /// Claims up to `limit` free leases for `node` (never one of `skip`), each
     /// with a new token.
@@ -137,8 +134,7 @@ pub trait LeaseStore: Send + Sync + 'static {
     /// Claims the lease of one org for `node`, with a new token: when it is free,
     /// when the org has none (it is created), or when it names `node` already (an
     /// earlier run of the node, whose token must not be reused).
-    async fn claim(&self, node: &str, org: &OrgId, lease: Duration)
-    -> Result<Claim, ClusterError>;
+    async fn claim(&self, node: &str, org: &OrgId, lease: Duration) -> Result<Claim, ClusterError>;
 
     /// Frees leases `node` holds with these tokens, for another node to claim at
     /// once.

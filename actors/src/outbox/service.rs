@@ -138,7 +138,9 @@ impl Outbox {
                 }
             }
             Ok(None) => {}
-            Err(e) => tracing::debug!(message_id = %id, error = %e, "a changed message could not be read"),
+            Err(e) => {
+                tracing::debug!(message_id = %id, error = %e, "a changed message could not be read")
+            }
         }
     }
 

@@ -18,8 +18,8 @@ use crate::healing::Healer;
 use crate::outbox::Outbox;
 use crate::outbox::lane::LaneParts;
 use crate::phone_book::PhoneBook;
-use crate::storage::{SessionStore, StorageMsg};
 use crate::storage::backups::Restored;
+use crate::storage::{SessionStore, StorageMsg};
 use crate::supervisor::{RestoreOutcome, StartOutcome};
 use crate::{ErrorWindow, OrgId, SessionError, SessionSnapshot, SessionStatus, SupervisorConfig};
 

@@ -75,7 +75,11 @@ pub struct FileSessions {
 }
 
 impl FileSessions {
-    pub fn new(root: impl Into<PathBuf>, backups_kept: usize, connector: Arc<dyn Connector>) -> Self {
+    pub fn new(
+        root: impl Into<PathBuf>,
+        backups_kept: usize,
+        connector: Arc<dyn Connector>,
+    ) -> Self {
         Self {
             root: root.into(),
             backups_kept,

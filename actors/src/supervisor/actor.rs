@@ -198,7 +198,11 @@ impl Actor for SupervisorActor {
             SupervisorMsg::TakeOver { org, after, reply } => {
                 let result = match state.args.registry.actor(&org) {
                     Some(_) => Ok(()),
-                    None => state.spawn_org(&myself, &org, Begin::TakeOver { after }).await,
+                    None => {
+                        state
+                            .spawn_org(&myself, &org, Begin::TakeOver { after })
+                            .await
+                    }
                 };
                 let _ = reply.send(result);
             }

@@ -331,7 +331,8 @@ impl Supervisor {
     /// here (it is what status, sessions and sends read). Ignored while the org
     /// runs here: its own actor's snapshot is the truth then.
     pub fn show_remote(&self, snapshot: SessionSnapshot) {
-        self.registry.show_remote(snapshot, self.config.cleanups, self.config.healing);
+        self.registry
+            .show_remote(snapshot, self.config.cleanups, self.config.healing);
     }
 
     /// Whether the supervisor answers within `deadline` (for a watchdog).

@@ -119,7 +119,9 @@ impl Registry {
         if !map.contains_key(&org) && snapshot.status == SessionStatus::NotStarted {
             return;
         }
-        let slot = map.entry(org).or_insert_with(|| OrgSlot::new(&snapshot.organization_id, cleanups, healing));
+        let slot = map
+            .entry(org)
+            .or_insert_with(|| OrgSlot::new(&snapshot.organization_id, cleanups, healing));
         if slot.actor.is_some() {
             return;
         }

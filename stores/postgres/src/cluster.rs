@@ -171,12 +171,7 @@ impl LeaseStore for PostgresLeases {
         Ok(claimed)
     }
 
-    async fn claim(
-        &self,
-        node: &str,
-        org: &OrgId,
-        lease: Duration,
-    ) -> Result<Claim, ClusterError> {
+    async fn claim(&self, node: &str, org: &OrgId, lease: Duration) -> Result<Claim, ClusterError> {
         let conn = self.conn().await?;
         let won = conn
             .query_opt(

@@ -24,7 +24,9 @@ pub trait Fence: Send + Sync + 'static {
 
 impl Fence for Fencing {
     fn token(&self, org: &str) -> Option<i64> {
-        OrgId::parse(org).ok().and_then(|org| Fencing::token(self, &org))
+        OrgId::parse(org)
+            .ok()
+            .and_then(|org| Fencing::token(self, &org))
     }
 
     fn refused(&self, org: &str) {

@@ -235,16 +235,10 @@ impl OutboxStore for PostgresOutbox {
              RETURNING {COLUMNS}"
         );
         let rows = tx
-            .query(
-                &sql,
-                &[&MessageStatus::Expired.as_str(), &expirable, &now],
-            )
+            .query(&sql, &[&MessageStatus::Expired.as_str(), &expirable, &now])
             .await
             .map_err(|e| store(&e))?;
-        let mut expired = rows
-            .iter()
-            .map(decode)
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut expired = rows.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
         expired.sort_unstable_by_key(|(seq, _)| *seq);
         for (_, m) in &expired {
             if m.origin == Origin::Compat {

@@ -62,8 +62,7 @@ impl PostgresSessions {
         {
             Checked::Held => Ok(tx),
             Checked::Refused => Err(
-                "this node no longer holds the organization's lease; the change was refused"
-                    .into(),
+                "this node no longer holds the organization's lease; the change was refused".into(),
             ),
         }
     }
@@ -92,9 +91,12 @@ impl PostgresSessions {
         match bytes {
             None => return Ok(None),
             Some(0) => {
-                tx.execute("DELETE FROM wa_stores WHERE store_id = $1", &[&org.as_str()])
-                    .await
-                    .map_err(|e| e.describe())?;
+                tx.execute(
+                    "DELETE FROM wa_stores WHERE store_id = $1",
+                    &[&org.as_str()],
+                )
+                .await
+                .map_err(|e| e.describe())?;
                 return Ok(None);
             }
             Some(_) => {}
@@ -132,12 +134,9 @@ impl PostgresSessions {
             .map(|name| backup_store_id(org, name))
             .collect();
         if !doomed.is_empty() {
-            tx.execute(
-                "DELETE FROM wa_stores WHERE store_id = ANY($1)",
-                &[&doomed],
-            )
-            .await
-            .map_err(|e| e.describe())?;
+            tx.execute("DELETE FROM wa_stores WHERE store_id = ANY($1)", &[&doomed])
+                .await
+                .map_err(|e| e.describe())?;
         }
         Ok(())
     }
@@ -151,7 +150,10 @@ fn backup_store_id(org: &OrgId, name: &str) -> String {
 /// The names of the org's backups.
 async fn names(tx: &Transaction<'_>, org: &OrgId) -> Result<Vec<String>, String> {
     Ok(tx
-        .query("SELECT name FROM wa_backups WHERE org = $1", &[&org.as_str()])
+        .query(
+            "SELECT name FROM wa_backups WHERE org = $1",
+            &[&org.as_str()],
+        )
         .await
         .map_err(|e| e.describe())?
         .iter()
@@ -229,9 +231,12 @@ impl SessionStore for PostgresSessions {
                 .await
                 .map_err(|e| e.describe())?;
             } else {
-                tx.execute("DELETE FROM wa_stores WHERE store_id = $1", &[&org.as_str()])
-                    .await
-                    .map_err(|e| e.describe())?;
+                tx.execute(
+                    "DELETE FROM wa_stores WHERE store_id = $1",
+                    &[&org.as_str()],
+                )
+                .await
+                .map_err(|e| e.describe())?;
             }
             if let Some(name) = &backup {
                 self.prune(&tx, org, &[name]).await?;

@@ -213,9 +213,7 @@ impl SimLedger for PostgresSimLedger {
             .map_err(|e| sim_store(&e))?;
         Ok(rows
             .into_iter()
-            .filter_map(|row| {
-                SentRecord::of_kind(row.get(0), row.get(1), row.get(2), row.get(3))
-            })
+            .filter_map(|row| SentRecord::of_kind(row.get(0), row.get(1), row.get(2), row.get(3)))
             .collect())
     }
 

@@ -173,7 +173,10 @@ impl<'c> Write<'c> {
     pub(crate) async fn begin(conn: &'c mut Object, store: &PostgresStore) -> Result<Self> {
         let tx = conn.transaction().await.map_err(db)?;
         if let Some(fence) = &store.fence {
-            match fence::check(&*tx, fence.as_ref(), store.id()).await.map_err(db)? {
+            match fence::check(&*tx, fence.as_ref(), store.id())
+                .await
+                .map_err(db)?
+            {
                 Checked::Held => {}
                 Checked::Refused => return Err(fenced()),
             }

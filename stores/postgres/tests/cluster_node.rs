@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use wa_actors::cluster::{ClusterNode, ClusterSpec, Fencing, LeaseStore, Route};
+use wa_actors::cluster::{ClusterNode, ClusterSpec, Fencing, Route};
 use wa_actors::connection::sim::{SimConnector, SimTiming};
 use wa_actors::events::NoEvents;
 use wa_actors::outbox::{MessageBody, MessageStatus};
@@ -39,7 +39,12 @@ async fn node(db: &TestDatabase, id: &'static str) -> Node {
     let fence = Arc::new(fencing.clone());
     let sim = SimConnector::with_ledger(
         SimTiming::default(),
-        Arc::new(PostgresSimLedger::new(pool.clone(), fence.clone(), id.into(), LEASE)),
+        Arc::new(PostgresSimLedger::new(
+            pool.clone(),
+            fence.clone(),
+            id.into(),
+            LEASE,
+        )),
     );
     let mut config = SupervisorConfig::new(dir.path());
     config.node_id = Some(id.into());
@@ -175,14 +180,23 @@ async fn a_paused_owner_loses_its_org_without_ever_driving_it_beside_the_new_one
     b.sup.outbox().nudge(&o);
     eventually("a stops driving the org", async || !a.sup.runs(&o)).await;
     eventually("sent by b", async || {
-        b.sup.outbox().get(&m.message_id).await.unwrap().unwrap().status == MessageStatus::Sent
+        b.sup
+            .outbox()
+            .get(&m.message_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status
+            == MessageStatus::Sent
     })
     .await;
     a.node.tick().await;
     assert!(a.node.held().is_empty());
     let sent = b.sim.sent_log(&o).await.unwrap();
     assert_eq!(
-        sent.iter().filter(|r| r.message_id == m.message_id.as_str()).count(),
+        sent.iter()
+            .filter(|r| r.message_id == m.message_id.as_str())
+            .count(),
         1,
         "delivered exactly once: {sent:?}"
     );

@@ -40,7 +40,9 @@ async fn sql(db: &TestDatabase, statement: &str) {
 async fn expire(db: &TestDatabase, org: &str) {
     sql(
         db,
-        &format!("UPDATE wa_leases SET expires_at = now() - interval '1 second' WHERE org = '{org}'"),
+        &format!(
+            "UPDATE wa_leases SET expires_at = now() - interval '1 second' WHERE org = '{org}'"
+        ),
     )
     .await;
 }
@@ -57,7 +59,10 @@ async fn one_owner_at_a_time_and_every_new_owner_a_greater_token() {
     let (db, leases) = setup().await;
     assert_eq!(leases.owner(&org("x")).await.unwrap(), Owner::Nobody);
     let t1 = won(&leases, "a", "x").await;
-    assert_eq!(leases.owner(&org("x")).await.unwrap(), Owner::Node("a".into()));
+    assert_eq!(
+        leases.owner(&org("x")).await.unwrap(),
+        Owner::Node("a".into())
+    );
     assert_eq!(
         leases.claim("b", &org("x"), LEASE).await.unwrap(),
         Claim::HeldBy("a".into()),
@@ -70,11 +75,20 @@ async fn one_owner_at_a_time_and_every_new_owner_a_greater_token() {
     assert_eq!(leases.owner(&org("x")).await.unwrap(), Owner::Free);
     let t3 = won(&leases, "b", "x").await;
     assert!(t3 > t2);
-    assert_eq!(leases.owner(&org("x")).await.unwrap(), Owner::Node("b".into()));
+    assert_eq!(
+        leases.owner(&org("x")).await.unwrap(),
+        Owner::Node("b".into())
+    );
 
     // A removed org's lease, made again, never reuses a token.
     leases
-        .remove("b", &Held { org: org("x"), token: t3 })
+        .remove(
+            "b",
+            &Held {
+                org: org("x"),
+                token: t3,
+            },
+        )
         .await
         .unwrap();
     assert_eq!(leases.owner(&org("x")).await.unwrap(), Owner::Nobody);
@@ -93,15 +107,24 @@ async fn renewal_extends_only_leases_that_have_not_run_out() {
     assert_eq!(
         renewed,
         vec![
-            Held { org: org("x"), token: tx },
-            Held { org: org("y"), token: ty }
+            Held {
+                org: org("x"),
+                token: tx
+            },
+            Held {
+                org: org("y"),
+                token: ty
+            }
         ]
     );
     // Paused past its lease: the renewal does not bring it back.
     expire(&db, "y").await;
     assert_eq!(
         leases.renew("a", LEASE).await.unwrap(),
-        vec![Held { org: org("x"), token: tx }]
+        vec![Held {
+            org: org("x"),
+            token: tx
+        }]
     );
     assert_eq!(leases.owner(&org("y")).await.unwrap(), Owner::Free);
 }
@@ -113,7 +136,11 @@ async fn free_leases_are_shared_out_without_two_nodes_taking_one() {
     for i in 0..40 {
         won(&leases, "dead", &format!("o{i:02}")).await;
     }
-    sql(&db, "UPDATE wa_leases SET expires_at = now() - interval '1 second'").await;
+    sql(
+        &db,
+        "UPDATE wa_leases SET expires_at = now() - interval '1 second'",
+    )
+    .await;
     // Two nodes claim at once, each its share; a skipped org is never claimed.
     let claim = |node: &'static str, skip: Vec<OrgId>| {
         let leases = leases.clone();
@@ -140,10 +167,7 @@ async fn free_leases_are_shared_out_without_two_nodes_taking_one() {
         .iter()
         .map(|n| (n.node_id.clone(), n.orgs, n.live))
         .collect();
-    assert_eq!(
-        loads,
-        vec![("b".into(), 20, true), ("c".into(), 19, true)]
-    );
+    assert_eq!(loads, vec![("b".into(), 20, true), ("c".into(), 19, true)]);
     assert_eq!(census.least_loaded().unwrap().node_id, "c");
     assert_eq!(census.fair_share(), 20);
     leases.leave("c").await.unwrap();
@@ -159,18 +183,35 @@ async fn a_handover_frees_the_lease_at_once() {
     let token = won(&leases, "a", "x").await;
     // Another token for the org is not this node's to release.
     leases
-        .release("a", &[Held { org: org("x"), token: token + 1000 }])
+        .release(
+            "a",
+            &[Held {
+                org: org("x"),
+                token: token + 1000,
+            }],
+        )
         .await
         .unwrap();
-    assert_eq!(leases.owner(&org("x")).await.unwrap(), Owner::Node("a".into()));
+    assert_eq!(
+        leases.owner(&org("x")).await.unwrap(),
+        Owner::Node("a".into())
+    );
     let _ = tokio::time::timeout(Duration::from_secs(5), heard.recv()).await;
     leases
-        .release("a", &[Held { org: org("x"), token }])
+        .release(
+            "a",
+            &[Held {
+                org: org("x"),
+                token,
+            }],
+        )
         .await
         .unwrap();
     assert_eq!(leases.owner(&org("x")).await.unwrap(), Owner::Free);
     assert_eq!(
-        tokio::time::timeout(Duration::from_secs(5), heard.recv()).await.unwrap(),
+        tokio::time::timeout(Duration::from_secs(5), heard.recv())
+            .await
+            .unwrap(),
         Some(Heard::Notice {
             channel: "wa_leases".into(),
             payload: "a".into()
@@ -187,7 +228,10 @@ async fn stored_sessions_are_seeded_as_free_leases_once() {
     let held = won(&leases, "a", "x").await;
     leases.seed(&[org("x"), org("y")]).await.unwrap();
     leases.seed(&[org("y")]).await.unwrap();
-    assert_eq!(leases.owner(&org("x")).await.unwrap(), Owner::Node("a".into()));
+    assert_eq!(
+        leases.owner(&org("x")).await.unwrap(),
+        Owner::Node("a".into())
+    );
     assert_eq!(leases.owner(&org("y")).await.unwrap(), Owner::Free);
     assert_eq!(leases.renew("a", LEASE).await.unwrap()[0].token, held);
     assert_eq!(leases.census(LEASE, LEASE).await.unwrap().leases, 2);
@@ -219,7 +263,10 @@ async fn snapshots_are_published_under_the_lease() {
     read.updated_at = s.updated_at;
     assert_eq!(read, s);
     assert!(
-        (all[0].snapshot.updated_at - s.updated_at).num_milliseconds().abs() < 1,
+        (all[0].snapshot.updated_at - s.updated_at)
+            .num_milliseconds()
+            .abs()
+            < 1,
         "kept to the microsecond"
     );
 
@@ -244,11 +291,25 @@ async fn snapshots_are_published_under_the_lease() {
     );
     // Removing is fenced too, and takes the snapshot with it.
     assert_eq!(
-        leases.remove("a", &Held { org: org("x"), token: t1 }).await,
+        leases
+            .remove(
+                "a",
+                &Held {
+                    org: org("x"),
+                    token: t1
+                }
+            )
+            .await,
         Err(wa_actors::cluster::ClusterError::Fenced)
     );
     leases
-        .remove("b", &Held { org: org("x"), token: t2 })
+        .remove(
+            "b",
+            &Held {
+                org: org("x"),
+                token: t2,
+            },
+        )
         .await
         .unwrap();
     assert!(leases.published().await.unwrap().is_empty());
@@ -307,7 +368,13 @@ async fn a_takeover_waits_for_the_write_in_flight() {
     assert!(held);
     expire(&db, "x").await;
     // The free lease is locked by the write: a sweep passes it by...
-    assert!(leases.claim_free("b", 10, &[], LEASE).await.unwrap().is_empty());
+    assert!(
+        leases
+            .claim_free("b", 10, &[], LEASE)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     // ...and a claim of this very org waits for the write to end.
     let claimer = {
         let pool = db.pool().clone();
@@ -357,7 +424,10 @@ async fn wait_for_a_lock_wait(db: &TestDatabase) {
         if waiting > 0 {
             return;
         }
-        assert!(std::time::Instant::now() < deadline, "nobody waits for a lock");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nobody waits for a lock"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

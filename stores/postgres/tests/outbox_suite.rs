@@ -65,7 +65,12 @@ async fn delivery_updates_need_the_lease() {
     };
     let sending = Update::Sending { at: Utc::now() };
     // Not held here: refused without a change, and reported.
-    assert!(outbox.update_as_owner(&m.message_id, sending.clone()).await.is_err());
+    assert!(
+        outbox
+            .update_as_owner(&m.message_id, sending.clone())
+            .await
+            .is_err()
+    );
     assert_eq!(refused.try_recv().unwrap(), a);
     let stored = outbox.get(&m.message_id).await.unwrap().unwrap();
     assert_eq!((stored.status, stored.attempts), (MessageStatus::Queued, 0));
@@ -75,7 +80,10 @@ async fn delivery_updates_need_the_lease() {
     };
     fencing.hold(&a, token);
     assert!(matches!(
-        outbox.update_as_owner(&m.message_id, sending.clone()).await.unwrap(),
+        outbox
+            .update_as_owner(&m.message_id, sending.clone())
+            .await
+            .unwrap(),
         Updated::Applied(_)
     ));
 
@@ -86,10 +94,18 @@ async fn delivery_updates_need_the_lease() {
     };
     assert!(newer > token);
     let sent = Update::Sent { at: Utc::now() };
-    assert!(outbox.update_as_owner(&m.message_id, sent.clone()).await.is_err());
+    assert!(
+        outbox
+            .update_as_owner(&m.message_id, sent.clone())
+            .await
+            .is_err()
+    );
     assert_eq!(refused.try_recv().unwrap(), a);
     let stored = outbox.get(&m.message_id).await.unwrap().unwrap();
-    assert_eq!((stored.status, stored.attempts), (MessageStatus::Sending, 1));
+    assert_eq!(
+        (stored.status, stored.attempts),
+        (MessageStatus::Sending, 1)
+    );
     // A plain update (no lane behind it) is not fenced.
     assert!(matches!(
         outbox.update(&m.message_id, sent).await.unwrap(),
@@ -108,7 +124,10 @@ async fn accepting_and_changing_messages_is_announced() {
     let (fencing, _refused) = Fencing::new();
     let outbox = PostgresOutbox::new(db.pool().clone(), Arc::new(fencing));
 
-    outbox.enqueue(message("optica-9", Origin::Queue)).await.unwrap();
+    outbox
+        .enqueue(message("optica-9", Origin::Queue))
+        .await
+        .unwrap();
     assert_eq!(
         next(&mut heard).await,
         Heard::Notice {

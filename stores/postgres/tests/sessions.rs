@@ -55,13 +55,10 @@ impl Rig {
     /// A live session whose store holds one identity, `marker`.
     async fn live(&self, o: &str, marker: u8) {
         self.sessions.prepare(&org(o)).await.unwrap();
-        let store = PostgresStore::new_fenced(
-            self.db.pool().clone(),
-            o,
-            Arc::new(self.fencing.clone()),
-        )
-        .await
-        .unwrap();
+        let store =
+            PostgresStore::new_fenced(self.db.pool().clone(), o, Arc::new(self.fencing.clone()))
+                .await
+                .unwrap();
         store.put_identity("peer.0", [marker; 32]).await.unwrap();
     }
 
@@ -98,7 +95,10 @@ async fn a_backup_keeps_the_session_and_a_restore_swaps_it_back() {
     assert_eq!(r.marker("7").await, None, "the live session is empty");
     let listed = r.sessions.list_backups(&org("7")).await.unwrap();
     assert_eq!(listed.len(), 1);
-    assert_eq!((listed[0].name.as_str(), listed[0].reason.as_str()), (first.as_str(), "bad_mac_"));
+    assert_eq!(
+        (listed[0].name.as_str(), listed[0].reason.as_str()),
+        (first.as_str(), "bad_mac_")
+    );
     assert!(listed[0].bytes > 0);
 
     // A new pairing lives; the first session comes back, the new one is kept.
@@ -135,7 +135,10 @@ async fn only_the_newest_backups_are_kept_and_names_are_checked() {
     assert_eq!(r.names("7").await, newest, "newest first, three kept");
     // An empty live session is not backed up; without `recreate` it is gone.
     assert_eq!(
-        r.sessions.backup_and_wipe(&org("7"), "x", false).await.unwrap(),
+        r.sessions
+            .backup_and_wipe(&org("7"), "x", false)
+            .await
+            .unwrap(),
         None
     );
     for bad in ["../x", "", "20261123T071533Z"] {
@@ -190,7 +193,12 @@ async fn credentials_are_found_and_orgs_listed() {
         .pair(&org("sim"), &SimCredentials::generate("573009990000"))
         .await
         .unwrap();
-    for (o, has) in [("wa", true), ("sim", true), ("empty", false), ("none", false)] {
+    for (o, has) in [
+        ("wa", true),
+        ("sim", true),
+        ("empty", false),
+        ("none", false),
+    ] {
         assert_eq!(r.sessions.has_credentials(&org(o)).await, Ok(has), "{o}");
     }
     assert_eq!(
@@ -198,7 +206,10 @@ async fn credentials_are_found_and_orgs_listed() {
         vec![org("sim"), org("wa")]
     );
     // A backup is not a live session.
-    r.sessions.backup_and_wipe(&org("sim"), "x", true).await.unwrap();
+    r.sessions
+        .backup_and_wipe(&org("sim"), "x", true)
+        .await
+        .unwrap();
     assert_eq!(
         r.sessions.orgs_with_credentials().await.unwrap(),
         vec![org("wa")]
@@ -219,9 +230,16 @@ async fn changes_are_fenced_by_the_lease() {
         .batch_execute("UPDATE wa_leases SET expires_at = now() - interval '1 second'")
         .await
         .unwrap();
-    assert!(r.sessions.backup_and_wipe(&org("7"), "x", true).await.is_err());
+    assert!(
+        r.sessions
+            .backup_and_wipe(&org("7"), "x", true)
+            .await
+            .is_err()
+    );
     assert!(matches!(
-        r.sessions.restore(&org("7"), "20261123T071533.000000Z_x").await,
+        r.sessions
+            .restore(&org("7"), "20261123T071533.000000Z_x")
+            .await,
         Err(RestoreError::Storage(_))
     ));
     assert_eq!(r.marker("7").await, Some(1), "nothing changed");

@@ -42,8 +42,12 @@ pub trait SimLedger: Send + Sync + 'static {
     async fn close(&self, org: &OrgId, link: i64);
 
     /// The server received a message from connection `link`.
-    async fn record(&self, org: &OrgId, link: i64, sent: &SentRecord)
-    -> Result<(), ConnectionError>;
+    async fn record(
+        &self,
+        org: &OrgId,
+        link: i64,
+        sent: &SentRecord,
+    ) -> Result<(), ConnectionError>;
 
     /// Every delivery attempt of `org`, in order.
     async fn sent(&self, org: &OrgId) -> Result<Vec<SentRecord>, SimError>;

@@ -74,6 +74,8 @@ pub struct WhatsAppOptions {
     /// a linked device is online WhatsApp holds back notifications on the phone,
     /// and the shop would stop hearing its patients.
     pub mark_online: bool,
+    /// Where each org's whatsapp-rust store lives: its SQLite file by default.
+    pub store: StoreBackend,
 }
 
 impl Default for WhatsAppOptions {

@@ -36,9 +36,9 @@ pub use connector::{
 };
 pub use events::{OwnAccount, map_event};
 pub use store::STORE_FILE;
+pub use store_fault::{StoreFault, classify_store_error};
 /// The store trait a [`BackendFactory`] opens.
 pub use whatsapp_rust::store::Backend;
-pub use store_fault::{StoreFault, classify_store_error};
 
 #[cfg(test)]
 mod tests;

@@ -60,9 +60,7 @@ pub async fn round_trip_keeps_every_field(store: Arc<dyn OutboxStore>) {
     assert_eq!(store.get(&MessageId::generate()).await.unwrap(), None);
 }
 
-pub async fn a_repeated_key_with_the_same_request_is_a_duplicate(
-    store: Arc<dyn OutboxStore>,
-) {
+pub async fn a_repeated_key_with_the_same_request_is_a_duplicate(store: Arc<dyn OutboxStore>) {
     let first = text("2", "573001234567", "recordatorio", Some("k-1"));
     let stored = accept(&*store, first.clone()).await;
     let again = NewMessage {

@@ -152,9 +152,7 @@ pub async fn next_pending_is_the_orgs_oldest_accepted(store: Arc<dyn OutboxStore
     assert_eq!(next("7").await, Some(b));
 }
 
-pub async fn expire_due_expires_pending_messages_past_their_time(
-    store: Arc<dyn OutboxStore>,
-) {
+pub async fn expire_due_expires_pending_messages_past_their_time(store: Arc<dyn OutboxStore>) {
     let expiring = |o: &str, body: &str, secs| NewMessage {
         expires_at: at(secs),
         ..text(o, "571", body, None)
