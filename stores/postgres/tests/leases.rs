@@ -360,13 +360,27 @@ async fn a_takeover_waits_for_the_write_in_flight() {
     let token = won(&leases, "a", "x").await;
     let mut writer = db.pool().get().await.unwrap();
     let tx = writer.transaction().await.unwrap();
+    // The lease runs out right after the write's transaction began (whose `now()`
+    // is its start): the write still finds it held, everyone later finds it
+    // expired. Moved before the write locks the row, which an UPDATE would wait on.
+    let began: chrono::DateTime<Utc> = tx.query_one("SELECT now()", &[]).await.unwrap().get(0);
+    db.pool()
+        .get()
+        .await
+        .unwrap()
+        .execute(
+            "UPDATE wa_leases SET expires_at = $1::timestamptz + interval '1 microsecond' \
+             WHERE org = 'x'",
+            &[&began],
+        )
+        .await
+        .unwrap();
     let held: bool = tx
         .query_one("SELECT wa_fence('x', $1)", &[&token])
         .await
         .unwrap()
         .get(0);
-    assert!(held);
-    expire(&db, "x").await;
+    assert!(held, "the write began while the lease held");
     // The free lease is locked by the write: a sweep passes it by...
     assert!(
         leases
