@@ -28,7 +28,6 @@ use std::time::Duration;
 use rand::RngExt;
 use tokio::sync::{Mutex, Notify, mpsc};
 use tokio::task::AbortHandle;
-use tokio::time::Instant;
 
 use super::store::{Claim, ClusterError, Held, LeaseStore, Owner, Published};
 use super::{Fencing, Token};
@@ -89,7 +88,6 @@ struct HeldOrg {
     token: Token,
     /// Requests about the org being answered here right now.
     busy: u32,
-    since: Instant,
     publisher: AbortHandle,
 }
 
@@ -225,9 +223,7 @@ impl ClusterNode {
         if let Some(held) = state.held.get_mut(org) {
             held.busy = held.busy.saturating_sub(1);
         }
-        inner
-            .give_up_if_removed(&mut state, org, Duration::ZERO)
-            .await;
+        inner.give_up_if_removed(&mut state, org).await;
     }
 
     /// Shows the snapshot another node published for `org` (its publication was
@@ -337,10 +333,13 @@ impl Inner {
         }
         self.renew(&mut state).await;
         self.claim_share(&mut state).await;
+        // A removed session's actor may still have been stopping when its request
+        // finished; whatever it left is given up here. No settling time: a lease
+        // taken for a request is busy until it finishes, and one taken over has
+        // its actor running from the claim on.
         let orgs: Vec<OrgId> = state.held.keys().cloned().collect();
         for org in orgs {
-            self.give_up_if_removed(&mut state, &org, self.spec.renew)
-                .await;
+            self.give_up_if_removed(&mut state, &org).await;
         }
         match self.store.published().await {
             Ok(all) => self.show_all(&mut state, all),
@@ -452,7 +451,6 @@ impl Inner {
             HeldOrg {
                 token,
                 busy,
-                since: Instant::now(),
                 publisher: publisher.abort_handle(),
             },
         );
@@ -480,14 +478,12 @@ impl Inner {
     }
 
     /// Gives up the lease of an org whose session was removed (or never started
-    /// by the request that claimed it), once no request is busy with it and it
-    /// has been held for at least `settled`.
-    async fn give_up_if_removed(&self, state: &mut State, org: &OrgId, settled: Duration) {
+    /// by the request that claimed it), once no request is busy with it.
+    async fn give_up_if_removed(&self, state: &mut State, org: &OrgId) {
         let Some(held) = state.held.get(org) else {
             return;
         };
         if held.busy > 0
-            || held.since.elapsed() < settled
             || self.supervisor.runs(org)
             || self.supervisor.status(org).status != SessionStatus::NotStarted
         {
