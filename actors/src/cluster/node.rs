@@ -612,17 +612,17 @@ mod tests {
         use SessionStatus as S;
         #[rustfmt::skip]
         let table = [
-            // (status, paired, owner live) → shown
-            (S::Connected,    true,  true,  S::Connected),
-            (S::Connected,    true,  false, S::Reconnecting),
-            (S::Reconnecting, true,  false, S::Reconnecting),
-            (S::QrReady,      false, false, S::QrReady),
-            (S::Connecting,   false, false, S::Connecting),
-            (S::LoggedOut,    false, false, S::LoggedOut),
-            (S::Conflict,     true,  false, S::Conflict),
-            (S::Disconnected, true,  false, S::Disconnected),
+            // (status, paired, owner live) → (shown, told another node takes over)
+            (S::Connected,    true,  true,  S::Connected,    false),
+            (S::Connected,    true,  false, S::Reconnecting, true),
+            (S::Reconnecting, true,  false, S::Reconnecting, true),
+            (S::QrReady,      false, false, S::QrReady,      false),
+            (S::Connecting,   false, false, S::Connecting,   false),
+            (S::LoggedOut,    false, false, S::LoggedOut,    false),
+            (S::Conflict,     true,  false, S::Conflict,     false),
+            (S::Disconnected, true,  false, S::Disconnected, false),
         ];
-        for (status, paired, owner_live, shown) in table {
+        for (status, paired, owner_live, shown, told) in table {
             let published = Published {
                 snapshot: snapshot(status, paired.then_some("573001234567")),
                 owner_live,
@@ -632,7 +632,7 @@ mod tests {
                 seen.status, shown,
                 "{status} paired {paired} live {owner_live}"
             );
-            if seen.status != status {
+            if told {
                 assert_eq!(seen.qr, None);
                 assert!(seen.reason.unwrap().contains("another node"));
             } else {
