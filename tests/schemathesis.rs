@@ -63,6 +63,9 @@ async fn schemathesis_finds_no_server_error_and_no_mismatch_with_the_document() 
         .arg(&report)
         .args(["--no-color", "--output-truncate", "false"])
         .env("SCHEMATHESIS_TELEMETRY", "false")
+        // Its caches (`.schemathesis/`, `.hypothesis/`) go to the run's own
+        // directory, not into the checkout.
+        .current_dir(daemon.dir.path())
         .stdin(Stdio::null())
         .kill_on_drop(true);
     for path in EXCLUDED {
