@@ -98,7 +98,9 @@ fn edge_responses() -> [(&'static str, utoipa::openapi::Response); 4] {
                 "Retry-After",
                 HeaderBuilder::new()
                     .schema(Some(ObjectBuilder::new().schema_type(Type::Integer)))
-                    .description(Some(format!("Seconds; {RETRY_AFTER_SECONDS}")))
+                    .description(Some(format!(
+                        "Seconds to wait before retrying ({RETRY_AFTER_SECONDS})."
+                    )))
                     .build(),
             )
             .build(),
