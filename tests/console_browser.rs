@@ -401,6 +401,45 @@ async fn an_operator_pairs_cleans_and_restores_from_the_console() {
     println!("screenshots: {}", shots.display());
 }
 
+/// `GET /docs`: Swagger UI runs in the browser from the binary's own files and
+/// shows every operation of `/openapi.json`, with the key as its way to authorize.
+#[tokio::test]
+async fn swagger_ui_shows_the_document_in_a_browser() {
+    let daemon = Daemon::start().await;
+    let shots = shots_dir("docs-browser-");
+    let mut b = Browser::open(shots.clone()).await;
+    let (_, doc) = daemon.get("/openapi.json").await;
+    let operations: usize = doc["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|item| item.as_object().unwrap().len())
+        .sum();
+    assert!(operations > 20, "{operations}");
+
+    b.client.goto(&daemon.url("/docs")).await.unwrap();
+    b.wait_js(
+        "return document.querySelectorAll('.opblock').length",
+        json!(operations),
+    )
+    .await;
+    b.wait_js(
+        "return !!document.querySelector('.btn.authorize')",
+        json!(true),
+    )
+    .await;
+    // Every resource the page loaded came from the daemon.
+    let origins = b
+        .js("return performance.getEntriesByType('resource').map(e => new URL(e.name).origin)")
+        .await;
+    let own = daemon.url("");
+    for origin in origins.as_array().unwrap() {
+        assert_eq!(origin.as_str(), Some(own.as_str()), "{origins}");
+    }
+    b.shot("docs").await;
+    b.client.clone().close().await.unwrap();
+}
+
 /// Not a test: rewrites `docs/console.png` with organizations in several statuses.
 #[tokio::test]
 #[ignore = "writes docs/console.png; run with --ignored"]
