@@ -11,9 +11,11 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use serde::Deserialize;
 use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
+use utoipa::ToSchema;
 use wa_actors::OrgId;
 
 use super::error::ApiError;
+use super::openapi::schemas::OrgIdInputSchema;
 
 /// The largest request body accepted (CONTRACT: a text message, not a file).
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -138,8 +140,9 @@ pub fn required(field: Option<Text>, name: &str) -> Result<String, ApiError> {
 }
 
 /// A body holding only `organization_id` (logout, clean); other fields are ignored.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct OrgBody {
+    #[schema(value_type = OrgIdInputSchema, required = true)]
     pub organization_id: Option<Text>,
 }
 

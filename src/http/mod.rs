@@ -14,9 +14,11 @@ pub mod extract;
 pub mod health;
 pub mod messages;
 pub mod metrics;
+pub mod openapi;
 pub mod outbox;
 pub mod qr;
 pub mod rate_limit;
+pub mod routes;
 pub mod sessions;
 pub mod sim;
 
@@ -46,6 +48,7 @@ use crate::live_events::LiveEvents;
 use crate::phone::PhoneRules;
 use error::ApiError;
 use extract::BODY_LIMIT;
+use routes::Routes;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -84,12 +87,19 @@ pub fn router(state: AppState) -> Router {
     router_with_limits(state, HttpLimits::default())
 }
 
-/// Builds the whole router: `/health`, the keyed `/api/*` and `/metrics` routes,
-/// and `/sim/*` in simulation mode, behind the edge layers (outermost first): request id, request
-/// span, load shedding over a global concurrency limit, JSON errors, timeout, body
-/// limits.
+/// Builds the whole router (see [`router_and_paths`]).
 pub fn router_with_limits(state: AppState, limits: HttpLimits) -> Router {
-    let mut keyed = Router::new()
+    router_and_paths(state, limits).0
+}
+
+/// Builds the whole router: `/health`, the console and the API's description
+/// without a key, the keyed `/api/*` and `/metrics` routes, and `/sim/*` in
+/// simulation mode, behind the edge layers (outermost first): request id, request
+/// span, load shedding over a global concurrency limit, JSON errors, timeout, body
+/// limits. Also returns every path it serves, from the route tables it is built
+/// from: what `GET /openapi.json` must describe.
+pub fn router_and_paths(state: AppState, limits: HttpLimits) -> (Router, Vec<&'static str>) {
+    let mut keyed = Routes::new()
         .route("/api/start-session", post(sessions::start))
         .route("/api/qr/{org}", get(qr::qr))
         .route("/api/status/{org}", get(sessions::status))
@@ -112,16 +122,23 @@ pub fn router_with_limits(state: AppState, limits: HttpLimits) -> Router {
     if state.sim.is_some() {
         keyed = keyed.merge(sim::routes());
     }
-    // `route_layer`: the key is checked only on matched routes (so an unknown path
-    // is a 404, not a 401) and before any extractor touches the body.
-    let keyed = keyed.route_layer(middleware::from_fn_with_state(
-        state.clone(),
-        auth::require_api_key,
-    ));
-
-    Router::new()
+    // Nothing here holds data.
+    let open = Routes::new()
         .route("/health", get(health::health))
         .merge(crate::console::routes())
+        .merge(openapi::routes());
+    let paths = [open.paths(), keyed.paths()].concat();
+    // `route_layer`: the key is checked only on matched routes (so an unknown path
+    // is a 404, not a 401) and before any extractor touches the body.
+    let keyed = keyed
+        .into_router()
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_api_key,
+        ));
+
+    let router = Router::new()
+        .merge(open.into_router())
         .merge(keyed)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -162,7 +179,8 @@ pub fn router_with_limits(state: AppState, limits: HttpLimits) -> Router {
                 )
                 .layer(PropagateRequestIdLayer::x_request_id()),
         )
-        .with_state(state)
+        .with_state(state);
+    (router, paths)
 }
 
 /// The answer of a shed request (or of any other error of the limit layers).
