@@ -290,6 +290,14 @@ impl Connection for Hanging {
     async fn send_text(&self, _: &str, _: &str, _: &str) -> Result<(), ConnectionError> {
         std::future::pending().await
     }
+    async fn send_media(
+        &self,
+        _: &str,
+        _: &crate::media::Media,
+        _: &str,
+    ) -> Result<(), ConnectionError> {
+        std::future::pending().await
+    }
     async fn is_on_whatsapp(&self, phone: &str) -> Result<bool, ConnectionError> {
         self.0.is_on_whatsapp(phone).await
     }
