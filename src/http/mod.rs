@@ -12,8 +12,10 @@ pub mod error;
 pub mod events;
 pub mod extract;
 pub mod health;
+pub mod media;
 pub mod messages;
 pub mod metrics;
+pub mod numbers;
 pub mod outbox;
 pub mod qr;
 pub mod rate_limit;
@@ -99,6 +101,7 @@ pub fn router_with_limits(state: AppState, limits: HttpLimits) -> Router {
             "/api/messages/{message_id}",
             get(outbox::get).delete(outbox::cancel),
         )
+        .route("/api/check-number", post(numbers::check))
         .route("/api/logout", post(sessions::logout))
         .route("/api/force-clean-session", post(sessions::force_clean))
         .route("/api/clear-corrupted-session", post(sessions::force_clean))
@@ -123,12 +126,14 @@ pub fn router_with_limits(state: AppState, limits: HttpLimits) -> Router {
         .route("/health", get(health::health))
         .merge(crate::console::routes())
         .merge(keyed)
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
         // Bodies are read only by extractors; both limits give a 413, the second
         // without reading a body whose Content-Length is already too large.
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
+        // Files: merged after the text limits, as it has its own.
+        .merge(media::routes(&state))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         // Inside `json_errors`, so its bare 504 gets the JSON error body.
         .layer(TimeoutLayer::with_status_code(
             StatusCode::GATEWAY_TIMEOUT,

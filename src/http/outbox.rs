@@ -23,10 +23,10 @@ pub const TTL_SECONDS: std::ops::RangeInclusive<u64> = 60..=30 * 86_400;
 /// `limit` of a listing: default and most.
 pub const LIST_LIMIT: (usize, usize) = (100, 1000);
 
-/// A message as the API shows it (CONTRACT §10).
+/// A message as the API shows it (CONTRACT §10): a text with its `message`, a
+/// file (CONTRACT §14) with its `mimetype`, `filename`, `caption` and `size`.
 pub fn message_json(m: &Message) -> Value {
-    let MessageBody::Text(text) = &m.body;
-    json!({
+    let mut json = json!({
         "message_id": m.message_id,
         "organization_id": m.org,
         "phone": m.phone,
@@ -40,9 +40,18 @@ pub fn message_json(m: &Message) -> Value {
         "read_at": m.read_at,
         "error": m.error,
         "origin": m.origin,
-        "kind": "text",
-        "message": text,
-    })
+        "kind": m.body.kind(),
+    });
+    match &m.body {
+        MessageBody::Text(text) => json["message"] = json!(text),
+        MessageBody::Media(media) => {
+            json["mimetype"] = json!(media.mimetype);
+            json["filename"] = json!(media.filename);
+            json["caption"] = json!(media.caption);
+            json["size"] = json!(media.size);
+        }
+    }
+    json
 }
 
 #[derive(Debug, Deserialize)]
@@ -76,7 +85,7 @@ pub fn message_text(raw: Option<String>) -> Result<String, ApiError> {
 }
 
 /// When the message expires: `expires_at` or `ttl_seconds` (not both), in the future.
-fn expiry(
+pub fn expiry(
     expires_at: Option<String>,
     ttl_seconds: Option<u64>,
 ) -> Result<Option<DateTime<Utc>>, ApiError> {
