@@ -253,7 +253,11 @@ async fn a_file_over_the_limit_is_413_and_nothing_is_stored() {
     // Streamed: refused once 16 MiB have arrived.
     let (code, body) = send_form(
         &daemon,
-        form(&[("organization_id", ORG), ("phone", PATIENT)], "big.png", &big),
+        form(
+            &[("organization_id", ORG), ("phone", PATIENT)],
+            "big.png",
+            &big,
+        ),
     )
     .await
     .expect("an answer");

@@ -24,10 +24,13 @@ pub const PER_ORG: usize = 1024;
 /// How long one question to WhatsApp may take.
 pub const CHECK_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// One org's answers: number → (on WhatsApp, when asked).
+type OrgAnswers = LruCache<String, (bool, Instant)>;
+
 /// The answers of every org, each org's bounded on its own.
 #[derive(Default)]
 pub struct NumberCache {
-    orgs: Mutex<HashMap<OrgId, LruCache<String, (bool, Instant)>>>,
+    orgs: Mutex<HashMap<OrgId, OrgAnswers>>,
 }
 
 impl NumberCache {

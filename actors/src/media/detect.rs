@@ -235,8 +235,9 @@ mod tests {
     /// Every sample against the table: its detected type, or why not.
     #[test]
     fn types_come_from_the_bytes() {
+        type Row = (&'static str, Vec<u8>, Option<(&'static str, MediaKind)>);
         #[rustfmt::skip]
-        let table: Vec<(&str, Vec<u8>, Option<(&str, MediaKind)>)> = vec![
+        let table: Vec<Row> = vec![
             ("png",  samples::png(),          Some(("image/png", MediaKind::Image))),
             ("jpeg", samples::jpeg(),         Some(("image/jpeg", MediaKind::Image))),
             ("webp", samples::webp(),         Some(("image/webp", MediaKind::Image))),
@@ -279,8 +280,14 @@ mod tests {
     fn declarations_must_agree_with_the_bytes() {
         let png = detect(&samples::png()).unwrap();
         let pdf = detect(&samples::pdf()).unwrap();
+        type Row<'a> = (
+            &'a FileType,
+            Option<&'a str>,
+            Option<&'a str>,
+            Result<Option<&'a str>, &'a str>,
+        );
         #[rustfmt::skip]
-        let table: Vec<(&FileType, Option<&str>, Option<&str>, Result<Option<&str>, &str>)> = vec![
+        let table: Vec<Row> = vec![
             (png, None,                         None,                     Ok(None)),
             (png, Some("image/png"),            Some("foto.png"),         Ok(Some("foto.png"))),
             (png, Some("IMAGE/PNG; q=1"),       Some("FOTO.PNG"),         Ok(Some("FOTO.PNG"))),
