@@ -19,7 +19,7 @@
 //! This route has its own body limit (the router's default is for texts) and
 //! takes at most [`UPLOADS_AT_ONCE`] uploads at a time; more wait their turn.
 
-use axum::body::Body;
+use axum::body::Bytes;
 use axum::extract::multipart::Field;
 use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Request, State};
 use axum::http::{StatusCode, header};
@@ -122,7 +122,7 @@ pub async fn send_media(
     let (fields, file) = if multipart {
         read_multipart(&state, request, max_bytes).await?
     } else {
-        read_json(&state, request.into_body(), max_bytes).await?
+        read_json(&state, request, max_bytes).await?
     };
 
     let org = required_org(fields.organization_id)?;
@@ -177,12 +177,22 @@ fn received(e: IncomingError) -> ApiError {
 
 async fn read_json(
     state: &AppState,
-    body: Body,
+    request: Request,
     max_bytes: u64,
 ) -> Result<(Fields, Incoming), ApiError> {
-    let bytes = axum::body::to_bytes(body, body_limit(max_bytes))
+    // Within the route's own body limit; a body that breaks off is a 400.
+    let bytes = Bytes::from_request(request, state)
         .await
-        .map_err(|_| ApiError::FileTooLarge { limit: max_bytes })?;
+        .map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::FileTooLarge { limit: max_bytes }
+            } else {
+                ApiError::BadRequest(format!(
+                    "cannot read the request body: {}",
+                    rejection.body_text()
+                ))
+            }
+        })?;
     let body: SendMediaBody = super::extract::parse_json(&bytes)?;
     let encoded = body.media_base64.ok_or_else(|| {
         ApiError::BadRequest(
