@@ -96,7 +96,7 @@ async fn raw_exchange(daemon: &Daemon, request: &[u8]) -> String {
 }
 
 fn media_dir(daemon: &Daemon) -> PathBuf {
-    daemon.sessions_dir().join("outbox-media")
+    daemon.sessions_dir().join("outbox.media")
 }
 
 /// The names in the media directory (none when it does not exist yet).

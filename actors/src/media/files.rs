@@ -1,4 +1,4 @@
-//! Where a queued file waits: `<sessions dir>/outbox-media/<message_id>`, mode
+//! Where a queued file waits: `<sessions dir>/outbox.media/<message_id>`, mode
 //! 0600, beside the outbox database.
 //!
 //! The order of writes keeps the file and its message together through a crash:
@@ -24,8 +24,9 @@ use sha2::{Digest, Sha256};
 use super::detect::HEAD_BYTES;
 use crate::outbox::MessageId;
 
-/// The directory's name inside the sessions directory.
-pub const MEDIA_DIR: &str = "outbox-media";
+/// The directory's name inside the sessions directory: beside `outbox.db`, and,
+/// with its dot, never the name of an organization's session directory.
+pub const MEDIA_DIR: &str = "outbox.media";
 /// Files being received start with this; none outlives a start.
 pub const INCOMING_PREFIX: &str = ".incoming-";
 
@@ -259,6 +260,13 @@ mod tests {
         };
         names.sort();
         names
+    }
+
+    /// An org's session lives in `<sessions dir>/<org>`: the sweep would empty
+    /// that of an org named like the media directory.
+    #[test]
+    fn no_organization_is_named_like_the_media_directory() {
+        assert!(crate::OrgId::parse(MEDIA_DIR).is_err());
     }
 
     #[tokio::test]

@@ -47,7 +47,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     CREATE INDEX messages_org_seq ON messages (org, seq);
     CREATE INDEX messages_status_seq ON messages (status, seq);",
     // 2: media messages (CONTRACT §14), body_kind 'media'. The file itself waits
-    // in <sessions dir>/outbox-media/<message_id>; the row keeps what the message
+    // in <sessions dir>/outbox.media/<message_id>; the row keeps what the message
     // needs to be sent and compared (an idempotency key reused with another file).
     "ALTER TABLE messages ADD COLUMN media_kind     TEXT;    -- 'image' | 'document'
     ALTER TABLE messages ADD COLUMN media_mimetype TEXT;
