@@ -50,6 +50,8 @@ fn whatsapp_options(config: &WhatsappConfig) -> Result<WhatsAppOptions, ConfigEr
         ws_url: config.ws_url().map(str::to_owned),
         device_name: config.device_name.trim().to_owned(),
         mark_online: config.mark_online,
+        // The library's own HTTP client (ureq) for media uploads.
+        http_client: None,
     })
 }
 

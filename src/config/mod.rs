@@ -13,6 +13,7 @@
 mod budget;
 mod connection;
 mod healing;
+mod media;
 mod outbox;
 mod phone;
 pub mod range;
@@ -33,6 +34,7 @@ use wa_actors::SupervisorConfig;
 pub use budget::BudgetConfig;
 pub use connection::{ConnectionConfig, ConnectionKind};
 pub use healing::{HealingConfig, RestartsConfig};
+pub use media::MediaConfig;
 pub use outbox::OutboxConfig;
 pub use phone::PhoneConfig;
 pub use range::{Number, Range};
@@ -100,6 +102,7 @@ pub struct Config {
     pub reconnect: ReconnectConfig,
     pub send: SendConfig,
     pub outbox: OutboxConfig,
+    pub media: MediaConfig,
     pub phone: PhoneConfig,
     pub sim: SimConfig,
     pub webhook: WebhookConfig,
@@ -193,6 +196,7 @@ impl Config {
             self.reconnect.numbers(),
             self.send.numbers(),
             self.outbox.numbers(),
+            self.media.numbers(),
             self.sim.numbers(),
             webhook::numbers(&self.webhook),
         ]
@@ -230,6 +234,7 @@ impl Config {
         self.reconnect.apply(&mut actors);
         self.send.apply(&mut actors);
         self.outbox.apply(&mut actors);
+        self.media.apply(&mut actors);
         actors
     }
 

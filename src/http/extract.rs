@@ -42,25 +42,30 @@ where
                 ))
             }
         })?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Err(ApiError::BadRequest(
-                "request body is empty; expected a JSON object".into(),
-            ));
-        }
-        let mut de = serde_json::Deserializer::from_slice(&bytes);
-        let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-            // Name the field: "organization_id: invalid type: floating point `2.5`…".
-            let path = e.path().to_string();
-            let inner = e.into_inner();
-            if path == "." {
-                json_error(inner)
-            } else {
-                json_error_at(&path, inner)
-            }
-        })?;
-        de.end().map_err(json_error)?;
-        Ok(ApiJson(value))
+        parse_json(&bytes).map(ApiJson)
     }
+}
+
+/// A JSON request body as `T`, with the errors [`ApiJson`] answers.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::BadRequest(
+            "request body is empty; expected a JSON object".into(),
+        ));
+    }
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        // Name the field: "organization_id: invalid type: floating point `2.5`…".
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." {
+            json_error(inner)
+        } else {
+            json_error_at(&path, inner)
+        }
+    })?;
+    de.end().map_err(json_error)?;
+    Ok(value)
 }
 
 fn json_error(e: serde_json::Error) -> ApiError {

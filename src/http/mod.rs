@@ -12,8 +12,10 @@ pub mod error;
 pub mod events;
 pub mod extract;
 pub mod health;
+pub mod media;
 pub mod messages;
 pub mod metrics;
+pub mod numbers;
 pub mod openapi;
 pub mod outbox;
 pub mod qr;
@@ -109,6 +111,7 @@ pub fn router_and_paths(state: AppState, limits: HttpLimits) -> (Router, Vec<&'s
             "/api/messages/{message_id}",
             get(outbox::get).delete(outbox::cancel),
         )
+        .route("/api/check-number", post(numbers::check))
         .route("/api/logout", post(sessions::logout))
         .route("/api/force-clean-session", post(sessions::force_clean))
         .route("/api/clear-corrupted-session", post(sessions::force_clean))
@@ -127,7 +130,9 @@ pub fn router_and_paths(state: AppState, limits: HttpLimits) -> (Router, Vec<&'s
         .route("/health", get(health::health))
         .merge(crate::console::routes())
         .merge(openapi::routes());
-    let paths = [open.paths(), keyed.paths()].concat();
+    // Files have their own body limit and upload bound (see `media::routes`).
+    let media = Routes::new().mount(&[media::PATH], media::routes(&state));
+    let paths = [open.paths(), keyed.paths(), media.paths()].concat();
     // `route_layer`: the key is checked only on matched routes (so an unknown path
     // is a 404, not a 401) and before any extractor touches the body.
     let keyed = keyed
@@ -140,12 +145,14 @@ pub fn router_and_paths(state: AppState, limits: HttpLimits) -> (Router, Vec<&'s
     let router = Router::new()
         .merge(open.into_router())
         .merge(keyed)
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
         // Bodies are read only by extractors; both limits give a 413, the second
         // without reading a body whose Content-Length is already too large.
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
+        // Files: merged after the text limits, as it has its own.
+        .merge(media.into_router())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         // Inside `json_errors`, so its bare 504 gets the JSON error body.
         .layer(TimeoutLayer::with_status_code(
             StatusCode::GATEWAY_TIMEOUT,

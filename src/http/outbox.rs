@@ -28,7 +28,8 @@ pub const TTL_SECONDS: std::ops::RangeInclusive<u64> = 60..=30 * 86_400;
 /// `limit` of a listing: default and most.
 pub const LIST_LIMIT: (usize, usize) = (100, 1000);
 
-/// A message as the API shows it (CONTRACT §10).
+/// A message as the API shows it (CONTRACT §10): a text with its `message`, a
+/// file (CONTRACT §14) with its `mimetype`, `filename`, `caption` and `size`.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = Message)]
 pub struct MessageView {
@@ -54,16 +55,32 @@ pub struct MessageView {
     error: Option<String>,
     #[schema(value_type = OriginSchema)]
     origin: Origin,
-    /// What it carries: `text`.
-    #[schema(value_type = String, examples("text"))]
+    /// What it carries: `text`, `image` or `document`.
+    #[schema(value_type = String, examples("text", "image", "document"))]
     kind: &'static str,
-    /// The text.
-    message: String,
+    /// The text (a text message only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<String>,
+    /// A file's type, as detected from its bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mimetype: Option<String>,
+    /// The name a document is shown with.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    filename: Option<String>,
+    /// A file's caption.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    caption: Option<String>,
+    /// A file's length in bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    size: Option<u64>,
 }
 
 impl From<&Message> for MessageView {
     fn from(m: &Message) -> Self {
-        let MessageBody::Text(text) = &m.body;
+        let (text, media) = match &m.body {
+            MessageBody::Text(text) => (Some(text.clone()), None),
+            MessageBody::Media(media) => (None, Some(media)),
+        };
         Self {
             message_id: m.message_id.clone(),
             organization_id: m.org.clone(),
@@ -78,8 +95,12 @@ impl From<&Message> for MessageView {
             read_at: m.read_at,
             error: m.error.clone(),
             origin: m.origin,
-            kind: "text",
-            message: text.clone(),
+            kind: m.body.kind(),
+            message: text,
+            mimetype: media.map(|f| f.mimetype.clone()),
+            filename: media.and_then(|f| f.filename.clone()),
+            caption: media.and_then(|f| f.caption.clone()),
+            size: media.map(|f| f.size),
         }
     }
 }
@@ -148,7 +169,7 @@ pub fn message_text(raw: Option<String>) -> Result<String, ApiError> {
 }
 
 /// When the message expires: `expires_at` or `ttl_seconds` (not both), in the future.
-fn expiry(
+pub fn expiry(
     expires_at: Option<String>,
     ttl_seconds: Option<u64>,
 ) -> Result<Option<DateTime<Utc>>, ApiError> {

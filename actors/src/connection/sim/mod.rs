@@ -28,6 +28,7 @@ use super::{
     ReceiptKind, StartMode,
 };
 use crate::OrgId;
+use crate::media::Media;
 pub use credentials::CREDENTIALS_FILE;
 pub use fault::Fault;
 use link::{Link, LinkState, Phone, SimConnection};
@@ -54,10 +55,18 @@ impl Default for SimTiming {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct SentRecord {
     pub to: String,
+    /// The text, or a file's caption (empty without one).
     pub text: String,
     pub message_id: String,
     /// `text`, `image` or `document`.
     pub kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mimetype: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filename: Option<String>,
+    /// A file's length in bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<usize>,
 }
 
 impl SentRecord {
@@ -67,6 +76,21 @@ impl SentRecord {
             text: text.to_owned(),
             message_id: message_id.to_owned(),
             kind: "text",
+            mimetype: None,
+            filename: None,
+            bytes: None,
+        }
+    }
+
+    fn media(to: &str, media: &Media, message_id: &str) -> Self {
+        Self {
+            to: to.to_owned(),
+            text: media.caption.clone().unwrap_or_default(),
+            message_id: message_id.to_owned(),
+            kind: media.kind.as_str(),
+            mimetype: Some(media.mimetype.clone()),
+            filename: media.filename.clone(),
+            bytes: Some(media.bytes.len()),
         }
     }
 }

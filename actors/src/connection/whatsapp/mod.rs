@@ -31,7 +31,7 @@ mod store_fault;
 
 pub use cert_check::server_certificate_check_enabled;
 pub use connection::WhatsAppConnection;
-pub use connector::{DEFAULT_DEVICE_NAME, WhatsAppConnector, WhatsAppOptions};
+pub use connector::{DEFAULT_DEVICE_NAME, MediaHttpClient, WhatsAppConnector, WhatsAppOptions};
 pub use events::{OwnAccount, map_event};
 pub use store::STORE_FILE;
 pub use store_fault::{StoreFault, classify_store_error};
