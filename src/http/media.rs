@@ -27,8 +27,8 @@ use axum::routing::post;
 use axum::{Json, Router, middleware};
 use base64::Engine as _;
 use serde::Deserialize;
-use serde_json::Value;
 use tower::limit::ConcurrencyLimitLayer;
+use utoipa::ToSchema;
 use wa_actors::MediaRequest;
 use wa_actors::media::{Incoming, IncomingError};
 use wa_actors::outbox::Enqueued;
@@ -36,7 +36,8 @@ use wa_actors::outbox::Enqueued;
 use super::AppState;
 use super::error::ApiError;
 use super::extract::{Text, required, required_org};
-use super::outbox::{expiry, idempotency_key, message_json};
+use super::openapi::schemas::{ErrorSchema, OrgIdInputSchema, PhoneInputSchema};
+use super::outbox::{Accepted, expiry, idempotency_key};
 
 /// Uploads received at once; each may hold a JSON body of up to ~4/3 of
 /// `max_bytes` in memory (a multipart one streams to disk).
@@ -73,17 +74,25 @@ fn body_limit(max_bytes: u64) -> usize {
 }
 
 /// The JSON shape of the request.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct SendMediaBody {
+    #[schema(value_type = OrgIdInputSchema, required = true)]
     organization_id: Option<Text>,
+    #[schema(value_type = PhoneInputSchema, required = true)]
     phone: Option<Text>,
     /// The file, base64 (standard alphabet, padded; a `data:` URL prefix is fine).
+    #[schema(required = true)]
     media_base64: Option<String>,
+    /// The type the caller says it is; must match the bytes.
     mimetype: Option<String>,
+    /// The name a document is shown with; its extension must match the bytes.
     filename: Option<String>,
+    /// At most 1,024 characters.
     caption: Option<String>,
     idempotency_key: Option<String>,
+    #[schema(format = DateTime)]
     expires_at: Option<String>,
+    #[schema(minimum = 60, maximum = 2592000)]
     ttl_seconds: Option<u64>,
 }
 
@@ -100,11 +109,56 @@ struct Fields {
     ttl_seconds: Option<u64>,
 }
 
+/// The multipart shape of the request: the same fields as the JSON one, with
+/// the file as a part named `file` instead of `media_base64`.
+#[derive(ToSchema)]
+#[allow(dead_code)] // Only described, never built: the form is read part by part.
+pub struct SendMediaForm {
+    #[schema(value_type = OrgIdInputSchema)]
+    organization_id: String,
+    #[schema(value_type = PhoneInputSchema)]
+    phone: String,
+    /// The file: JPEG, PNG or WebP (sent as an image), PDF or an Office
+    /// document (sent as a document); its type is read from its bytes.
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+    /// The type the caller says it is; must match the bytes.
+    mimetype: Option<String>,
+    /// The name a document is shown with; its extension must match the bytes.
+    filename: Option<String>,
+    /// At most 1,024 characters.
+    caption: Option<String>,
+    idempotency_key: Option<String>,
+    #[schema(format = DateTime)]
+    expires_at: Option<String>,
+    #[schema(minimum = 60, maximum = 2592000)]
+    ttl_seconds: Option<u64>,
+}
+
 /// `POST /api/send-media`.
+#[utoipa::path(
+    post,
+    path = "/api/send-media",
+    operation_id = "send_media",
+    tag = "messages",
+    request_body(content(
+        (SendMediaForm = "multipart/form-data"),
+        (SendMediaBody = "application/json"),
+    )),
+    responses(
+        (status = 202, description = "Accepted and stored with its file (`duplicate: false`).", body = Accepted),
+        (status = 200, description = "Accepted before under this idempotency key (`duplicate: true`).", body = Accepted),
+        (status = 400, description = "A field missing or invalid; a file of a type not sent, or not the type its name or `mimetype` says.", body = ErrorSchema),
+        (status = 404, description = "No session and no stored credentials (`status: not_started`).", body = ErrorSchema),
+        (status = 409, description = "The idempotency key holds another message (in `message`).", body = ErrorSchema),
+        (status = 413, description = "The file is larger than `[media] max_bytes`.", body = ErrorSchema),
+        (status = 500, description = "The outbox failed.", body = ErrorSchema),
+    ),
+)]
 pub async fn send_media(
     State(state): State<AppState>,
     request: Request,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Accepted>), ApiError> {
     let max_bytes = state.supervisor.config().media.max_bytes;
     let declared_length = request
         .headers()
@@ -148,14 +202,10 @@ pub async fn send_media(
         .enqueue_media(request)
         .await
         .map_err(|e| ApiError::from(e).with_status(state.supervisor.status(&org).status))?;
-    let (code, message, duplicate) = match enqueued {
-        Enqueued::New(m) => (StatusCode::ACCEPTED, m, false),
-        Enqueued::Duplicate(m) => (StatusCode::OK, m, true),
-    };
+    let (Enqueued::New(message) | Enqueued::Duplicate(message)) = &enqueued;
+    let duplicate = matches!(enqueued, Enqueued::Duplicate(_));
     tracing::info!(org_id = %org, message_id = %message.message_id, kind = message.body.kind(), duplicate, "media message accepted");
-    let mut json = message_json(&message);
-    json["duplicate"] = Value::Bool(duplicate);
-    Ok((code, Json(json)))
+    Ok(Accepted::answer(&enqueued))
 }
 
 /// An optional caption: at most [`MAX_CAPTION_CHARS`]; a blank one is none.

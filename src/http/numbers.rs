@@ -6,21 +6,25 @@
 use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use wa_actors::NumberCheckError;
 
 use super::AppState;
 use super::error::ApiError;
 use super::extract::{ApiJson, Text, required, required_org};
+use super::openapi::schemas::{ErrorSchema, OrgIdInputSchema, PhoneInputSchema};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct CheckNumberBody {
+    #[schema(value_type = OrgIdInputSchema, required = true)]
     organization_id: Option<Text>,
+    #[schema(value_type = PhoneInputSchema, required = true)]
     phone: Option<Text>,
 }
 
 /// The answer: the number as digits, whether it is on WhatsApp, and its chat
 /// id when it is.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct NumberCheck {
     pub phone: String,
     pub on_whatsapp: bool,
@@ -29,6 +33,19 @@ pub struct NumberCheck {
 
 /// `POST /api/check-number`: `409` with `status` when the session is not
 /// connected (only a connected session can ask WhatsApp).
+#[utoipa::path(
+    post,
+    path = "/api/check-number",
+    operation_id = "check_number",
+    tag = "messages",
+    request_body = CheckNumberBody,
+    responses(
+        (status = 200, description = "Whether the number has WhatsApp.", body = NumberCheck),
+        (status = 400, description = "A field missing or invalid.", body = ErrorSchema),
+        (status = 409, description = "The session is not connected (`status` says how it is).", body = ErrorSchema),
+        (status = 503, description = "WhatsApp did not answer; retry shortly.", body = ErrorSchema),
+    ),
+)]
 pub async fn check(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CheckNumberBody>,

@@ -111,13 +111,26 @@ pub fn message_json(m: &Message) -> Value {
     serde_json::to_value(MessageView::from(m)).expect("a message serializes")
 }
 
-/// The answer of `POST /api/messages`: the message, and whether it was accepted
-/// before under the same idempotency key.
+/// The answer of `POST /api/messages` and `POST /api/send-media`: the message,
+/// and whether it was accepted before under the same idempotency key.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Accepted {
     #[serde(flatten)]
     message: MessageView,
     duplicate: bool,
+}
+
+impl Accepted {
+    /// The answer to an acceptance: `202` for a new message, `200` for one
+    /// accepted before under the same key.
+    pub fn answer(enqueued: &Enqueued) -> (StatusCode, Json<Self>) {
+        let (code, message, duplicate) = match enqueued {
+            Enqueued::New(m) => (StatusCode::ACCEPTED, m, false),
+            Enqueued::Duplicate(m) => (StatusCode::OK, m, true),
+        };
+        let message = MessageView::from(message);
+        (code, Json(Self { message, duplicate }))
+    }
 }
 
 /// The answer of `GET /api/messages`.
@@ -251,13 +264,10 @@ pub async fn enqueue(
         .enqueue(request)
         .await
         .map_err(|e| ApiError::from(e).with_status(state.supervisor.status(&org).status))?;
-    let (code, message, duplicate) = match enqueued {
-        Enqueued::New(m) => (StatusCode::ACCEPTED, m, false),
-        Enqueued::Duplicate(m) => (StatusCode::OK, m, true),
-    };
+    let (Enqueued::New(message) | Enqueued::Duplicate(message)) = &enqueued;
+    let duplicate = matches!(enqueued, Enqueued::Duplicate(_));
     tracing::info!(org_id = %org, message_id = %message.message_id, duplicate, "message accepted");
-    let message = MessageView::from(&message);
-    Ok((code, Json(Accepted { message, duplicate })))
+    Ok(Accepted::answer(&enqueued))
 }
 
 fn message_id(raw: &str) -> Result<MessageId, ApiError> {

@@ -20,8 +20,9 @@ use axum::routing::get;
 use utoipa::OpenApi;
 use utoipa::openapi::tag::TagBuilder;
 
+use super::rate_limit;
 use super::routes::Routes;
-use super::{AppState, backups, events, health, messages, metrics, outbox, qr, rate_limit};
+use super::{AppState, backups, events, health, media, messages, metrics, numbers, outbox, qr};
 use super::{sessions, sim};
 use schemas::{ErrorSchema, MessageIdSchema, OrgIdSchema};
 
@@ -54,6 +55,8 @@ pub const SIM_TAG: &str = "sim";
         outbox::list,
         outbox::get,
         outbox::cancel,
+        media::send_media,
+        numbers::check,
         sessions::logout,
         sessions::force_clean,
         sessions::list,

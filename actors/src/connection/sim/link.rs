@@ -96,7 +96,8 @@ impl Connection for SimConnection {
         text: &str,
         message_id: &str,
     ) -> Result<(), ConnectionError> {
-        self.deliver(SentRecord::text(phone, text, message_id)).await
+        self.deliver(SentRecord::text(phone, text, message_id))
+            .await
     }
 
     async fn send_media(
@@ -105,7 +106,8 @@ impl Connection for SimConnection {
         media: &Media,
         message_id: &str,
     ) -> Result<(), ConnectionError> {
-        self.deliver(SentRecord::media(phone, media, message_id)).await
+        self.deliver(SentRecord::media(phone, media, message_id))
+            .await
     }
 
     async fn is_on_whatsapp(&self, phone: &str) -> Result<bool, ConnectionError> {
