@@ -88,6 +88,18 @@ pub enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Queue a file (JPEG, PNG, WebP as an image; PDF, DOCX, XLSX, PPTX as a
+    /// document) for a number from an organization's number; prints its message id.
+    SendFile {
+        org: String,
+        phone: String,
+        file: PathBuf,
+        /// Text shown with the file.
+        #[arg(long, value_name = "TEXT")]
+        caption: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Print, as JSON, this binary's version and whether it checks the WhatsApp
     /// server's certificate chain ("off" only in test builds, never to be deployed).
     /// Starts nothing and reads no configuration.
@@ -142,6 +154,36 @@ mod tests {
 
     fn parse(args: &[&str]) -> Command {
         Cli::try_parse_from(args).unwrap().into_command()
+    }
+
+    #[test]
+    fn send_file_takes_a_path_and_a_caption() {
+        match parse(&[
+            "wa-supervisor",
+            "send-file",
+            "7",
+            "3001234567",
+            "receta.pdf",
+            "--caption",
+            "Su fórmula",
+        ]) {
+            Command::SendFile {
+                org,
+                phone,
+                file,
+                caption,
+                ..
+            } => {
+                assert_eq!((org.as_str(), phone.as_str()), ("7", "3001234567"));
+                assert_eq!(file, PathBuf::from("receta.pdf"));
+                assert_eq!(caption.as_deref(), Some("Su fórmula"));
+            }
+            other => panic!("{other:?}"),
+        }
+        match parse(&["wa-supervisor", "send-file", "7", "3001234567", "ojo.png"]) {
+            Command::SendFile { caption, .. } => assert_eq!(caption, None),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

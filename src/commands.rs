@@ -1,6 +1,7 @@
 //! The operator's commands: each one HTTP call (or a few) to the running daemon,
 //! printed for a person.
 
+use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -178,6 +179,48 @@ pub async fn send(
     println!(
         "sent to {} (message id {})",
         text(&r, "phone"),
+        text(&r, "message_id")
+    );
+    Ok(())
+}
+
+/// `send-file ORG PHONE FILE [--caption TEXT]`: queues the file through the
+/// outbox (`POST /api/send-media`, as JSON with the file in base64) and prints
+/// its message id; `wa-supervisor` does not wait for the delivery.
+pub async fn send_file(
+    client: &Client,
+    org: &str,
+    phone: &str,
+    file: &Path,
+    caption: Option<&str>,
+) -> Result<(), CommandError> {
+    use base64::Engine as _;
+    let bytes = std::fs::read(file)
+        .map_err(|e| CommandError::Failed(format!("cannot read {}: {e}", file.display())))?;
+    let filename = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .ok_or_else(|| CommandError::Failed(format!("{} is not a file", file.display())))?;
+    let mut body = json!({
+        "organization_id": org,
+        "phone": phone,
+        "filename": filename,
+        "media_base64": base64::engine::general_purpose::STANDARD.encode(&bytes),
+    });
+    if let Some(caption) = caption {
+        body["caption"] = json!(caption);
+    }
+    let r = client.post("/api/send-media", body).await?;
+    println!(
+        "{} {} queued for {} (message id {}, status {})",
+        text(&r, "kind"),
+        filename,
+        text(&r, "phone"),
+        text(&r, "message_id"),
+        text(&r, "status")
+    );
+    println!(
+        "follow it with: GET /api/messages/{}",
         text(&r, "message_id")
     );
     Ok(())

@@ -111,6 +111,8 @@ fn whatsapp_options(config: &WhatsappConfig) -> Result<WhatsAppOptions, ConfigEr
         device_name: config.device_name.trim().to_owned(),
         mark_online: config.mark_online,
         store: StoreBackend::Sqlite,
+        // The library's own HTTP client (ureq) for media uploads.
+        http_client: None,
     })
 }
 

@@ -122,6 +122,16 @@ fn run_client(command: Command) -> ExitCode {
                 text,
                 client,
             } => commands::send(&commands::connect(client)?, org, phone, text).await,
+            C::SendFile {
+                org,
+                phone,
+                file,
+                caption,
+                client,
+            } => {
+                let client = commands::connect(client)?;
+                commands::send_file(&client, org, phone, file, caption.as_deref()).await
+            }
         }
     });
     match result {

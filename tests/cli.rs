@@ -87,6 +87,54 @@ async fn an_operator_pairs_sends_and_cleans_from_the_shell() {
     let (_, sent) = daemon.get("/sim/7/sent").await;
     assert_eq!(sent["messages"][0]["text"], "Su cita es mañana");
 
+    // A file goes through the outbox: queued at once, sent as a document.
+    let pdf = daemon.dir.path().join("receta.pdf");
+    std::fs::write(&pdf, b"%PDF-1.4\ntrailer<</Root 1 0 R>>\n%%EOF\n").unwrap();
+    let out = stdout(&cli(
+        &daemon,
+        API_KEY,
+        &[
+            "send-file",
+            "7",
+            "300 111 2233",
+            pdf.to_str().unwrap(),
+            "--caption",
+            "Su fórmula",
+        ],
+    ));
+    assert!(
+        out.contains("document receta.pdf queued for 573001112233"),
+        "{out}"
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let document = loop {
+        let (_, sent) = daemon.get("/sim/7/sent").await;
+        if let Some(m) = sent["messages"].get(1) {
+            break m.clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "never sent: {sent}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        (&document["kind"], &document["filename"], &document["text"]),
+        (
+            &json!("document"),
+            &json!("receta.pdf"),
+            &json!("Su fórmula")
+        )
+    );
+    // A file of no accepted type: one clear line and exit status 1.
+    let notes = daemon.dir.path().join("notas.txt");
+    std::fs::write(&notes, "solo texto").unwrap();
+    let refused = cli(
+        &daemon,
+        API_KEY,
+        &["send-file", "7", "300 111 2233", notes.to_str().unwrap()],
+    );
+    assert_eq!(refused.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("not an accepted type"), "{stderr}");
+
     let out = stdout(&cli(&daemon, API_KEY, &["sessions"]));
     assert!(
         out.lines()

@@ -242,6 +242,59 @@ async fn an_operator_pairs_cleans_and_restores_from_the_console() {
     );
     b.shot("qr").await;
 
+    // Messages accepted while the QR waits are queued, and the outbox shows them.
+    let enqueue = |text: &'static str| {
+        daemon.post(
+            "/api/messages",
+            json!({ "organization_id": "7", "phone": "+57 300 765 4321", "message": text }),
+        )
+    };
+    let (code, kept) = enqueue("Your appointment is tomorrow at 10:00").await;
+    assert_eq!(code, 202, "{kept}");
+    assert_eq!(kept["status"], "queued");
+    let kept_id = kept["message_id"].as_str().unwrap().to_owned();
+    let (code, dropped) = enqueue("Your appointment is cancelled").await;
+    assert_eq!(code, 202, "{dropped}");
+    let dropped_id = dropped["message_id"].as_str().unwrap().to_owned();
+    // The text of a message's row in the outbox view, or null without one.
+    let row = |id: &str| {
+        format!(
+            "const li = document.querySelector('#outbox li[data-message=\"{id}\"]');\
+             return li ? li.textContent : null;"
+        )
+    };
+    // Accepting a message is no event (CONTRACT §2, §10), so the operator opens
+    // the organization again to read its outbox.
+    b.click("tr[data-org=\"7\"] button[data-action=details]")
+        .await;
+    for id in [&kept_id, &dropped_id] {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let text = b.js(&row(id)).await;
+            if text
+                .as_str()
+                .is_some_and(|t| t.starts_with("573007654321 — queued"))
+            {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{id} in the outbox: {text}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    b.shot("outbox-queued").await;
+
+    // One is cancelled from the console, with a confirmation; the other stays.
+    b.click(&format!("#outbox li[data-message=\"{dropped_id}\"] button"))
+        .await;
+    b.confirm("confirm-cancel").await;
+    b.wait_js(&row(&dropped_id), Value::Null).await;
+    let (_, cancelled) = daemon.get(&format!("/api/messages/{dropped_id}")).await;
+    assert_eq!(cancelled["status"], "cancelled");
+    assert!(
+        b.js(&row(&kept_id)).await.is_string(),
+        "the other message is still queued in the console"
+    );
+
     // The phone scans: connected, live, with its number; the QR goes away.
     daemon
         .post("/sim/7/scan", json!({ "phone": "573001234567" }))
@@ -263,11 +316,30 @@ async fn an_operator_pairs_cleans_and_restores_from_the_console() {
         json!("Organization 7: connected"),
         "the change is announced to screen readers"
     );
+    // Connected, the queued message is sent, once, and leaves the outbox's view.
     b.wait_js(
         "return document.querySelector('#outbox').textContent",
         json!("QueuedNone.FailedNone."),
     )
     .await;
+    let (_, sent) = daemon.get(&format!("/api/messages/{kept_id}")).await;
+    assert!(
+        ["sent", "delivered", "read"].contains(&sent["status"].as_str().unwrap()),
+        "{sent}"
+    );
+    let (_, on_the_phone) = daemon.get("/sim/7/sent").await;
+    let attempts: Vec<&Value> = on_the_phone["messages"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{on_the_phone}"))
+        .iter()
+        .filter(|r| r["message_id"] == kept_id.as_str())
+        .collect();
+    assert_eq!(attempts.len(), 1, "{on_the_phone}");
+    assert_eq!(attempts[0]["text"], "Your appointment is tomorrow at 10:00");
+    assert!(
+        !on_the_phone.to_string().contains(&dropped_id),
+        "the cancelled message was never sent: {on_the_phone}"
+    );
     b.shot("connected").await;
 
     // Clean, with a confirmation: backed up and removed.
@@ -327,6 +399,45 @@ async fn an_operator_pairs_cleans_and_restores_from_the_console() {
     }
     b.client.clone().close().await.unwrap();
     println!("screenshots: {}", shots.display());
+}
+
+/// `GET /docs`: Swagger UI runs in the browser from the binary's own files and
+/// shows every operation of `/openapi.json`, with the key as its way to authorize.
+#[tokio::test]
+async fn swagger_ui_shows_the_document_in_a_browser() {
+    let daemon = Daemon::start().await;
+    let shots = shots_dir("docs-browser-");
+    let mut b = Browser::open(shots.clone()).await;
+    let (_, doc) = daemon.get("/openapi.json").await;
+    let operations: usize = doc["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|item| item.as_object().unwrap().len())
+        .sum();
+    assert!(operations > 20, "{operations}");
+
+    b.client.goto(&daemon.url("/docs")).await.unwrap();
+    b.wait_js(
+        "return document.querySelectorAll('.opblock').length",
+        json!(operations),
+    )
+    .await;
+    b.wait_js(
+        "return !!document.querySelector('.btn.authorize')",
+        json!(true),
+    )
+    .await;
+    // Every resource the page loaded came from the daemon.
+    let origins = b
+        .js("return performance.getEntriesByType('resource').map(e => new URL(e.name).origin)")
+        .await;
+    let own = daemon.url("");
+    for origin in origins.as_array().unwrap() {
+        assert_eq!(origin.as_str(), Some(own.as_str()), "{origins}");
+    }
+    b.shot("docs").await;
+    b.client.clone().close().await.unwrap();
 }
 
 /// Not a test: rewrites `docs/console.png` with organizations in several statuses.

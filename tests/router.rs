@@ -21,13 +21,15 @@ use wa_actors::{
     OrgId, SessionSnapshot, SessionStatus, Supervisor, SupervisorConfig, SupervisorParts,
 };
 use wa_supervisor::api_key::ApiKey;
-use wa_supervisor::http::{AppState, HttpLimits, router_with_limits};
+use wa_supervisor::http::{AppState, HttpLimits, router_and_paths};
 
 const KEY: &str = "router-test-key-0123456789abcdef";
 const WAIT: Duration = Duration::from_secs(10);
 
 struct App {
     router: Router,
+    /// Every path the router serves, from the route tables it is built from.
+    paths: Vec<&'static str>,
     sup: Supervisor,
     sim: SimConnector,
     _dir: TempDir,
@@ -101,8 +103,10 @@ async fn app_with(sim_mode: bool, limits: HttpLimits) -> App {
         phone: Default::default(),
         events: Default::default(),
     };
+    let (router, paths) = router_and_paths(state, limits);
     App {
-        router: router_with_limits(state, limits),
+        router,
+        paths,
         sup,
         sim,
         _dir: dir,
@@ -1018,4 +1022,300 @@ async fn overload_is_shed_and_slow_requests_time_out_in_json() {
     );
 
     app.get("/api/sessions").await.ok();
+}
+
+// ---- GET /openapi.json and GET /docs ---------------------------------------
+
+/// The methods a route can serve; HEAD and OPTIONS follow from them.
+const METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
+
+/// A concrete URI for a route pattern.
+fn sample_uri(pattern: &str) -> String {
+    pattern
+        .replace("{org}", "probe-org")
+        .replace("{message_id}", "3EB0000000000000000001")
+        .replace("{file}", "index.css")
+}
+
+impl App {
+    /// The status of one request, without reading the body (`/api/events` never
+    /// ends). POSTs carry an empty JSON body: a 400, never a change.
+    async fn status_of(&self, method: &str, uri: &str, key: Key) -> StatusCode {
+        let mut req = Request::builder().method(method).uri(uri);
+        if let Key::Good = key {
+            req = req.header("X-API-Key", KEY);
+        }
+        let req = req.body(Body::empty()).unwrap();
+        self.router.clone().oneshot(req).await.unwrap().status()
+    }
+
+    /// The document as a client reads it: no key.
+    async fn openapi(&self) -> Value {
+        let r = self
+            .request("GET", "/openapi.json", Key::Missing, None)
+            .await;
+        r.ok()
+    }
+}
+
+/// `path → (method → operation)` of a document.
+fn operations(
+    doc: &Value,
+) -> std::collections::BTreeMap<String, std::collections::BTreeMap<String, Value>> {
+    doc["paths"]
+        .as_object()
+        .expect("paths")
+        .iter()
+        .map(|(path, item)| {
+            let ops = item
+                .as_object()
+                .unwrap()
+                .iter()
+                .filter(|(m, _)| METHODS.contains(&m.to_uppercase().as_str()))
+                .map(|(m, op)| (m.to_uppercase(), op.clone()))
+                .collect();
+            (path.clone(), ops)
+        })
+        .collect()
+}
+
+/// Every `$ref` in `v`.
+fn refs(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(map) => {
+            for (k, v) in map {
+                match (k.as_str(), v) {
+                    ("$ref", Value::String(r)) => out.push(r.clone()),
+                    _ => refs(v, out),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| refs(v, out)),
+        _ => {}
+    }
+}
+
+/// The document describes every route the router serves, each with exactly the
+/// methods it answers, and nothing else; it says which need the key, and each does.
+/// In both modes: the `/sim` routes only in simulation mode, tagged `sim`.
+#[tokio::test]
+async fn the_openapi_document_describes_every_route_the_router_serves() {
+    for sim_mode in [false, true] {
+        let app = app_in_mode(sim_mode).await;
+        let doc = app.openapi().await;
+        assert!(
+            doc["openapi"].as_str().unwrap().starts_with("3.1."),
+            "{}",
+            doc["openapi"]
+        );
+        let described = operations(&doc);
+
+        // The same paths.
+        let served: std::collections::BTreeSet<&str> = app.paths.iter().copied().collect();
+        assert_eq!(served.len(), app.paths.len(), "a path added twice");
+        let documented: std::collections::BTreeSet<&str> =
+            described.keys().map(String::as_str).collect();
+        let undocumented: Vec<_> = served.difference(&documented).collect();
+        let unserved: Vec<_> = documented.difference(&served).collect();
+        assert!(
+            undocumented.is_empty() && unserved.is_empty(),
+            "sim mode {sim_mode}: served but not in /openapi.json: {undocumented:?}; \
+             in /openapi.json but not served: {unserved:?}"
+        );
+        assert_eq!(
+            served.iter().any(|p| p.starts_with("/sim/")),
+            sim_mode,
+            "the /sim routes exist in simulation mode only"
+        );
+
+        for (path, ops) in &described {
+            // The methods the router answers on this path (anything but 405).
+            let uri = sample_uri(path);
+            let mut answered = Vec::new();
+            for method in METHODS {
+                if app.status_of(method, &uri, Key::Good).await != StatusCode::METHOD_NOT_ALLOWED {
+                    answered.push(method.to_owned());
+                }
+            }
+            let documented: Vec<String> = METHODS
+                .iter()
+                .filter(|m| ops.contains_key(**m))
+                .map(|m| m.to_string())
+                .collect();
+            assert_eq!(answered, documented, "the methods of {path}");
+
+            for (method, op) in ops {
+                // Open operations say so with an empty requirement; the rest
+                // inherit the document's (the key) and answer 401 without it.
+                let open = op["security"]
+                    .as_array()
+                    .is_some_and(|reqs| reqs.iter().any(|r| r == &json!({})));
+                let without_key = app.status_of(method, &uri, Key::Missing).await;
+                assert_eq!(
+                    without_key != StatusCode::UNAUTHORIZED,
+                    open,
+                    "{method} {path}: open in the document: {open}; without a key: {without_key}"
+                );
+                if !open {
+                    assert!(op["responses"]["401"].is_object(), "{method} {path}");
+                }
+                for code in ["503", "504"] {
+                    assert!(op["responses"][code].is_object(), "{method} {path} {code}");
+                }
+                assert!(op["operationId"].is_string(), "{method} {path}");
+                let is_sim = path.starts_with("/sim/");
+                assert_eq!(
+                    op["tags"].as_array().unwrap().contains(&json!("sim")),
+                    is_sim,
+                    "{method} {path}: tagged sim exactly when a /sim route"
+                );
+            }
+        }
+
+        // Operation ids are unique, and every reference resolves.
+        let mut ids: Vec<&str> = described
+            .values()
+            .flat_map(|ops| ops.values().map(|op| op["operationId"].as_str().unwrap()))
+            .collect();
+        let count = ids.len();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), count, "duplicate operationIds");
+        let mut all = Vec::new();
+        refs(&doc, &mut all);
+        assert!(!all.is_empty());
+        let unresolved: Vec<&String> = all
+            .iter()
+            .filter(|r| {
+                let pointer = r.strip_prefix('#').expect("a local reference");
+                doc.pointer(pointer).is_none()
+            })
+            .collect();
+        assert!(
+            unresolved.is_empty(),
+            "references that do not resolve: {unresolved:?}"
+        );
+        let schemes = &doc["components"]["securitySchemes"];
+        assert_eq!(schemes["api_key"]["in"], "header");
+        assert_eq!(schemes["api_key"]["name"], "X-API-Key");
+        assert_eq!(schemes["bearer"]["scheme"], "bearer");
+        let sim_tag = doc["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == "sim")
+            .cloned();
+        assert_eq!(sim_tag.is_some(), sim_mode);
+        if let Some(tag) = sim_tag {
+            assert!(
+                tag["description"]
+                    .as_str()
+                    .unwrap()
+                    .contains("Simulation mode only"),
+                "{tag}"
+            );
+        }
+    }
+}
+
+/// The answers of the handlers are the types the document names: a few of them
+/// checked field by field against the live answer.
+#[tokio::test]
+async fn the_documented_schemas_are_the_answers() {
+    let app = app().await;
+    let doc = app.openapi().await;
+    let schema = |name: &str| doc["components"]["schemas"][name].clone();
+    let properties = |name: &str| -> Vec<String> {
+        let mut keys: Vec<String> = schema(name)["properties"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{name}: {}", schema(name)))
+            .keys()
+            .cloned()
+            .collect();
+        keys.sort();
+        keys
+    };
+    let fields = |v: &Value| -> Vec<String> {
+        let mut keys: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        keys
+    };
+    let status = app.get("/api/status/1").await.ok();
+    assert_eq!(fields(&status), properties("Status"));
+    let sessions = app.get("/api/sessions").await.ok();
+    assert_eq!(fields(&sessions), properties("Sessions"));
+    app.start_qr("2").await;
+    let qr = app.get("/api/qr/2").await.ok();
+    assert_eq!(fields(&qr), properties("QrImage"));
+    let sessions = app.get("/api/sessions").await.ok();
+    assert_eq!(
+        fields(&sessions["sessions"][0]),
+        properties("SessionSummary")
+    );
+    let statuses = schema("SessionStatus")["enum"].clone();
+    assert_eq!(statuses.as_array().unwrap().len(), SessionStatus::ALL.len());
+    assert!(statuses.as_array().unwrap().contains(&status["status"]));
+
+    // The error body of every 4xx and 5xx.
+    let error = schema("Error");
+    assert_eq!(error["required"], json!(["error"]));
+    let e = app
+        .post("/api/start-session", json!({}))
+        .await
+        .error(StatusCode::BAD_REQUEST);
+    for key in e.as_object().unwrap().keys() {
+        assert!(error["properties"][key].is_object(), "{key} of {e}");
+    }
+}
+
+/// `GET /docs`: Swagger UI from the binary, pointed at `/openapi.json`, with no key
+/// and nothing fetched from elsewhere.
+#[tokio::test]
+async fn swagger_ui_is_served_from_the_binary() {
+    let app = app().await;
+    let r = app.request("GET", "/docs", Key::Missing, None).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(r.headers[header::LOCATION], "/docs/");
+
+    let page = app.request("GET", "/docs/", Key::Missing, None).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.headers[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let html = String::from_utf8(page.body.to_vec()).unwrap();
+    assert!(html.contains("swagger-ui"), "{html}");
+    // Every script and style sheet of the page is one of its own files.
+    let mut linked = Vec::new();
+    for attr in ["src=\"", "href=\""] {
+        for (i, _) in html.match_indices(attr) {
+            let rest = &html[i + attr.len()..];
+            linked.push(rest[..rest.find('"').unwrap()].to_owned());
+        }
+    }
+    assert!(linked.len() >= 4, "{linked:?}");
+    for link in &linked {
+        let name = link.trim_start_matches("./");
+        assert!(!name.contains(':') && !name.starts_with('/'), "{link}");
+        let file = app
+            .request("GET", &format!("/docs/{name}"), Key::Missing, None)
+            .await;
+        assert_eq!(file.status, StatusCode::OK, "{link}");
+        assert!(!file.body.is_empty(), "{link}");
+    }
+
+    let init = app
+        .request("GET", "/docs/swagger-initializer.js", Key::Missing, None)
+        .await;
+    assert_eq!(init.status, StatusCode::OK);
+    let init = String::from_utf8(init.body.to_vec()).unwrap();
+    assert!(init.contains("\"/openapi.json\""), "{init}");
+    assert!(init.contains("\"validatorUrl\": \"none\""), "{init}");
+
+    let missing = app
+        .request("GET", "/docs/no-such-file.js", Key::Missing, None)
+        .await;
+    missing.error(StatusCode::NOT_FOUND);
 }

@@ -74,6 +74,8 @@ pub struct SupervisorConfig {
     pub request_timeout: Duration,
     /// The outbox (CONTRACT §10).
     pub outbox: OutboxSpec,
+    /// Files sent as media (CONTRACT §14).
+    pub media: MediaSpec,
     /// How long a `banned` session waits when WhatsApp gave no expiry.
     pub default_ban: Duration,
     /// How long a graceful shutdown of one connection may take before it is dropped.
@@ -101,6 +103,7 @@ impl SupervisorConfig {
             send_wait: Duration::from_secs(20),
             request_timeout: Duration::from_secs(30),
             outbox: OutboxSpec::default(),
+            media: MediaSpec::default(),
             default_ban: Duration::from_secs(3600),
             shutdown_grace: Duration::from_secs(5),
             node_id: None,
@@ -159,6 +162,22 @@ impl OutboxSpec {
             ack_timeout: self.ack_timeout,
             max_attempts: self.max_attempts,
             retry,
+        }
+    }
+}
+
+/// Files sent as media (CONTRACT §14, `[media]`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MediaSpec {
+    /// The largest file accepted, in bytes (WhatsApp's own limit for images and
+    /// documents sent from WhatsApp Web is of this order).
+    pub max_bytes: u64,
+}
+
+impl Default for MediaSpec {
+    fn default() -> Self {
+        Self {
+            max_bytes: 16 * 1024 * 1024,
         }
     }
 }

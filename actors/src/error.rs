@@ -4,6 +4,7 @@
 //! its status so the caller can show it (CONTRACT §2).
 
 use crate::SessionStatus;
+use crate::media::MediaError;
 use crate::outbox::OutboxError;
 
 /// A failed session operation (start, logout, clean).
@@ -50,4 +51,18 @@ pub enum SendError {
     /// The outbox refused or failed (an idempotency key reused, the store).
     #[error(transparent)]
     Outbox(#[from] OutboxError),
+    /// A file that cannot be sent as it is (type, name).
+    #[error(transparent)]
+    Media(#[from] MediaError),
+}
+
+/// A failed number check (CONTRACT §14).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NumberCheckError {
+    /// Only a connected session can ask WhatsApp.
+    #[error("the session is not connected (status {status})")]
+    NotConnected { status: SessionStatus },
+    /// WhatsApp did not answer (network, timeout) or refused the question.
+    #[error("the number could not be checked: {0}")]
+    Failed(String),
 }

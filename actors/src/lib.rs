@@ -34,6 +34,8 @@ pub mod connection;
 pub mod error;
 pub mod events;
 pub mod healing;
+pub mod media;
+pub mod numbers;
 pub mod org_id;
 pub mod outbox;
 mod phone_book;
@@ -44,13 +46,13 @@ mod supervisor;
 pub mod window;
 
 pub use budget::{BlockReason, Blocked, BudgetSpec, ConnectionBudget, GlobalBudget, OrgBudget};
-pub use config::{Backoff, OutboxSpec, SupervisorConfig};
-pub use error::{SendError, SessionError};
+pub use config::{Backoff, MediaSpec, OutboxSpec, SupervisorConfig};
+pub use error::{NumberCheckError, SendError, SessionError};
 pub use events::{EventKind, EventSink, MessageEvent, SessionEvent};
 pub use org_id::{OrgId, OrgIdError};
 pub use status::{SessionSnapshot, SessionStatus};
 pub use supervisor::{
-    CleanOutcome, MessageRequest, RestoreOutcome, SentMessage, StartOutcome, Supervisor,
-    SupervisorParts,
+    CleanOutcome, MediaRequest, MessageRequest, RestoreOutcome, SentMessage, StartOutcome,
+    Supervisor, SupervisorParts,
 };
 pub use window::{ErrorWindow, WindowSpec};

@@ -14,6 +14,7 @@ mod budget;
 mod cluster;
 mod connection;
 mod healing;
+mod media;
 mod outbox;
 mod phone;
 pub mod range;
@@ -36,6 +37,7 @@ pub use budget::BudgetConfig;
 pub use cluster::ClusterConfig;
 pub use connection::{ConnectionConfig, ConnectionKind};
 pub use healing::{HealingConfig, RestartsConfig};
+pub use media::MediaConfig;
 pub use outbox::OutboxConfig;
 pub use phone::PhoneConfig;
 pub use range::{Number, Range};
@@ -104,6 +106,7 @@ pub struct Config {
     pub reconnect: ReconnectConfig,
     pub send: SendConfig,
     pub outbox: OutboxConfig,
+    pub media: MediaConfig,
     pub phone: PhoneConfig,
     pub sim: SimConfig,
     pub webhook: WebhookConfig,
@@ -202,6 +205,7 @@ impl Config {
             self.reconnect.numbers(),
             self.send.numbers(),
             self.outbox.numbers(),
+            self.media.numbers(),
             self.sim.numbers(),
             webhook::numbers(&self.webhook),
             self.store.numbers(),
@@ -243,6 +247,7 @@ impl Config {
         self.reconnect.apply(&mut actors);
         self.send.apply(&mut actors);
         self.outbox.apply(&mut actors);
+        self.media.apply(&mut actors);
         actors
     }
 

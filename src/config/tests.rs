@@ -92,6 +92,8 @@ fn defaults_are_the_contract_values_from_one_source() {
     assert_eq!(ours.send_wait, theirs.send_wait);
     assert_eq!(ours.request_timeout, theirs.request_timeout);
     assert_eq!(ours.outbox, theirs.outbox);
+    assert_eq!(ours.media, theirs.media);
+    assert_eq!(c.media.max_bytes, 16 * 1024 * 1024);
     assert_eq!(
         ours.healing.bad_mac,
         WindowSpec::new(3, Duration::from_secs(30))

@@ -7,12 +7,11 @@
 //! the script and the style are routes of their own; none of the three holds any
 //! data, so none needs the key (the page asks for it and keeps it in memory).
 
-use axum::Router;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use crate::http::AppState;
+use crate::http::routes::Routes;
 
 const INDEX: &str = include_str!("index.html");
 const APP_JS: &str = include_str!("app.js");
@@ -24,20 +23,50 @@ pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; 
     img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; \
     frame-ancestors 'none'";
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/console",
-            get(|| async { asset("text/html; charset=utf-8", INDEX) }),
-        )
-        .route(
-            "/console/app.js",
-            get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }),
-        )
-        .route(
-            "/console/app.css",
-            get(|| async { asset("text/css; charset=utf-8", APP_CSS) }),
-        )
+pub fn routes() -> Routes {
+    Routes::new()
+        .route("/console", get(page))
+        .route("/console/app.js", get(script))
+        .route("/console/app.css", get(style))
+}
+
+/// The operator's console.
+///
+/// Enter the API key (kept in the tab's memory only) to see every session live, an
+/// organization's QR code, start, clean, log out, restore a backup, and its outbox.
+#[utoipa::path(
+    get,
+    path = "/console",
+    tag = "pages",
+    security(()),
+    responses((status = 200, description = "The page.", content_type = "text/html", body = String)),
+)]
+pub async fn page() -> Response {
+    asset("text/html; charset=utf-8", INDEX)
+}
+
+/// The console's script.
+#[utoipa::path(
+    get,
+    path = "/console/app.js",
+    tag = "pages",
+    security(()),
+    responses((status = 200, description = "The script.", content_type = "text/javascript", body = String)),
+)]
+pub async fn script() -> Response {
+    asset("text/javascript; charset=utf-8", APP_JS)
+}
+
+/// The console's style sheet.
+#[utoipa::path(
+    get,
+    path = "/console/app.css",
+    tag = "pages",
+    security(()),
+    responses((status = 200, description = "The style sheet.", content_type = "text/css", body = String)),
+)]
+pub async fn style() -> Response {
+    asset("text/css; charset=utf-8", APP_CSS)
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {

@@ -30,13 +30,17 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 use wa_actors::OrgId;
 use wa_actors::cluster::{ClusterNode, Route};
 use wa_store_postgres::PostgresCommands;
 
 use super::error::ApiError;
 use super::extract::BODY_LIMIT;
+use super::openapi::schemas::ErrorSchema;
 use crate::cluster::Replies;
 
 /// Marks a request run on behalf of another node.
@@ -78,7 +82,8 @@ fn owned(method: &axum::http::Method, path: &str) -> Owned {
         | "/api/force-clean-session"
         | "/api/clear-corrupted-session"
         | "/api/clear-session" => Owned::Owner { place: true },
-        "/api/logout" => Owned::Owner { place: false },
+        // The number check asks the org's own connection.
+        "/api/logout" | "/api/check-number" => Owned::Owner { place: false },
         _ => match sim_route(path) {
             Some((_, "scan" | "inject" | "receipt" | "contacts")) => Owned::Owner { place: false },
             _ => Owned::Anywhere,
@@ -304,9 +309,47 @@ pub async fn run_forwarded(app: axum::Router, request: &Value) -> Value {
     json!({ "status": status, "content_type": content_type, "body": B64.encode(&body) })
 }
 
-/// `GET /api/cluster`: the nodes seen recently, live or not, with the orgs each
-/// holds.
-pub async fn nodes(cluster: Option<Extension<Arc<ClusterHttp>>>) -> Result<Json<Value>, ApiError> {
+/// One node of `GET /api/cluster`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NodeInfo {
+    node_id: String,
+    /// Its last heartbeat.
+    last_seen: DateTime<Utc>,
+    /// The leases it holds that have not expired.
+    orgs: u64,
+    /// Whether its last heartbeat is within the lease time.
+    live: bool,
+}
+
+/// The answer of `GET /api/cluster`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClusterInfo {
+    /// The node that answered.
+    node_id: String,
+    /// The nodes seen recently, live or not.
+    nodes: Vec<NodeInfo>,
+    /// Every lease, held or free: the organizations the cluster runs.
+    leases: u64,
+}
+
+/// The nodes of the cluster, with the organizations each drives.
+///
+/// Only with several daemons on one database (`[store] kind = "postgres"`); a
+/// daemon on its own answers `400`.
+#[utoipa::path(
+    get,
+    path = "/api/cluster",
+    operation_id = "cluster_nodes",
+    tag = "monitoring",
+    responses(
+        (status = 200, description = "The nodes seen recently.", body = ClusterInfo),
+        (status = 400, description = "This daemon runs on its own: there is no cluster.", body = ErrorSchema),
+        (status = 500, description = "The cluster database failed.", body = ErrorSchema),
+    ),
+)]
+pub async fn nodes(
+    cluster: Option<Extension<Arc<ClusterHttp>>>,
+) -> Result<Json<ClusterInfo>, ApiError> {
     let Some(Extension(cluster)) = cluster else {
         return Err(ApiError::BadRequest(
             "this daemon runs on its own ([store] kind = \"sqlite\"); there is no cluster".into(),
@@ -319,23 +362,21 @@ pub async fn nodes(cluster: Option<Extension<Arc<ClusterHttp>>>) -> Result<Json<
         .census(lease, lease * 20)
         .await
         .map_err(|e| ApiError::Storage(e.to_string()))?;
-    let nodes: Vec<Value> = census
+    let nodes = census
         .nodes
-        .iter()
-        .map(|n| {
-            json!({
-                "node_id": n.node_id,
-                "last_seen": n.last_seen,
-                "orgs": n.orgs,
-                "live": n.live,
-            })
+        .into_iter()
+        .map(|n| NodeInfo {
+            node_id: n.node_id,
+            last_seen: n.last_seen,
+            orgs: n.orgs,
+            live: n.live,
         })
         .collect();
-    Ok(Json(json!({
-        "node_id": cluster.node.node_id(),
-        "nodes": nodes,
-        "leases": census.leases,
-    })))
+    Ok(Json(ClusterInfo {
+        node_id: cluster.node.node_id().to_owned(),
+        nodes,
+        leases: census.leases,
+    }))
 }
 
 #[cfg(test)]
@@ -353,6 +394,7 @@ mod tests {
             (Method::POST, "/api/clear-corrupted-session",  Owned::Owner { place: true }),
             (Method::POST, "/api/clear-session",            Owned::Owner { place: true }),
             (Method::POST, "/api/logout",                   Owned::Owner { place: false }),
+            (Method::POST, "/api/check-number",             Owned::Owner { place: false }),
             (Method::POST, "/sim/7/scan",                   Owned::Owner { place: false }),
             (Method::POST, "/sim/7/inject",                 Owned::Owner { place: false }),
             (Method::POST, "/sim/7/receipt",                Owned::Owner { place: false }),

@@ -10,6 +10,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::{Map, Value};
+use wa_actors::media::MediaError;
 use wa_actors::outbox::{Message, OutboxError};
 use wa_actors::{OrgIdError, SendError, SessionError, SessionStatus};
 
@@ -37,6 +38,9 @@ pub enum ApiError {
     Phone(#[from] PhoneError),
     #[error("request body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    /// A file over `[media] max_bytes` (CONTRACT §14).
+    #[error("the file is larger than {limit} bytes ([media] max_bytes)")]
+    FileTooLarge { limit: u64 },
     #[error("not found")]
     NotFound,
     #[error("method not allowed")]
@@ -47,6 +51,13 @@ pub enum ApiError {
     NoQr { status: SessionStatus },
     #[error("the session is not connected (status {status})")]
     NotConnected { status: SessionStatus },
+    /// Something only a connected session can do right now (the number check):
+    /// a conflict with the session's state, not a bad request.
+    #[error("the session is not connected (status {status})")]
+    NotConnectedNow { status: SessionStatus },
+    /// WhatsApp did not answer a question (network, timeout).
+    #[error("{0}")]
+    CheckFailed(String),
     #[error("the message could not be sent: {reason}")]
     SendFailed {
         reason: String,
@@ -104,20 +115,27 @@ impl ApiError {
             Self::BadRequest(_) | Self::OrgId(_) | Self::Phone(_) | Self::NotConnected { .. } => {
                 StatusCode::BAD_REQUEST
             }
-            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::PayloadTooLarge { .. } | Self::FileTooLarge { .. } => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
             Self::NotFound
             | Self::NoSession
             | Self::NoQr { .. }
             | Self::NoMessage
             | Self::UnknownBackup(_) => StatusCode::NOT_FOUND,
-            Self::KeyReused(_) | Self::NotCancellable(_) | Self::Busy(_) => StatusCode::CONFLICT,
+            Self::KeyReused(_)
+            | Self::NotCancellable(_)
+            | Self::Busy(_)
+            | Self::NotConnectedNow { .. } => StatusCode::CONFLICT,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::SendFailed { .. }
             | Self::Storage(_)
             | Self::Internal(_)
             | Self::Render(_)
             | Self::Outbox(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::Unavailable | Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable | Self::Overloaded | Self::CheckFailed(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Timeout => StatusCode::GATEWAY_TIMEOUT,
         }
     }
@@ -125,7 +143,9 @@ impl ApiError {
     fn session_status(&self) -> Option<SessionStatus> {
         match self {
             Self::NoSession => Some(SessionStatus::NotStarted),
-            Self::NoQr { status } | Self::NotConnected { status } => Some(*status),
+            Self::NoQr { status }
+            | Self::NotConnected { status }
+            | Self::NotConnectedNow { status } => Some(*status),
             Self::SendFailed { status, .. } => *status,
             _ => None,
         }
@@ -134,7 +154,10 @@ impl ApiError {
     fn hint(&self) -> Option<&'static str> {
         match self {
             Self::NoSession => Some(START_HINT),
-            Self::NoQr { status } | Self::NotConnected { status } => Some(hint_for(*status)),
+            Self::NoQr { status }
+            | Self::NotConnected { status }
+            | Self::NotConnectedNow { status } => Some(hint_for(*status)),
+            Self::CheckFailed(_) => Some("WhatsApp did not answer; retry shortly"),
             Self::Unavailable => Some("the daemon is stopping or overloaded; retry shortly"),
             Self::Overloaded => Some("retry after the Retry-After header's seconds"),
             Self::Timeout => Some("retry; check GET /api/status/<organization_id> first"),
@@ -268,6 +291,8 @@ impl From<SendError> for ApiError {
                 status: None,
             },
             SendError::Outbox(e) => e.into(),
+            SendError::Media(MediaError::TooLarge { limit }) => Self::FileTooLarge { limit },
+            SendError::Media(e) => Self::BadRequest(e.to_string()),
         }
     }
 }

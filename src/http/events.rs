@@ -19,6 +19,21 @@ use crate::live_events::{Next, Subscription};
 /// How often a quiet stream carries a keep-alive comment.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
+/// Live events: the webhook events as Server-Sent Events.
+///
+/// Each event is `event: <name>`, `id: <event_id>`, `data: <the webhook's JSON
+/// body>`; a `:` comment every 15 s keeps a quiet stream open. A listener more than
+/// 256 events behind gets `event: lagged` (`data: {"missed":N}`) and its stream
+/// ends (read `/api/sessions`, then listen again). Streams end when the daemon
+/// stops.
+#[utoipa::path(
+    get,
+    path = "/api/events",
+    tag = "monitoring",
+    responses(
+        (status = 200, description = "An endless stream of events.", content_type = "text/event-stream", body = String),
+    ),
+)]
 pub async fn events(
     State(state): State<AppState>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {

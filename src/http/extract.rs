@@ -11,9 +11,11 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use serde::Deserialize;
 use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
+use utoipa::ToSchema;
 use wa_actors::OrgId;
 
 use super::error::ApiError;
+use super::openapi::schemas::OrgIdInputSchema;
 
 /// The largest request body accepted (CONTRACT: a text message, not a file).
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -40,25 +42,30 @@ where
                 ))
             }
         })?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Err(ApiError::BadRequest(
-                "request body is empty; expected a JSON object".into(),
-            ));
-        }
-        let mut de = serde_json::Deserializer::from_slice(&bytes);
-        let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-            // Name the field: "organization_id: invalid type: floating point `2.5`…".
-            let path = e.path().to_string();
-            let inner = e.into_inner();
-            if path == "." {
-                json_error(inner)
-            } else {
-                json_error_at(&path, inner)
-            }
-        })?;
-        de.end().map_err(json_error)?;
-        Ok(ApiJson(value))
+        parse_json(&bytes).map(ApiJson)
     }
+}
+
+/// A JSON request body as `T`, with the errors [`ApiJson`] answers.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::BadRequest(
+            "request body is empty; expected a JSON object".into(),
+        ));
+    }
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        // Name the field: "organization_id: invalid type: floating point `2.5`…".
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." {
+            json_error(inner)
+        } else {
+            json_error_at(&path, inner)
+        }
+    })?;
+    de.end().map_err(json_error)?;
+    Ok(value)
 }
 
 fn json_error(e: serde_json::Error) -> ApiError {
@@ -138,8 +145,9 @@ pub fn required(field: Option<Text>, name: &str) -> Result<String, ApiError> {
 }
 
 /// A body holding only `organization_id` (logout, clean); other fields are ignored.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct OrgBody {
+    #[schema(value_type = OrgIdInputSchema, required = true)]
     pub organization_id: Option<Text>,
 }
 

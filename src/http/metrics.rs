@@ -16,7 +16,19 @@ use wa_actors::{OrgId, SessionStatus};
 
 use super::AppState;
 
-/// `GET /metrics`: Prometheus text.
+/// Prometheus metrics, in its text format.
+///
+/// Sessions by status, messages by organization and status, session events,
+/// request latencies. Prometheus's `authorization` scrape setting sends the key as
+/// `Authorization: Bearer`.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "monitoring",
+    responses(
+        (status = 200, description = "The metrics.", content_type = "text/plain", body = String),
+    ),
+)]
 pub async fn render(State(state): State<AppState>) -> Response {
     let sessions = state.supervisor.sessions();
     for status in SessionStatus::ALL {

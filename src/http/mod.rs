@@ -13,11 +13,15 @@ pub mod error;
 pub mod events;
 pub mod extract;
 pub mod health;
+pub mod media;
 pub mod messages;
 pub mod metrics;
+pub mod numbers;
+pub mod openapi;
 pub mod outbox;
 pub mod qr;
 pub mod rate_limit;
+pub mod routes;
 pub mod sessions;
 pub mod sim;
 
@@ -47,6 +51,7 @@ use crate::live_events::LiveEvents;
 use crate::phone::PhoneRules;
 use error::ApiError;
 use extract::BODY_LIMIT;
+use routes::Routes;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -85,12 +90,19 @@ pub fn router(state: AppState) -> Router {
     router_with_limits(state, HttpLimits::default())
 }
 
-/// Builds the whole router: `/health`, the keyed `/api/*` and `/metrics` routes,
-/// and `/sim/*` in simulation mode, behind the edge layers (outermost first): request id, request
-/// span, load shedding over a global concurrency limit, JSON errors, timeout, body
-/// limits.
+/// Builds the whole router (see [`router_and_paths`]).
 pub fn router_with_limits(state: AppState, limits: HttpLimits) -> Router {
-    let mut keyed = Router::new()
+    router_and_paths(state, limits).0
+}
+
+/// Builds the whole router: `/health`, the console and the API's description
+/// without a key, the keyed `/api/*` and `/metrics` routes, and `/sim/*` in
+/// simulation mode, behind the edge layers (outermost first): request id, request
+/// span, load shedding over a global concurrency limit, JSON errors, timeout, body
+/// limits. Also returns every path it serves, from the route tables it is built
+/// from: what `GET /openapi.json` must describe.
+pub fn router_and_paths(state: AppState, limits: HttpLimits) -> (Router, Vec<&'static str>) {
+    let mut keyed = Routes::new()
         .route("/api/start-session", post(sessions::start))
         .route("/api/qr/{org}", get(qr::qr))
         .route("/api/status/{org}", get(sessions::status))
@@ -100,6 +112,7 @@ pub fn router_with_limits(state: AppState, limits: HttpLimits) -> Router {
             "/api/messages/{message_id}",
             get(outbox::get).delete(outbox::cancel),
         )
+        .route("/api/check-number", post(numbers::check))
         .route("/api/logout", post(sessions::logout))
         .route("/api/force-clean-session", post(sessions::force_clean))
         .route("/api/clear-corrupted-session", post(sessions::force_clean))
@@ -114,27 +127,37 @@ pub fn router_with_limits(state: AppState, limits: HttpLimits) -> Router {
     if state.sim.is_some() {
         keyed = keyed.merge(sim::routes());
     }
+    // Nothing here holds data.
+    let open = Routes::new()
+        .route("/health", get(health::health))
+        .merge(crate::console::routes())
+        .merge(openapi::routes());
+    // Files have their own body limit and upload bound (see `media::routes`).
+    let media = Routes::new().mount(&[media::PATH], media::routes(&state));
+    let paths = [open.paths(), keyed.paths(), media.paths()].concat();
     // `route_layer`: the key is checked only on matched routes (so an unknown path
     // is a 404, not a 401) and before any extractor touches the body; then, with
     // several daemons on one database, what only an org's owner can do is handed
     // to it (the layer added last runs first).
     let keyed = keyed
+        .into_router()
         .route_layer(middleware::from_fn(cluster::forward))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_api_key,
         ));
 
-    Router::new()
-        .route("/health", get(health::health))
-        .merge(crate::console::routes())
+    let router = Router::new()
+        .merge(open.into_router())
         .merge(keyed)
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
         // Bodies are read only by extractors; both limits give a 413, the second
         // without reading a body whose Content-Length is already too large.
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
+        // Files: merged after the text limits, as it has its own.
+        .merge(media.into_router())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         // Inside `json_errors`, so its bare 504 gets the JSON error body.
         .layer(TimeoutLayer::with_status_code(
             StatusCode::GATEWAY_TIMEOUT,
@@ -168,7 +191,8 @@ pub fn router_with_limits(state: AppState, limits: HttpLimits) -> Router {
                 )
                 .layer(PropagateRequestIdLayer::x_request_id()),
         )
-        .with_state(state)
+        .with_state(state);
+    (router, paths)
 }
 
 /// The answer of a shed request (or of any other error of the limit layers).

@@ -22,6 +22,7 @@ use tokio::sync::mpsc;
 pub use classify::{Class, classify, classify_code};
 
 use crate::OrgId;
+use crate::media::Media;
 
 /// How a connection is opened.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -131,6 +132,17 @@ pub trait Connection: Send + Sync + 'static {
         &self,
         phone: &str,
         text: &str,
+        message_id: &str,
+    ) -> Result<(), ConnectionError>;
+
+    /// Uploads a file to WhatsApp's media servers and sends it to a number
+    /// (digits) as an image or a document message `message_id` (CONTRACT §14).
+    /// Like [`Connection::send_text`], it returns once the message is handed to
+    /// WhatsApp; the verdict comes as [`ConnectionEvent::ServerAck`].
+    async fn send_media(
+        &self,
+        phone: &str,
+        media: &Media,
         message_id: &str,
     ) -> Result<(), ConnectionError>;
 

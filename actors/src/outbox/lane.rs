@@ -8,6 +8,15 @@
 //! `min_gap` ± 50 % apart. One message at a time, in acceptance order; orgs never
 //! wait for each other (one lane each).
 //!
+//! Before a message's first attempt the lane asks whether its number is on
+//! WhatsApp (through the org's [`NumberCache`](crate::numbers::NumberCache)): a
+//! number that is not fails the message at once with that error, instead of after
+//! `max_attempts` refusals. A check that itself fails (network, timeout) decides
+//! nothing: the message is sent, and WhatsApp's answer to it counts as always.
+//!
+//! A media message's file is read from disk for each attempt and handed to
+//! [`Connection::send_media`]; a text goes through [`Connection::send_text`].
+//!
 //! A send that does not return, or an ack that does not come, within
 //! `ack_timeout` means the connection is a zombie: the lane tells the actor
 //! (which reconnects) and sends the same message again, with the same id, on the
@@ -25,6 +34,7 @@ use tokio::time::Instant;
 
 use super::{Message, MessageBody, Outbox, Update, Updated};
 use crate::connection::{Connection, ConnectionError, ConnectionEvent, ReceiptKind};
+use crate::media::Media;
 use crate::session::{LaneReport, OrgMsg};
 use crate::{Backoff, OrgId};
 
@@ -75,6 +85,7 @@ pub(crate) struct LaneParts {
 /// Starts the lane; it ends when the org actor drops its side of `live`.
 pub(crate) fn spawn(parts: LaneParts) {
     let wake = parts.outbox.wake(&parts.org);
+    parts.outbox.follow_live(&parts.org, parts.live.clone());
     tokio::spawn(
         Lane {
             parts,
@@ -106,6 +117,19 @@ enum Woke<T> {
     Gone,
 }
 
+/// The error of a message whose number is not on WhatsApp.
+pub const NOT_ON_WHATSAPP: &str = "the number is not on WhatsApp";
+
+/// What the number check before a first attempt found.
+enum Number {
+    /// On WhatsApp, or unknown (the check failed): send.
+    Send,
+    /// Not on WhatsApp: fail the message.
+    Absent,
+    /// The connection went away meanwhile.
+    Interrupted,
+}
+
 /// What became of one attempt.
 enum Attempted {
     Acked,
@@ -115,6 +139,8 @@ enum Attempted {
     Interrupted,
     /// Nothing came back in time: the connection is a zombie.
     NoAck,
+    /// A media message's file could not be read.
+    Unreadable(std::io::Error),
 }
 
 impl Lane {
@@ -153,6 +179,17 @@ impl Lane {
             );
             self.update(&message, Update::Failed { error }).await;
             return Some(());
+        }
+        if message.attempts == 0 {
+            match self.check_number(live, &message).await? {
+                Number::Send => {}
+                Number::Absent => {
+                    let error = NOT_ON_WHATSAPP.to_owned();
+                    self.update(&message, Update::Failed { error }).await;
+                    return Some(());
+                }
+                Number::Interrupted => return self.pause(INTERRUPTED_RETRY).await,
+            }
         }
         if let Some(last) = self.last_delivery {
             let gap = self
@@ -206,6 +243,7 @@ impl Lane {
             // The connection said it is not connected before the actor heard it
             // dropped: wait for the actor's word rather than spin on attempts.
             Attempted::Interrupted => return self.pause(INTERRUPTED_RETRY).await,
+            Attempted::Unreadable(e) => self.unreadable(&message, e).await?,
             Attempted::NoAck => {
                 let report = LaneReport::NoAck {
                     generation: live.generation,
@@ -230,6 +268,28 @@ impl Lane {
         }
     }
 
+    /// Whether the message's number is on WhatsApp, from the cache or asked of
+    /// the connection; `None` once the lane must end.
+    async fn check_number(&mut self, live: &LiveConn, message: &Message) -> Option<Number> {
+        let outbox = self.parts.outbox.clone();
+        let (org, conn, phone) = (self.parts.org.clone(), live.conn.clone(), &message.phone);
+        let check = async move { outbox.numbers().check(&org, &*conn, phone).await };
+        let checked = match self.idle(check).await {
+            Woke::Done(checked) => checked,
+            Woke::LiveChanged => return Some(Number::Interrupted),
+            Woke::Gone => return None,
+        };
+        Some(match checked {
+            Ok(true) => Number::Send,
+            Ok(false) => Number::Absent,
+            Err(ConnectionError::NotConnected) => Number::Interrupted,
+            Err(e) => {
+                tracing::debug!(org_id = %self.parts.org, message_id = %message.message_id, error = %e, "the number could not be checked; sending anyway");
+                Number::Send
+            }
+        })
+    }
+
     /// Writes the message and waits for its server ack.
     async fn attempt(&mut self, live: &LiveConn, message: &Message) -> Option<Attempted> {
         let id = message.message_id.as_str().to_owned();
@@ -245,9 +305,24 @@ impl Lane {
         message: &Message,
         id: &str,
     ) -> Option<Attempted> {
+        let media = match &message.body {
+            MessageBody::Text(_) => None,
+            MessageBody::Media(body) => {
+                match self.parts.outbox.media().read(&message.message_id).await {
+                    Ok(bytes) => Some(Media::of(body, bytes)),
+                    Err(e) => return Some(Attempted::Unreadable(e)),
+                }
+            }
+        };
         let deadline = Instant::now() + self.parts.spec.ack_timeout;
-        let MessageBody::Text(text) = &message.body;
-        let send = live.conn.send_text(&message.phone, text, id);
+        let (conn, phone) = (&live.conn, &message.phone);
+        let send = async move {
+            match (&message.body, &media) {
+                (_, Some(media)) => conn.send_media(phone, media, id).await,
+                (MessageBody::Text(text), None) => conn.send_text(phone, text, id).await,
+                (MessageBody::Media(_), None) => unreachable!("a media body was read above"),
+            }
+        };
         let written = match self.idle(tokio::time::timeout_at(deadline, send)).await {
             Woke::Gone => return None,
             Woke::LiveChanged => return Some(Attempted::Interrupted),
@@ -346,6 +421,23 @@ impl Lane {
             if let Err(e) = self.parts.outbox.deliver_update(&id, update.clone()).await {
                 tracing::warn!(org_id = %self.parts.org, message_id = %id, error = %e, "a receipt could not be recorded");
             }
+        }
+    }
+
+    /// A media file that cannot be read: gone (the message was settled meanwhile,
+    /// or the file was removed by hand) fails the message unless it is settled
+    /// already; anything else (a full disk, a permission) is retried after a
+    /// pause, never failed, as it may pass.
+    async fn unreadable(&mut self, message: &Message, e: std::io::Error) -> Option<()> {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            let error = "the file of this media message is missing".to_owned();
+            self.update(message, Update::Failed { error }).await;
+            return Some(());
+        }
+        tracing::warn!(org_id = %self.parts.org, message_id = %message.message_id, error = %e, "a media file could not be read; retrying");
+        match self.idle(tokio::time::sleep(Duration::from_secs(5))).await {
+            Woke::Gone => None,
+            _ => Some(()),
         }
     }
 

@@ -46,8 +46,9 @@ use chrono::{DateTime, Utc};
 use serde::{Serialize, Serializer};
 
 use crate::OrgId;
+use crate::media::MediaBody;
 
-pub use lane::LaneSpec;
+pub use lane::{LaneSpec, NOT_ON_WHATSAPP};
 pub use memory::MemoryStore;
 pub use service::{MessageWatch, Outbox};
 pub use sqlite::SqliteOutbox;
@@ -225,13 +226,32 @@ impl Serialize for MessageId {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum MessageBody {
     Text(String),
+    /// A file (CONTRACT §14), kept on disk under the message's id until the
+    /// message is settled (see [`crate::media::MediaFiles`]).
+    Media(MediaBody),
 }
 
 impl MessageBody {
     /// Whether two bodies are the same message (an idempotency key reused with
-    /// another body is a conflict).
+    /// another body is a conflict). Files are compared by content hash and size,
+    /// with their kind, type, name and caption.
     pub fn same_content(&self, other: &Self) -> bool {
         self == other
+    }
+
+    /// The wire name of what it carries: `text`, `image` or `document`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Text(_) => "text",
+            Self::Media(media) => media.kind.as_str(),
+        }
+    }
+
+    pub fn media(&self) -> Option<&MediaBody> {
+        match self {
+            Self::Text(_) => None,
+            Self::Media(media) => Some(media),
+        }
     }
 }
 

@@ -1,6 +1,8 @@
 //! [`Outbox`]: the store plus what every change of a message sets off — its
-//! event (webhooks, metrics, live events), a wake-up for its org's lane, and an
-//! answer for a caller waiting on it.
+//! event (webhooks, metrics, live events), a wake-up for its org's lane, an
+//! answer for a caller waiting on it, and, once a media message is settled, the
+//! removal of its file. It also holds what the lanes and the API share: the
+//! number cache and each org's live connection.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -9,10 +11,14 @@ use std::time::Duration;
 use chrono::Utc;
 use tokio::sync::{Notify, watch};
 
+use super::lane::LiveConn;
 use super::{
     Enqueued, ListFilter, Message, MessageId, NewMessage, OutboxError, OutboxStore, Update, Updated,
 };
+use crate::connection::Connection;
 use crate::events::{EventKind, EventSink, MessageEvent, SessionEvent};
+use crate::media::MediaFiles;
+use crate::numbers::NumberCache;
 use crate::{OrgId, SessionStatus};
 
 /// Reads an org's current session status (the registry's snapshot).
@@ -35,6 +41,11 @@ struct Inner {
     wakes: Mutex<HashMap<OrgId, Arc<Notify>>>,
     /// Callers waiting for one message's outcome (compat sends).
     waiters: Mutex<HashMap<MessageId, watch::Sender<Message>>>,
+    /// Where media messages' files wait.
+    media: MediaFiles,
+    numbers: NumberCache,
+    /// Each org's lane's view of the live connection (the latest incarnation's).
+    lives: Mutex<HashMap<OrgId, watch::Receiver<Option<LiveConn>>>>,
 }
 
 impl Outbox {
@@ -42,6 +53,7 @@ impl Outbox {
         store: Arc<dyn OutboxStore>,
         events: Arc<dyn EventSink>,
         status_of: StatusOf,
+        media: MediaFiles,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -50,8 +62,63 @@ impl Outbox {
                 status_of,
                 wakes: Mutex::new(HashMap::new()),
                 waiters: Mutex::new(HashMap::new()),
+                media,
+                numbers: NumberCache::new(),
+                lives: Mutex::new(HashMap::new()),
             }),
         }
+    }
+
+    /// Where media messages' files wait.
+    pub fn media(&self) -> &MediaFiles {
+        &self.inner.media
+    }
+
+    /// Whether numbers are on WhatsApp, as last asked.
+    pub fn numbers(&self) -> &NumberCache {
+        &self.inner.numbers
+    }
+
+    /// Removes the files no pending media message needs: left by a crash between
+    /// writing a file and committing its message, or between settling a message
+    /// and removing its file. Run at start, before anything is accepted. A file
+    /// whose message cannot be read is kept (the next start looks again).
+    pub async fn sweep_media(&self) {
+        let store = self.inner.store.clone();
+        let swept = self
+            .inner
+            .media
+            .sweep(move |id| {
+                let store = store.clone();
+                async move {
+                    match store.get(&id).await {
+                        Ok(Some(m)) => m.status.is_pending() && m.body.media().is_some(),
+                        Ok(None) => false,
+                        Err(_) => true,
+                    }
+                }
+            })
+            .await;
+        match swept {
+            Ok(0) => {}
+            Ok(removed) => tracing::info!(removed, "leftover media files removed"),
+            Err(e) => tracing::warn!(error = %e, "the media directory could not be swept"),
+        }
+    }
+
+    /// The lane of `org` shares its view of the live connection (each new
+    /// incarnation of the org actor replaces the last one's).
+    pub(crate) fn follow_live(&self, org: &OrgId, live: watch::Receiver<Option<LiveConn>>) {
+        self.inner.lives.lock().unwrap().insert(org.clone(), live);
+    }
+
+    /// The connection `org` is live on, if any.
+    pub(crate) fn live_conn(&self, org: &OrgId) -> Option<Arc<dyn Connection>> {
+        let lives = self.inner.lives.lock().unwrap();
+        let live = lives.get(org)?;
+        // A closed channel: that incarnation is gone, and its connection with it.
+        live.has_changed().ok()?;
+        live.borrow().as_ref().map(|l| l.conn.clone())
     }
 
     /// Starts the expiry sweep; it ends when every handle is dropped.
@@ -103,6 +170,7 @@ impl Outbox {
         let updated = self.inner.store.update(id, update).await?;
         if let Updated::Applied(message) = &updated {
             self.changed(message);
+            self.settle_file(message).await;
         }
         Ok(updated)
     }
@@ -178,8 +246,20 @@ impl Outbox {
 
     async fn expire_due(&self) {
         match self.inner.store.expire_due(Utc::now()).await {
-            Ok(expired) => expired.iter().for_each(|m| self.changed(m)),
+            Ok(expired) => {
+                for m in &expired {
+                    self.changed(m);
+                    self.settle_file(m).await;
+                }
+            }
             Err(e) => tracing::warn!(error = %e, "the outbox could not expire messages"),
+        }
+    }
+
+    /// A media message that will not be sent again no longer needs its file.
+    async fn settle_file(&self, message: &Message) {
+        if message.body.media().is_some() && !message.status.is_pending() {
+            self.inner.media.remove(&message.message_id).await;
         }
     }
 

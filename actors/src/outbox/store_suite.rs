@@ -123,6 +123,7 @@ macro_rules! outbox_store_suite {
         mod $name {
             $crate::outbox_store_suite!(@tests $fixture:
                 round_trip_keeps_every_field,
+                media_bodies_round_trip_and_are_compared_by_content,
                 a_repeated_key_with_the_same_request_is_a_duplicate,
                 a_repeated_key_with_another_request_is_refused,
                 keys_belong_to_one_org,

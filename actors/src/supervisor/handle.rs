@@ -11,6 +11,7 @@ use super::registry::Registry;
 use crate::cluster::Fencing;
 use crate::connection::Connector;
 use crate::events::EventSink;
+use crate::media::{MEDIA_DIR, MediaFiles};
 use crate::outbox::{Outbox, OutboxStore};
 use crate::session::Removal;
 use crate::storage::backups::{self, BackupInfo};
@@ -110,7 +111,10 @@ impl Supervisor {
             let registry = registry.clone();
             Box::new(move |org: &OrgId| registry.status(org))
         };
-        let outbox = Outbox::new(outbox, events.clone(), status_of);
+        let media = MediaFiles::new(config.sessions_dir.join(MEDIA_DIR));
+        let outbox = Outbox::new(outbox, events.clone(), status_of, media);
+        // Before anything is accepted or sent: no file is being written yet.
+        outbox.sweep_media().await;
         outbox.start_expiry();
         let (actor, _join) = Actor::spawn(
             None,
@@ -162,6 +166,11 @@ impl Supervisor {
     /// The outbox (CONTRACT §10).
     pub fn outbox(&self) -> &Outbox {
         &self.outbox
+    }
+
+    /// What the actor tree was configured with.
+    pub fn config(&self) -> &SupervisorConfig {
+        &self.config
     }
 
     /// The snapshot of one org (`not_started` when it has no session).

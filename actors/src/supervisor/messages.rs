@@ -36,16 +36,28 @@ impl Supervisor {
     /// is `not_started` and holds no credentials has nowhere to send from (the
     /// caller may fall back to e-mail); any other org queues, whatever its status.
     pub async fn enqueue(&self, request: MessageRequest) -> Result<Enqueued, SendError> {
-        if self.registry.status(&request.org) == SessionStatus::NotStarted
-            && matches!(self.has_credentials(&request.org).await, Ok(false))
+        self.may_queue(&request.org).await?;
+        let new = self.queued(request, MessageId::generate());
+        Ok(self.outbox.enqueue(new).await?)
+    }
+
+    /// Whether the org has anywhere to send from (see [`Supervisor::enqueue`]).
+    pub(super) async fn may_queue(&self, org: &OrgId) -> Result<(), SendError> {
+        if self.registry.status(org) == SessionStatus::NotStarted
+            && matches!(self.has_credentials(org).await, Ok(false))
         {
             return Err(SendError::NoSession);
         }
+        Ok(())
+    }
+
+    /// The message `request` asks to queue, as message `id`.
+    pub(super) fn queued(&self, request: MessageRequest, id: MessageId) -> NewMessage {
         let now = Utc::now();
         let ttl = chrono::Duration::from_std(self.config.outbox.default_ttl)
             .unwrap_or(chrono::Duration::days(1));
-        let new = NewMessage {
-            message_id: MessageId::generate(),
+        NewMessage {
+            message_id: id,
             org: request.org,
             phone: request.phone,
             body: request.body,
@@ -53,8 +65,7 @@ impl Supervisor {
             origin: Origin::Queue,
             created_at: now,
             expires_at: request.expires_at.unwrap_or(now + ttl),
-        };
-        Ok(self.outbox.enqueue(new).await?)
+        }
     }
 
     /// Sends through the outbox and answers once WhatsApp's server acknowledged

@@ -200,3 +200,45 @@ def test_the_deployed_clients_other_calls(sim):
     wait_status(org, "qr_ready")
     assert client.logout(org)["success"] is True
     assert client.logout(org) is None, "no session to log out: None"
+
+
+# The eight bytes every PNG starts with, then an empty IHDR-less body: enough for
+# the daemon, which reads a file's type from its first bytes.
+PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000")
+PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+
+
+def test_files_are_queued_and_sent_as_image_and_document(sim):
+    org = "py-media"
+    connected(sim, org, "573001112233")
+    photo = client.send_media(org, PATIENT, PNG, filename="montura.png", caption="Su montura")
+    assert photo["success"] is True, photo
+    assert photo["mimetype"] == "image/png" and photo["kind"] == "image"
+    quote = client.send_media(org, PATIENT, PDF, filename="cotizacion.pdf")
+    assert quote["success"] is True, quote
+    wait_message(quote["message_id"], "sent")
+    kinds = [(m["kind"], m.get("filename")) for m in sim.received(org)]
+    assert kinds == [("image", "montura.png"), ("document", "cotizacion.pdf")], kinds
+    # The same file to the same patient again is the message already held.
+    again = client.send_media(org, PATIENT, PDF, filename="cotizacion.pdf")
+    assert again["success"] is True and again["duplicate"] is True
+    assert again["message_id"] == quote["message_id"]
+
+
+def test_a_file_whose_name_lies_about_its_type_is_refused(sim):
+    org = "py-media-bad"
+    connected(sim, org, "573001112244")
+    refused = client.send_media(org, PATIENT, PNG, filename="receta.pdf")
+    assert refused["success"] is False and refused["http_status"] == 400, refused
+
+
+def test_a_number_not_on_whatsapp_is_known_before_a_reminder_is_promised(sim):
+    org = "py-check"
+    connected(sim, org, "573001112255")
+    sim.post(f"/sim/{org}/contacts", {"phone": PATIENT_DIGITS, "on_whatsapp": False})
+    absent = client.check_number(org, PATIENT)
+    assert absent["success"] is True and absent["on_whatsapp"] is False, absent
+    present = client.check_number(org, "300 111 0000")
+    assert present["success"] is True and present["on_whatsapp"] is True, present
+    stopped = client.check_number("py-never-started", PATIENT)
+    assert stopped["success"] is False, stopped

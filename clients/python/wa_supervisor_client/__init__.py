@@ -336,6 +336,78 @@ class WhatsAppBaileysClient:
         is ``success: False`` with its ``status``."""
         return self._outcome(*self._call("DELETE", f"/api/messages/{_path_part(message_id)}"))
 
+    def send_media(
+        self,
+        organization_id,
+        phone,
+        file,
+        *,
+        filename=None,
+        caption=None,
+        mimetype=None,
+        idempotency_key=None,
+        ttl_seconds=None,
+        expires_at=None,
+    ):
+        """Queues a file (a prescription or a quote as PDF, a photo of a frame) for
+        the org's outbox: sent as an image (JPEG, PNG, WebP, with ``caption``) or a
+        document (PDF, Office files, shown as ``filename``). ``file`` is a path,
+        ``bytes`` or a binary file object. The answer is as ``send_message``'s,
+        with the file's ``mimetype``, ``filename`` and ``size``; a file too large
+        is ``success: False`` with ``http_status`` 413, a type not sent or not the
+        one its name says 400."""
+        if isinstance(file, (bytes, bytearray)):
+            data = bytes(file)
+        elif hasattr(file, "read"):
+            data = file.read()
+        else:
+            with open(file, "rb") as f:
+                data = f.read()
+            filename = filename or os.path.basename(str(file))
+        digest = hashlib.sha256(data).hexdigest()
+        key = idempotency_key or derive_idempotency_key(
+            organization_id, phone, f"file:{digest}:{filename or ''}:{caption or ''}"
+        )
+        fields = {"organization_id": str(organization_id), "phone": str(phone), "idempotency_key": key}
+        for name, value in (("caption", caption), ("mimetype", mimetype), ("filename", filename)):
+            if value is not None:
+                fields[name] = value
+        if ttl_seconds is not None:
+            fields["ttl_seconds"] = str(int(ttl_seconds))
+        if expires_at is not None:
+            fields["expires_at"] = expires_at.isoformat() if hasattr(expires_at, "isoformat") else str(expires_at)
+        try:
+            response = requests.post(
+                f"{self.base_url}/api/send-media",
+                data=fields,
+                files={"file": (filename or "file", data)},
+                headers={"X-API-Key": self.api_key},
+                timeout=max(self.timeout, 60),
+            )
+        except requests.exceptions.RequestException as e:
+            logger.error("wa-supervisor did not answer POST /api/send-media: %s", e)
+            return self._outcome(None, str(e))
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        outcome = self._outcome(response.status_code, body)
+        if not outcome["success"]:
+            logger.error(
+                "WhatsApp file for org %s not accepted (HTTP %s): %s",
+                organization_id,
+                outcome["http_status"],
+                outcome["error"],
+            )
+        return outcome
+
+    def check_number(self, organization_id, phone):
+        """Whether ``phone`` has WhatsApp, asked through the org's connected
+        session: ``{"success": True, "phone", "on_whatsapp", "jid"}``; a session
+        that is not connected is ``success: False`` with its ``status``."""
+        payload = {"organization_id": str(organization_id), "phone": str(phone)}
+        return self._outcome(*self._call("POST", "/api/check-number", payload))
+
     def list_messages(self, organization_id=None, status=None, limit=None):
         """``{"success": True, "messages": [...]}``, newest first."""
         params = {

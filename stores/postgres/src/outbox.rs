@@ -22,6 +22,7 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::{Object, Pool};
 use tokio_postgres::Row;
 use wa_actors::OrgId;
+use wa_actors::media::{MediaBody, MediaKind};
 use wa_actors::outbox::{
     Enqueued, ListFilter, Message, MessageBody, MessageId, MessageStatus, NewMessage, Origin,
     OutboxError, OutboxStore, Update, Updated,
@@ -37,9 +38,11 @@ pub const OUTBOX_CHANNEL: &str = "wa_outbox";
 pub const MESSAGE_CHANNEL: &str = "wa_message";
 
 const COLUMNS: &str = "seq, message_id, org, phone, body_kind, body_text, idempotency_key, \
-    origin, status, attempts, created_at, expires_at, sent_at, delivered_at, read_at, error";
+    origin, status, attempts, created_at, expires_at, sent_at, delivered_at, read_at, error, \
+    media_kind, media_mimetype, media_filename, media_caption, media_sha256, media_size";
 
 const TEXT_KIND: &str = "text";
+const MEDIA_KIND: &str = "media";
 
 /// The outbox in PostgreSQL (see the module docs). The schema is migration 0002
 /// ([`migrate`](crate::migrate) at start).
@@ -126,26 +129,42 @@ impl OutboxStore for PostgresOutbox {
             return found;
         }
         let message = Message::accepted(new.clone());
-        let MessageBody::Text(text) = &message.body;
+        let (kind, text, media) = match &message.body {
+            MessageBody::Text(text) => (TEXT_KIND, Some(text.as_str()), None),
+            MessageBody::Media(media) => (MEDIA_KIND, None, Some(media)),
+        };
+        let media_size = media
+            .map(|m| i64::try_from(m.size))
+            .transpose()
+            .map_err(|_| OutboxError::Store("the file is too large to record".into()))?;
         let inserted = tx
             .query_opt(
                 "INSERT INTO wa_outbox (message_id, org, phone, body_kind, body_text, \
-                 idempotency_key, origin, status, attempts, created_at, expires_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+                 idempotency_key, origin, status, attempts, created_at, expires_at, \
+                 media_kind, media_mimetype, media_filename, media_caption, media_sha256, \
+                 media_size) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
+                 $16, $17) \
                  ON CONFLICT (org, idempotency_key) WHERE idempotency_key IS NOT NULL \
                  DO NOTHING RETURNING seq",
                 &[
                     &message.message_id.as_str(),
                     &message.org.as_str(),
                     &message.phone,
-                    &TEXT_KIND,
-                    text,
+                    &kind,
+                    &text,
                     &message.idempotency_key,
                     &message.origin.as_str(),
                     &message.status.as_str(),
                     &i64::from(message.attempts),
                     &message.created_at,
                     &message.expires_at,
+                    &media.map(|m| m.kind.as_str()),
+                    &media.map(|m| m.mimetype.as_str()),
+                    &media.and_then(|m| m.filename.as_deref()),
+                    &media.and_then(|m| m.caption.as_deref()),
+                    &media.map(|m| m.sha256.as_str()),
+                    &media_size,
                 ],
             )
             .await
@@ -323,6 +342,24 @@ async fn notify(
 fn decode(row: &Row) -> Result<(i64, Message), OutboxError> {
     let body = match row.get::<_, &str>(4) {
         TEXT_KIND => MessageBody::Text(row.get::<_, Option<String>>(5).unwrap_or_default()),
+        MEDIA_KIND => MessageBody::Media(MediaBody {
+            kind: row
+                .get::<_, Option<&str>>(16)
+                .and_then(MediaKind::parse)
+                .ok_or_else(|| bad("media_kind"))?,
+            mimetype: row
+                .get::<_, Option<String>>(17)
+                .ok_or_else(|| bad("media_mimetype"))?,
+            filename: row.get(18),
+            caption: row.get(19),
+            sha256: row
+                .get::<_, Option<String>>(20)
+                .ok_or_else(|| bad("media_sha256"))?,
+            size: row
+                .get::<_, Option<i64>>(21)
+                .and_then(|s| u64::try_from(s).ok())
+                .ok_or_else(|| bad("media_size"))?,
+        }),
         _ => return Err(bad("body_kind")),
     };
     let attempts: i64 = row.get(9);

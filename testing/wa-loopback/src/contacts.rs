@@ -302,6 +302,9 @@ pub struct SentMessage {
     pub id: String,
     /// The stanza's `type` attribute (`text`, `media`, `reaction`, …).
     pub kind: String,
+    /// For `kind` `media`: the `mediatype` of its `<enc>` (`image`, `document`,
+    /// …), which the client sets from the message it encrypted.
+    pub media_type: Option<String>,
     /// The `type` of every `<enc>`, direct ones first (`pkmsg`, `msg`, `skmsg`).
     pub enc_types: Vec<String>,
     /// The device jids of `<participants><to jid>`, in stanza order.
@@ -322,23 +325,18 @@ pub fn sent_message(node: &Node) -> Option<SentMessage> {
     let id = attrs.optional_string("id")?.into_owned();
     let kind = attrs.optional_string("type")?.into_owned();
 
-    let mut enc_types: Vec<String> = node
-        .get_children_by_tag("enc")
-        .filter_map(|enc| attr(enc, "type"))
-        .collect();
+    let mut encs: Vec<&Node> = node.get_children_by_tag("enc").collect();
     let mut recipients = Vec::new();
     if let Some(participants) = node.get_optional_child("participants") {
         for to_node in participants.get_children_by_tag("to") {
             if let Some(jid) = to_node.attrs().optional_jid("jid") {
                 recipients.push(jid);
             }
-            enc_types.extend(
-                to_node
-                    .get_children_by_tag("enc")
-                    .filter_map(|enc| attr(enc, "type")),
-            );
+            encs.extend(to_node.get_children_by_tag("enc"));
         }
     }
+    let enc_types: Vec<String> = encs.iter().filter_map(|enc| attr(enc, "type")).collect();
+    let media_type = encs.iter().find_map(|enc| attr(enc, "mediatype"));
     if enc_types.is_empty() {
         return None;
     }
@@ -346,6 +344,7 @@ pub fn sent_message(node: &Node) -> Option<SentMessage> {
         to,
         id,
         kind,
+        media_type,
         enc_types,
         recipients,
     })
@@ -625,6 +624,7 @@ mod tests {
                 to: to.clone(),
                 id: "3EB0AA".into(),
                 kind: "text".into(),
+                media_type: None,
                 enc_types: vec!["pkmsg".into(), "msg".into()],
                 recipients: vec![to.clone(), Jid::lid(OWN_LID)],
             }
@@ -633,18 +633,20 @@ mod tests {
         let direct = NodeBuilder::new("message")
             .attr("to", Jid::lid("200000000000002"))
             .attr("id", "3EB0BB")
-            .attr("type", "reaction")
+            .attr("type", "media")
             .children([NodeBuilder::new("enc")
                 .attr("v", "2")
                 .attr("type", "msg")
+                .attr("mediatype", "document")
                 .bytes(vec![1])
                 .build()])
             .build();
         let sent = sent_message(&direct).unwrap();
         assert_eq!(
             (sent.kind.as_str(), sent.enc_types.as_slice()),
-            ("reaction", &["msg".to_owned()][..])
+            ("media", &["msg".to_owned()][..])
         );
+        assert_eq!(sent.media_type.as_deref(), Some("document"));
         assert!(sent.recipients.is_empty());
 
         let group = NodeBuilder::new("message")

@@ -4,7 +4,7 @@
 //! Dev-only. It plays both WhatsApp's server and the phone of each account: it shows
 //! a fresh device QR refs, links it like a phone that scanned the QR, logs a paired
 //! device in, answers its queries, records what it sends (messages, presence, the
-//! device name it registers with), acks its messages (or withholds the acks, or
+//! device name it registers with, the files it uploads), acks its messages (or withholds the acks, or
 //! nacks them: [`AckMode`]), relays recipients' receipts and push names on command,
 //! and sends the faults the real server sends.
 //!
@@ -16,6 +16,7 @@ pub mod contacts;
 mod error;
 mod handshake;
 pub mod login;
+pub mod media;
 pub mod pairing;
 mod server;
 mod wire;
@@ -31,6 +32,7 @@ use wacore_binary::Jid;
 pub use contacts::{ReceiptKind, SentMessage};
 pub use error::LoopbackError;
 pub use handshake::Pattern;
+pub use media::{MEDIA_AUTH, MEDIA_HOST, MediaHttp, Upload};
 pub use server::{AckMode, ServerEvent};
 use server::{Command, Shared, now};
 
@@ -81,6 +83,14 @@ impl Loopback {
     /// The URL to give the client (`TokioWebSocketTransportFactory::with_url`).
     pub fn url(&self) -> String {
         format!("ws://{}/ws/chat", self.addr)
+    }
+
+    /// The `HttpClient` through which a client reaches this server's upload host
+    /// (give it to whatsapp-rust's `BotBuilder::with_http_client`).
+    pub fn media_http(&self) -> MediaHttp {
+        MediaHttp {
+            shared: self.shared.clone(),
+        }
     }
 
     /// Everything that happened so far, in order.

@@ -22,6 +22,7 @@ use crate::contacts::{self, Contacts, ReceiptKind, SentMessage};
 use crate::error::LoopbackError;
 use crate::handshake::{self, Pattern, Reply, ServerIdentity};
 use crate::login;
+use crate::media::{self, Upload};
 use crate::pairing::{self, PhoneProfile, ScannedQr};
 use crate::wire::Wire;
 use wacore::libsignal::protocol::KeyPair;
@@ -52,6 +53,10 @@ pub enum ServerEvent {
     LoggedIn { phone: String, pattern: Pattern },
     /// A paired device sent a message.
     Message(SentMessage),
+    /// A paired device asked for a media connection (to upload a file).
+    MediaConn { phone: String },
+    /// The upload host received a file ([`crate::MediaHttp`]).
+    Upload(Upload),
     /// The server answered a message of `phone`'s device: an ack, or a nack with
     /// `error`.
     Acked {
@@ -513,7 +518,15 @@ impl Link {
                 None => None,
             }
         };
-        let answer = answer.or_else(|| login::answer_iq(&iq));
+        let media_conn = media::answer_media_conn(&iq);
+        if media_conn.is_some()
+            && let Some(own) = &self.own
+        {
+            self.shared.record(ServerEvent::MediaConn {
+                phone: own.user.to_string(),
+            });
+        }
+        let answer = answer.or(media_conn).or_else(|| login::answer_iq(&iq));
         if let Some(answer) = answer {
             self.send(&answer).await?;
         }

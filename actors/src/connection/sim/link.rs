@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 use super::{SentRecord, SimConnector};
 use crate::OrgId;
 use crate::connection::{Connection, ConnectionError, ConnectionEvent};
+use crate::media::Media;
 
 /// One fake phone's world.
 #[derive(Default)]
@@ -97,41 +98,18 @@ impl Connection for SimConnection {
         text: &str,
         message_id: &str,
     ) -> Result<(), ConnectionError> {
-        let no_ack = {
-            let st = self.link.state.lock().unwrap();
-            if st.online_as.is_none() {
-                return Err(ConnectionError::NotConnected);
-            }
-            st.no_ack
-        };
-        if self
-            .connector
-            .with_phone(&self.org, |state| std::mem::take(&mut state.send_hangs))
-        {
-            return std::future::pending().await;
-        }
-        let record = SentRecord::text(phone, text, message_id);
-        let recorded = self.connector.with_phone(&self.org, |state| {
-            if std::mem::take(&mut state.send_fails) {
-                return Err(ConnectionError::Failed(
-                    "the server did not accept the message".into(),
-                ));
-            }
-            state.sent.push(record.clone());
-            Ok(())
-        });
-        recorded?;
-        if let (Some(ledger), Some(link)) = (&self.connector.ledger, self.link_id) {
-            ledger.record(&self.org, link, &record).await?;
-        }
-        if !no_ack {
-            // The fake phone's server acknowledges every message at once.
-            self.link.emit(ConnectionEvent::ServerAck {
-                message_id: message_id.to_owned(),
-                error: None,
-            });
-        }
-        Ok(())
+        self.deliver(SentRecord::text(phone, text, message_id))
+            .await
+    }
+
+    async fn send_media(
+        &self,
+        phone: &str,
+        media: &Media,
+        message_id: &str,
+    ) -> Result<(), ConnectionError> {
+        self.deliver(SentRecord::media(phone, media, message_id))
+            .await
     }
 
     async fn is_on_whatsapp(&self, phone: &str) -> Result<bool, ConnectionError> {
@@ -155,5 +133,48 @@ impl Connection for SimConnection {
         if let (Some(ledger), Some(link)) = (&self.connector.ledger, self.link_id) {
             ledger.close(&self.org, link).await;
         }
+    }
+}
+
+impl SimConnection {
+    /// Records one delivery attempt and acknowledges it (unless a zombie).
+    async fn deliver(&self, record: SentRecord) -> Result<(), ConnectionError> {
+        let message_id = record.message_id.clone();
+        let no_ack = {
+            let st = self.link.state.lock().unwrap();
+            if st.online_as.is_none() {
+                return Err(ConnectionError::NotConnected);
+            }
+            st.no_ack
+        };
+        if self
+            .connector
+            .with_phone(&self.org, |state| std::mem::take(&mut state.send_hangs))
+        {
+            return std::future::pending().await;
+        }
+        let recorded = self.connector.with_phone(&self.org, |state| {
+            if std::mem::take(&mut state.send_fails) {
+                return Err(ConnectionError::Failed(
+                    "the server did not accept the message".into(),
+                ));
+            }
+            state.sent.push(record.clone());
+            Ok(())
+        });
+        recorded?;
+        // With several nodes, the record every node reads (and the check that
+        // this node still drives the org).
+        if let (Some(ledger), Some(link)) = (&self.connector.ledger, self.link_id) {
+            ledger.record(&self.org, link, &record).await?;
+        }
+        if !no_ack {
+            // The fake phone's server acknowledges every message at once.
+            self.link.emit(ConnectionEvent::ServerAck {
+                message_id,
+                error: None,
+            });
+        }
+        Ok(())
     }
 }

@@ -33,6 +33,7 @@ use super::{
     ReceiptKind, StartMode,
 };
 use crate::OrgId;
+use crate::media::Media;
 pub use credentials::{CREDENTIALS_FILE, SimCredentials};
 pub use fault::Fault;
 pub use ledger::SimLedger;
@@ -60,10 +61,18 @@ impl Default for SimTiming {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct SentRecord {
     pub to: String,
+    /// The text, or a file's caption (empty without one).
     pub text: String,
     pub message_id: String,
     /// `text`, `image` or `document`.
     pub kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mimetype: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filename: Option<String>,
+    /// A file's length in bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<usize>,
 }
 
 impl SentRecord {
@@ -76,10 +85,26 @@ impl SentRecord {
             text: text.to_owned(),
             message_id: message_id.to_owned(),
             kind: "text",
+            mimetype: None,
+            filename: None,
+            bytes: None,
         }
     }
 
-    /// A record read back from a ledger; `None` for a kind this build does not know.
+    fn media(to: &str, media: &Media, message_id: &str) -> Self {
+        Self {
+            to: to.to_owned(),
+            text: media.caption.clone().unwrap_or_default(),
+            message_id: message_id.to_owned(),
+            kind: media.kind.as_str(),
+            mimetype: Some(media.mimetype.clone()),
+            filename: media.filename.clone(),
+            bytes: Some(media.bytes.len()),
+        }
+    }
+
+    /// A record read back from a ledger (which keeps no file details); `None`
+    /// for a kind this build does not know.
     pub fn of_kind(to: String, text: String, message_id: String, kind: &str) -> Option<Self> {
         let kind = Self::KINDS.into_iter().find(|k| *k == kind)?;
         Some(Self {
@@ -87,6 +112,9 @@ impl SentRecord {
             text,
             message_id,
             kind,
+            mimetype: None,
+            filename: None,
+            bytes: None,
         })
     }
 }

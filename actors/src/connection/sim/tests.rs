@@ -112,9 +112,39 @@ async fn scan_pairs_writes_credentials_and_asks_for_restart() {
             text: "hola".into(),
             message_id: "3EB0AB".into(),
             kind: "text",
+            mimetype: None,
+            filename: None,
+            bytes: None,
         }]
     );
     assert_eq!(sim.overlaps(), 0);
+
+    // A file is recorded with its kind, type and name, and acked the same way.
+    let media = crate::media::Media {
+        kind: crate::media::MediaKind::Document,
+        mimetype: "application/pdf".into(),
+        filename: Some("receta.pdf".into()),
+        caption: None,
+        bytes: std::sync::Arc::new(b"%PDF-1.4".to_vec()),
+    };
+    conn.send_media("573009999999", &media, "3EB0AC")
+        .await
+        .unwrap();
+    assert_eq!(
+        events.recv().await,
+        Some(ConnectionEvent::ServerAck {
+            message_id: "3EB0AC".into(),
+            error: None
+        })
+    );
+    let json = serde_json::to_value(&sim.sent(&org("1"))[1]).unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!({
+            "to": "573009999999", "text": "", "message_id": "3EB0AC", "kind": "document",
+            "mimetype": "application/pdf", "filename": "receta.pdf", "bytes": 8
+        })
+    );
 }
 
 #[tokio::test(start_paused = true)]

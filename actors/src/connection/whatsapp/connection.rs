@@ -9,10 +9,13 @@ use async_trait::async_trait;
 use tokio::sync::mpsc;
 use tokio::task::{AbortHandle, JoinHandle};
 use tracing::Instrument as _;
+use whatsapp_rust::download::MediaType;
+use whatsapp_rust::media::{DocumentOptions, ImageOptions};
 use whatsapp_rust::pair_code::PairCodeOptions;
 use whatsapp_rust::send::SendOptions;
 use whatsapp_rust::store::Backend;
 use whatsapp_rust::types::events::{Event, EventHandler, EventInterest, Subscription};
+use whatsapp_rust::upload::{UploadOptions, UploadResponse};
 use whatsapp_rust::waproto::whatsapp as wa;
 use whatsapp_rust::{Client, Jid, RawNodeLease};
 
@@ -20,6 +23,7 @@ use super::events::{OwnAccount, interest, map_event};
 use super::presence::{self, Presence};
 use crate::OrgId;
 use crate::connection::{Class, Connection, ConnectionError, ConnectionEvent, classify};
+use crate::media::{Media, MediaKind};
 
 /// How long `shutdown` waits for the run loop to stop after `disconnect()` flushed.
 /// A loop that is not done by then is stuck in a connect attempt (whatsapp-rust
@@ -273,6 +277,34 @@ impl Connection for WhatsAppConnection {
         Ok(())
     }
 
+    async fn send_media(
+        &self,
+        phone: &str,
+        media: &Media,
+        message_id: &str,
+    ) -> Result<(), ConnectionError> {
+        let client = self.online()?;
+        // Every attempt uploads again: an upload is cheap next to a message
+        // that never arrives, and WhatsApp's media links expire.
+        let kind = match media.kind {
+            MediaKind::Image => MediaType::Image,
+            MediaKind::Document => MediaType::Document,
+        };
+        let upload = client
+            .upload(media.bytes.to_vec(), kind, UploadOptions::new())
+            .instrument(self.span.clone())
+            .await
+            .map_err(|e| ConnectionError::Failed(format!("the upload failed: {e}")))?;
+        let message = media_message(upload, media);
+        let options = SendOptions::default().with_message_id(message_id);
+        client
+            .send_message_with_options(Jid::pn(phone), message, options)
+            .instrument(self.span.clone())
+            .await
+            .map_err(|e| ConnectionError::Failed(e.to_string()))?;
+        Ok(())
+    }
+
     async fn is_on_whatsapp(&self, phone: &str) -> Result<bool, ConnectionError> {
         let client = self.online()?;
         let results = client
@@ -299,6 +331,30 @@ impl Connection for WhatsAppConnection {
 
     async fn shutdown(&self) {
         self.shutdown_in_span().instrument(self.span.clone()).await
+    }
+}
+
+/// The image or document message of an uploaded file.
+fn media_message(upload: UploadResponse, media: &Media) -> wa::Message {
+    match media.kind {
+        MediaKind::Image => whatsapp_rust::media::image_message(
+            upload,
+            ImageOptions {
+                caption: media.caption.clone(),
+                mimetype: Some(media.mimetype.clone()),
+                ..ImageOptions::default()
+            },
+        ),
+        MediaKind::Document => whatsapp_rust::media::document_message(
+            upload,
+            DocumentOptions {
+                mimetype: Some(media.mimetype.clone()),
+                file_name: media.filename.clone(),
+                title: media.filename.clone(),
+                caption: media.caption.clone(),
+                ..DocumentOptions::default()
+            },
+        ),
     }
 }
 

@@ -8,10 +8,13 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use tokio::sync::mpsc;
 use tracing::Instrument as _;
+use whatsapp_rust::anyhow;
 use whatsapp_rust::bot::Bot;
+use whatsapp_rust::http::HttpClient;
 use whatsapp_rust::pair_code::PairCodeOptions;
 use whatsapp_rust::store::{Backend, SqliteStore};
 use whatsapp_rust::transport::TokioWebSocketTransportFactory;
+use whatsapp_rust::wacore::net::{HttpRequest, HttpResponse, StreamingHttpResponse, UploadBody};
 use whatsapp_rust::wacore::store::DevicePropsOverride;
 
 use super::connection::{Forwarder, WhatsAppConnection};
@@ -76,6 +79,48 @@ pub struct WhatsAppOptions {
     pub mark_online: bool,
     /// Where each org's whatsapp-rust store lives: its SQLite file by default.
     pub store: StoreBackend,
+    /// The HTTP client media uploads go through, instead of the library's own
+    /// (ureq). Tests hand in one that reaches a loopback upload host.
+    pub http_client: Option<MediaHttpClient>,
+}
+
+/// An HTTP client for whatsapp-rust's media uploads (and its version look-up).
+#[derive(Clone)]
+pub struct MediaHttpClient(pub Arc<dyn HttpClient>);
+
+impl std::fmt::Debug for MediaHttpClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MediaHttpClient(..)")
+    }
+}
+
+/// The library takes its client by value; this hands it the shared one.
+#[async_trait]
+impl HttpClient for MediaHttpClient {
+    async fn execute(&self, request: HttpRequest) -> anyhow::Result<HttpResponse> {
+        self.0.execute(request).await
+    }
+
+    fn supports_streaming(&self) -> bool {
+        self.0.supports_streaming()
+    }
+
+    fn execute_streaming(&self, request: HttpRequest) -> anyhow::Result<StreamingHttpResponse> {
+        self.0.execute_streaming(request)
+    }
+
+    fn supports_upload_streaming(&self) -> bool {
+        self.0.supports_upload_streaming()
+    }
+
+    fn execute_upload(
+        &self,
+        request: HttpRequest,
+        body: UploadBody,
+        content_length: u64,
+    ) -> anyhow::Result<HttpResponse> {
+        self.0.execute_upload(request, body, content_length)
+    }
 }
 
 impl Default for WhatsAppOptions {
@@ -86,6 +131,7 @@ impl Default for WhatsAppOptions {
             device_name: DEFAULT_DEVICE_NAME.to_owned(),
             mark_online: false,
             store: StoreBackend::Sqlite,
+            http_client: None,
         }
     }
 }
@@ -158,6 +204,9 @@ impl WhatsAppConnector {
             .with_backend_arc(store)
             .with_transport_factory(transport)
             .with_runtime(OrgRuntime::new(span.clone()))
+            .with_http_client(self.options.http_client.clone().unwrap_or_else(|| {
+                MediaHttpClient(Arc::new(whatsapp_rust::http::UreqHttpClient::new()))
+            }))
             // Sent in the registration payload, so it only matters when pairing;
             // the phone shows it under "Linked devices".
             .with_device_props(DevicePropsOverride::new().with_os(self.options.device_name.clone()))

@@ -32,7 +32,8 @@ mod store_fault;
 pub use cert_check::server_certificate_check_enabled;
 pub use connection::WhatsAppConnection;
 pub use connector::{
-    BackendFactory, DEFAULT_DEVICE_NAME, StoreBackend, WhatsAppConnector, WhatsAppOptions,
+    BackendFactory, DEFAULT_DEVICE_NAME, MediaHttpClient, StoreBackend, WhatsAppConnector,
+    WhatsAppOptions,
 };
 pub use events::{OwnAccount, map_event};
 pub use store::STORE_FILE;

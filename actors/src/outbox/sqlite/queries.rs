@@ -101,7 +101,9 @@ static LIST: LazyLock<[String; 4]> = LazyLock::new(|| {
 
 const INSERT: &str = "INSERT INTO messages (message_id, org, phone, body_kind, body_text, \
     idempotency_key, origin, status, attempts, created_at, expires_at, sent_at, delivered_at, \
-    read_at, error) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)";
+    read_at, error, media_kind, media_mimetype, media_filename, media_caption, media_sha256, \
+    media_size) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, \
+    ?17, ?18, ?19, ?20, ?21)";
 
 /// Writes back what [`Message::apply`] may change.
 const WRITE_BACK: &str = "UPDATE messages SET status = ?2, attempts = ?3, sent_at = ?4, \
@@ -130,13 +132,13 @@ pub(super) fn enqueue(conn: &Connection, new: NewMessage) -> Result<Enqueued, Ou
 }
 
 fn insert(conn: &Connection, m: &Message) -> rusqlite::Result<()> {
-    let (body_kind, body_text) = body_columns(&m.body);
+    let body = body_columns(&m.body);
     conn.prepare_cached(INSERT)?.execute(params![
         m.message_id.as_str(),
         m.org.as_str(),
         m.phone,
-        body_kind,
-        body_text,
+        body.kind,
+        body.text,
         m.idempotency_key,
         m.origin.as_str(),
         m.status.as_str(),
@@ -147,6 +149,12 @@ fn insert(conn: &Connection, m: &Message) -> rusqlite::Result<()> {
         m.delivered_at.map(time_text).transpose()?,
         m.read_at.map(time_text).transpose()?,
         m.error,
+        body.media_kind,
+        body.mimetype,
+        body.filename,
+        body.caption,
+        body.sha256,
+        body.size,
     ])?;
     Ok(())
 }

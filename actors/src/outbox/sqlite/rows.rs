@@ -14,14 +14,17 @@ use rusqlite::Row;
 use rusqlite::types::Type;
 
 use crate::OrgId;
+use crate::media::{MediaBody, MediaKind};
 use crate::outbox::{Message, MessageBody, MessageId, MessageStatus, Origin};
 
 /// Every column of a message, in the order [`decode`] reads them.
 pub(super) const COLUMNS: &str = "seq, message_id, org, phone, body_kind, body_text, \
     idempotency_key, origin, status, attempts, created_at, expires_at, sent_at, \
-    delivered_at, read_at, error";
+    delivered_at, read_at, error, media_kind, media_mimetype, media_filename, media_caption, \
+    media_sha256, media_size";
 
 const TEXT_KIND: &str = "text";
+const MEDIA_KIND: &str = "media";
 
 /// A stored message with its place in the acceptance order.
 #[derive(Debug)]
@@ -34,6 +37,15 @@ pub(super) struct Stored {
 pub(super) fn decode(row: &Row<'_>) -> rusqlite::Result<Stored> {
     let body = match row.get_ref(4)?.as_str()? {
         TEXT_KIND => MessageBody::Text(row.get(5)?),
+        MEDIA_KIND => MessageBody::Media(MediaBody {
+            kind: MediaKind::parse(row.get_ref(16)?.as_str()?)
+                .ok_or_else(|| bad(16, "media_kind"))?,
+            mimetype: row.get(17)?,
+            filename: row.get(18)?,
+            caption: row.get(19)?,
+            sha256: row.get(20)?,
+            size: u64::try_from(row.get::<_, i64>(21)?).map_err(|_| bad(21, "media_size"))?,
+        }),
         _ => return Err(bad(4, "body_kind")),
     };
     let message = Message {
@@ -59,10 +71,41 @@ pub(super) fn decode(row: &Row<'_>) -> rusqlite::Result<Stored> {
     })
 }
 
-/// The body as its columns: `body_kind` and `body_text`.
-pub(super) fn body_columns(body: &MessageBody) -> (&'static str, Option<&str>) {
+/// The body as its columns: `body_kind`, `body_text` and the `media_*` ones, in
+/// the order of [`COLUMNS`].
+pub(super) struct BodyColumns<'a> {
+    pub kind: &'static str,
+    pub text: Option<&'a str>,
+    pub media_kind: Option<&'static str>,
+    pub mimetype: Option<&'a str>,
+    pub filename: Option<&'a str>,
+    pub caption: Option<&'a str>,
+    pub sha256: Option<&'a str>,
+    pub size: Option<i64>,
+}
+
+pub(super) fn body_columns(body: &MessageBody) -> BodyColumns<'_> {
     match body {
-        MessageBody::Text(text) => (TEXT_KIND, Some(text)),
+        MessageBody::Text(text) => BodyColumns {
+            kind: TEXT_KIND,
+            text: Some(text),
+            media_kind: None,
+            mimetype: None,
+            filename: None,
+            caption: None,
+            sha256: None,
+            size: None,
+        },
+        MessageBody::Media(media) => BodyColumns {
+            kind: MEDIA_KIND,
+            text: None,
+            media_kind: Some(media.kind.as_str()),
+            mimetype: Some(&media.mimetype),
+            filename: media.filename.as_deref(),
+            caption: media.caption.as_deref(),
+            sha256: Some(&media.sha256),
+            size: Some(i64::try_from(media.size).unwrap_or(i64::MAX)),
+        },
     }
 }
 

@@ -27,7 +27,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
         message_id      TEXT    NOT NULL UNIQUE,
         org             TEXT    NOT NULL,
         phone           TEXT    NOT NULL,
-        body_kind       TEXT    NOT NULL,                  -- 'text'
+        body_kind       TEXT    NOT NULL,                  -- 'text', 'media' (2)
         body_text       TEXT,                              -- kind 'text'
         idempotency_key TEXT,
         origin          TEXT    NOT NULL,
@@ -46,6 +46,15 @@ pub(super) const MIGRATIONS: &[&str] = &[
     CREATE INDEX messages_status_expires ON messages (status, expires_at);
     CREATE INDEX messages_org_seq ON messages (org, seq);
     CREATE INDEX messages_status_seq ON messages (status, seq);",
+    // 2: media messages (CONTRACT §14), body_kind 'media'. The file itself waits
+    // in <sessions dir>/outbox.media/<message_id>; the row keeps what the message
+    // needs to be sent and compared (an idempotency key reused with another file).
+    "ALTER TABLE messages ADD COLUMN media_kind     TEXT;    -- 'image' | 'document'
+    ALTER TABLE messages ADD COLUMN media_mimetype TEXT;
+    ALTER TABLE messages ADD COLUMN media_filename TEXT;
+    ALTER TABLE messages ADD COLUMN media_caption  TEXT;
+    ALTER TABLE messages ADD COLUMN media_sha256   TEXT;    -- lower-case hex
+    ALTER TABLE messages ADD COLUMN media_size     INTEGER; -- bytes",
 ];
 
 /// How long a connection waits for a lock another process holds (an operator's

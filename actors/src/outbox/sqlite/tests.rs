@@ -100,6 +100,84 @@ async fn a_database_from_a_newer_build_is_refused() {
     }
 }
 
+/// A database written by the first schema (text messages only) opens, migrates to
+/// the current version keeping its messages, and takes media messages after.
+#[tokio::test]
+async fn a_version_1_database_migrates_and_keeps_its_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("outbox.db");
+    {
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(schema::MIGRATIONS[0]).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        conn.execute(
+            "INSERT INTO messages (message_id, org, phone, body_kind, body_text, idempotency_key, \
+             origin, status, attempts, created_at, expires_at) VALUES ('3EB0AAAAAAAAAAAAAAAAAA', \
+             '2', '573001234567', 'text', 'hola', 'k1', 'queue', 'queued', 0, \
+             '2027-01-15T08:00:00.000000000Z', '2027-01-16T08:00:00.000000000Z')",
+            [],
+        )
+        .unwrap();
+    }
+    let store = SqliteOutbox::open(&path).await.unwrap();
+    let old = store
+        .get(&MessageId::parse("3EB0AAAAAAAAAAAAAAAAAA").unwrap())
+        .await
+        .unwrap()
+        .expect("the version-1 message is still there");
+    assert_eq!(old.body, MessageBody::Text("hola".into()));
+    assert_eq!(
+        (old.status, old.idempotency_key.as_deref()),
+        (MessageStatus::Queued, Some("k1"))
+    );
+
+    let media = NewMessage {
+        body: MessageBody::Media(crate::media::MediaBody {
+            kind: crate::media::MediaKind::Document,
+            mimetype: "application/pdf".into(),
+            filename: Some("receta.pdf".into()),
+            caption: None,
+            sha256: "ab".repeat(32),
+            size: 1234,
+        }),
+        ..message("2", Some("k2"))
+    };
+    let Enqueued::New(stored) = store.enqueue(media.clone()).await.unwrap() else {
+        panic!("a new message")
+    };
+    assert_eq!(
+        store.get(&media.message_id).await.unwrap(),
+        Some(stored.clone())
+    );
+    // The same key with the same file is a duplicate; with another file, a conflict.
+    assert_eq!(
+        store
+            .enqueue(NewMessage {
+                message_id: MessageId::generate(),
+                ..media.clone()
+            })
+            .await
+            .unwrap(),
+        Enqueued::Duplicate(stored)
+    );
+    let mut other_file = media.clone();
+    other_file.message_id = MessageId::generate();
+    if let MessageBody::Media(m) = &mut other_file.body {
+        m.sha256 = "cd".repeat(32);
+    }
+    assert!(matches!(
+        store.enqueue(other_file).await,
+        Err(OutboxError::KeyReused(_))
+    ));
+    store.close().await;
+
+    let conn = Connection::open(&path).unwrap();
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 2);
+}
+
 #[tokio::test]
 async fn times_round_trip_to_the_nanosecond_and_years_past_9999_are_refused() {
     let dir = tempfile::tempdir().unwrap();

@@ -224,3 +224,43 @@ pub async fn concurrent_enqueues_are_all_kept_in_order(store: Arc<dyn OutboxStor
     let all: HashSet<&MessageId> = sent_by_task.iter().flatten().collect();
     assert_eq!(all.len(), TASKS * EACH);
 }
+
+pub async fn media_bodies_round_trip_and_are_compared_by_content(store: Arc<dyn OutboxStore>) {
+    use crate::media::{MediaBody, MediaKind};
+    let body = |sha: &str, caption: Option<&str>| {
+        MessageBody::Media(MediaBody {
+            kind: MediaKind::Image,
+            mimetype: "image/png".into(),
+            filename: None,
+            caption: caption.map(str::to_owned),
+            sha256: sha.repeat(32),
+            size: 68,
+        })
+    };
+    let keyed = |body: MessageBody| NewMessage {
+        body,
+        ..text("2", "573001234567", "", Some("appt-7-photo"))
+    };
+    let new = keyed(body("ab", Some("Su fórmula 👓")));
+    let accepted = accept(&*store, new.clone()).await;
+    assert_eq!(accepted, Message::accepted(new.clone()));
+    assert_eq!(
+        store.get(&new.message_id).await.unwrap(),
+        Some(accepted.clone())
+    );
+    assert_eq!(
+        store
+            .enqueue(keyed(body("ab", Some("Su fórmula 👓"))))
+            .await
+            .unwrap(),
+        Enqueued::Duplicate(accepted.clone())
+    );
+    for other in [body("cd", Some("Su fórmula 👓")), body("ab", None)] {
+        assert!(
+            matches!(store.enqueue(keyed(other)).await, Err(OutboxError::KeyReused(m)) if *m == accepted),
+            "another file or caption under the same key"
+        );
+    }
+    let next = store.next_pending(&org("2")).await.unwrap();
+    assert_eq!(next.map(|m| m.body), Some(accepted.body));
+}

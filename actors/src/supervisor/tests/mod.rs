@@ -166,5 +166,6 @@ mod events;
 mod healing;
 mod lifecycle;
 mod machine;
+mod media;
 mod outbox;
 mod restore;

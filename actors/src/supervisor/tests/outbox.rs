@@ -320,6 +320,14 @@ impl Connection for Shaped {
             SendShape::NotConnectedUntil(_) => self.conn.send_text(phone, text, id).await,
         }
     }
+    async fn send_media(
+        &self,
+        _: &str,
+        _: &crate::media::Media,
+        _: &str,
+    ) -> Result<(), ConnectionError> {
+        std::future::pending().await
+    }
     async fn is_on_whatsapp(&self, phone: &str) -> Result<bool, ConnectionError> {
         self.conn.is_on_whatsapp(phone).await
     }

@@ -119,7 +119,14 @@ CREATE TABLE wa_outbox (
     sent_at         TIMESTAMPTZ,
     delivered_at    TIMESTAMPTZ,
     read_at         TIMESTAMPTZ,
-    error           TEXT
+    error           TEXT,
+    -- A media message (body_kind 'media'): what the outbox keeps of its file.
+    media_kind      TEXT,
+    media_mimetype  TEXT,
+    media_filename  TEXT,
+    media_caption   TEXT,
+    media_sha256    TEXT,
+    media_size      BIGINT
 );
 CREATE UNIQUE INDEX wa_outbox_org_key ON wa_outbox (org, idempotency_key)
     WHERE idempotency_key IS NOT NULL;

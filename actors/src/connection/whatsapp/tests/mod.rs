@@ -4,6 +4,7 @@ mod device;
 mod forwarder;
 mod loopback;
 mod mapping;
+mod media;
 mod offline;
 mod store;
 mod supervised;
