@@ -184,6 +184,7 @@ impl Outbox {
         let updated = self.inner.store.update_as_owner(id, update).await?;
         if let Updated::Applied(message) = &updated {
             self.changed(message);
+            self.settle_file(message).await;
         }
         Ok(updated)
     }
