@@ -184,14 +184,17 @@ impl Daemon {
         } else {
             "[outbox]\nmin_gap_ms = 0\n"
         };
-        std::fs::write(
-            &config,
+        // A table appears once in TOML: a test's own `[sessions]` gets the directory.
+        let dir_key = format!("dir = \"{}\"\n", sessions.display());
+        let text = if extra_toml.contains("[sessions]\n") {
+            let extra = extra_toml.replacen("[sessions]\n", &format!("[sessions]\n{dir_key}"), 1);
+            format!("[server]\nlisten = \"127.0.0.1:0\"\n{server_keys}\n{pacing}{extra}")
+        } else {
             format!(
-                "[server]\nlisten = \"127.0.0.1:0\"\n{server_keys}\n[sessions]\ndir = \"{}\"\n{pacing}{extra_toml}",
-                sessions.display()
-            ),
-        )
-        .unwrap();
+                "[server]\nlisten = \"127.0.0.1:0\"\n{server_keys}\n[sessions]\n{dir_key}{pacing}{extra_toml}"
+            )
+        };
+        std::fs::write(&config, text).unwrap();
         let log_path = dir.path().join("daemon.log");
         let log = std::fs::OpenOptions::new()
             .create(true)
