@@ -1240,8 +1240,14 @@ async fn the_documented_schemas_are_the_answers() {
         keys.sort();
         keys
     };
+    // `node_id` is answered only with several daemons on one database.
+    let single_node = |name: &str| -> Vec<String> {
+        let mut keys = properties(name);
+        keys.retain(|k| k != "node_id");
+        keys
+    };
     let status = app.get("/api/status/1").await.ok();
-    assert_eq!(fields(&status), properties("Status"));
+    assert_eq!(fields(&status), single_node("Status"));
     let sessions = app.get("/api/sessions").await.ok();
     assert_eq!(fields(&sessions), properties("Sessions"));
     app.start_qr("2").await;
@@ -1250,7 +1256,7 @@ async fn the_documented_schemas_are_the_answers() {
     let sessions = app.get("/api/sessions").await.ok();
     assert_eq!(
         fields(&sessions["sessions"][0]),
-        properties("SessionSummary")
+        single_node("SessionSummary")
     );
     let statuses = schema("SessionStatus")["enum"].clone();
     assert_eq!(statuses.as_array().unwrap().len(), SessionStatus::ALL.len());
