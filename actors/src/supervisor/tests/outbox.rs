@@ -27,22 +27,6 @@ async fn enqueue(rig: &Rig, org: &OrgId, text: &str) -> Message {
     }
 }
 
-async fn record(rig: &Rig, id: &MessageId) -> Message {
-    rig.sup.outbox().get(id).await.unwrap().unwrap()
-}
-
-/// Waits (in virtual time) until the message reaches `status`.
-async fn wait_message(rig: &Rig, id: &MessageId, status: MessageStatus) -> Message {
-    for _ in 0..10_000 {
-        let m = record(rig, id).await;
-        if m.status == status {
-            return m;
-        }
-        rig.settle_for(Duration::from_millis(100)).await;
-    }
-    panic!("{id} never reached {status}: {:?}", record(rig, id).await);
-}
-
 #[tokio::test(start_paused = true)]
 async fn messages_accepted_before_pairing_are_sent_in_order_after_the_scan() {
     let rig = Rig::new().await;
