@@ -5,9 +5,7 @@ use super::*;
 use crate::connection::{
     ConnectRequest, Connection, ConnectionError, Connector, EventStream, ReceiptKind,
 };
-use crate::outbox::{
-    Enqueued, Message, MessageBody, MessageId, MessageStatus, OutboxError, Update, Updated,
-};
+use crate::outbox::{Enqueued, Message, MessageBody, MessageStatus, OutboxError, Update, Updated};
 use crate::{EventKind, MessageRequest};
 
 fn request(org: &OrgId, text: &str) -> MessageRequest {
