@@ -1311,6 +1311,38 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
+/// A table of our daemon against the bare handler, one row per load: `first`
+/// names the column that says which load, `refused` the status every request
+/// should have had.
+fn ours_vs_bare_table<'a>(
+    s: &mut String,
+    (first, refused): (&str, &str),
+    rows: impl Iterator<Item = (usize, &'a LoadStats, &'a LoadStats)>,
+) {
+    let _ = writeln!(
+        s,
+        "| {first} | ours req/s | ours p50 | ours p99 | ours max | ours CPU / req | not {refused} | bare req/s | bare p50 | bare p99 | bare CPU / req | ours / bare (req/s) |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    for (load, ours, bare) in rows {
+        let _ = writeln!(
+            s,
+            "| {} | {:.0} | {:.2} ms | {:.2} ms | {:.1} ms | {:.0} µs | {} | {:.0} | {:.2} ms | {:.2} ms | {:.0} µs | {:.2} |",
+            load,
+            ours.rps,
+            us_as_ms(ours.p50_us),
+            us_as_ms(ours.p99_us),
+            us_as_ms(ours.max_us),
+            ours.cpu_us_per_request,
+            ours.errors,
+            bare.rps,
+            us_as_ms(bare.p50_us),
+            us_as_ms(bare.p99_us),
+            bare.cpu_us_per_request,
+            ours.rps / bare.rps.max(1.0),
+        );
+    }
+}
+
 fn us_as_ms(us: u32) -> f64 {
     f64::from(us) / 1000.0
 }
@@ -1351,28 +1383,11 @@ impl Report {
                 plan.warmup.as_secs_f64(),
                 m.cores
             );
-            let _ = writeln!(
-                s,
-                "| connected orgs | ours req/s | ours p50 | ours p99 | ours max | ours CPU / req | not 200 | bare req/s | bare p50 | bare p99 | bare CPU / req | ours / bare (req/s) |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+            ours_vs_bare_table(
+                &mut s,
+                ("connected orgs", "200"),
+                self.send.iter().map(|r| (r.orgs, &r.ours, &r.bare)),
             );
-            for r in &self.send {
-                let _ = writeln!(
-                    s,
-                    "| {} | {:.0} | {:.2} ms | {:.2} ms | {:.1} ms | {:.0} µs | {} | {:.0} | {:.2} ms | {:.2} ms | {:.0} µs | {:.2} |",
-                    r.orgs,
-                    r.ours.rps,
-                    us_as_ms(r.ours.p50_us),
-                    us_as_ms(r.ours.p99_us),
-                    us_as_ms(r.ours.max_us),
-                    r.ours.cpu_us_per_request,
-                    r.ours.errors,
-                    r.bare.rps,
-                    us_as_ms(r.bare.p50_us),
-                    us_as_ms(r.bare.p99_us),
-                    r.bare.cpu_us_per_request,
-                    r.ours.rps / r.bare.rps.max(1.0),
-                );
-            }
             let last = self.send.last().expect("a row");
             if let Some(q) = &last.quiet {
                 let _ = writeln!(
@@ -1518,28 +1533,13 @@ impl Report {
                 plan.warmup.as_secs_f64(),
                 plan.enqueue_orgs
             );
-            let _ = writeln!(
-                s,
-                "| connections | ours req/s | ours p50 | ours p99 | ours max | ours CPU / req | not 202 | bare req/s | bare p50 | bare p99 | bare CPU / req | ours / bare (req/s) |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+            ours_vs_bare_table(
+                &mut s,
+                ("connections", "202"),
+                self.enqueue
+                    .iter()
+                    .map(|r| (r.connections, &r.ours, &r.bare)),
             );
-            for r in &self.enqueue {
-                let _ = writeln!(
-                    s,
-                    "| {} | {:.0} | {:.2} ms | {:.2} ms | {:.1} ms | {:.0} µs | {} | {:.0} | {:.2} ms | {:.2} ms | {:.0} µs | {:.2} |",
-                    r.connections,
-                    r.ours.rps,
-                    us_as_ms(r.ours.p50_us),
-                    us_as_ms(r.ours.p99_us),
-                    us_as_ms(r.ours.max_us),
-                    r.ours.cpu_us_per_request,
-                    r.ours.errors,
-                    r.bare.rps,
-                    us_as_ms(r.bare.p50_us),
-                    us_as_ms(r.bare.p99_us),
-                    r.bare.cpu_us_per_request,
-                    r.ours.rps / r.bare.rps.max(1.0),
-                );
-            }
             let widest = self
                 .enqueue
                 .iter()
