@@ -6,9 +6,10 @@
 //! notes around it are kept). The heal figure runs the actor library in this process.
 //!
 //! Sections: `send` (throughput and latency against a bare axum handler), `memory`
-//! (resident memory per connected session), `heal` (Bad MAC limit to a new QR) and
-//! `startup` (exec to `READY=1` and to a healthy `/health`). Naming sections runs
-//! only those and leaves `BENCHMARKS.md` alone.
+//! (resident memory per connected session), `heal` (Bad MAC limit to a new QR),
+//! `startup` (exec to `READY=1` and to a healthy `/health`) and `enqueue` (the
+//! durable `POST /api/messages` at 1, 16 and 64 connections against a bare axum
+//! handler). Naming sections runs only those and leaves `BENCHMARKS.md` alone.
 //!
 //! Only 127.0.0.1 is ever contacted. Every daemon dies on every way out: dropped
 //! handles kill it, SIGINT/SIGTERM/SIGHUP kill every daemon still running, and
@@ -65,6 +66,9 @@ struct Plan {
     heal_store_bytes: usize,
     stored: usize,
     startup_runs: usize,
+    enqueue_connections: Vec<usize>,
+    /// Orgs showing a QR code that the enqueues go to, round-robin.
+    enqueue_orgs: usize,
 }
 
 impl Plan {
@@ -84,6 +88,8 @@ impl Plan {
             heal_store_bytes: 1 << 20,
             stored: 1000,
             startup_runs: if quick { 3 } else { 10 },
+            enqueue_connections: vec![1, 16, 64],
+            enqueue_orgs: 100,
         }
     }
 
@@ -96,7 +102,7 @@ impl Plan {
     }
 }
 
-const SECTIONS: [&str; 4] = ["send", "memory", "heal", "startup"];
+const SECTIONS: [&str; 5] = ["send", "memory", "heal", "startup", "enqueue"];
 
 fn main() {
     let mut quick = false;
@@ -169,6 +175,10 @@ async fn run(plan: &Plan, top: &Path, only: &[String]) -> Report {
     if wants("startup") {
         eprintln!("== start-up");
         report.startup = Some(startup_bench(plan, top).await);
+    }
+    if wants("enqueue") {
+        eprintln!("== durable enqueue");
+        report.enqueue = enqueue_bench(plan, top).await;
     }
     report.load_after = read_loadavg();
     report
@@ -254,6 +264,11 @@ struct Daemon {
     log: PathBuf,
     api: Api,
 }
+
+/// The compatible send goes through the outbox, which paces each org's deliveries
+/// (a second apart by default, against bans): without this, the send figures would
+/// measure the pacing, not the daemon.
+const NO_PACING: &str = "[outbox]\nmin_gap_ms = 0\n";
 
 /// Connection budgets large enough for every org the bench connects.
 const BUDGET_TOML: &str = "[connection_budget.per_org]\nlimit = 1000000\n\
@@ -494,7 +509,7 @@ struct SendRow {
 
 async fn send_bench(plan: &Plan, top: &Path) -> Vec<SendRow> {
     let bare_addr = spawn_bare_server();
-    let daemon = Daemon::start(&top.join("send"), "", &[]).await;
+    let daemon = Daemon::start(&top.join("send"), NO_PACING, &[]).await;
     let ours_addr: SocketAddr = ([127, 0, 0, 1], daemon.port).into();
     let mut rows = Vec::new();
     let mut connected = 0;
@@ -508,8 +523,25 @@ async fn send_bench(plan: &Plan, top: &Path) -> Vec<SendRow> {
         );
         let bodies = Arc::new(bodies_for(orgs));
         // Bare first, ours second, at every level: both see the same machine load.
-        let bare = load(bare_addr, bodies.clone(), plan, Server::BareThreads).await;
-        let ours = load(ours_addr, bodies, plan, Server::Process(daemon.child.id())).await;
+        let conns = plan.connections;
+        let bare = load(
+            bare_addr,
+            SEND,
+            conns,
+            bodies.clone(),
+            plan,
+            Server::BareThreads,
+        )
+        .await;
+        let ours = load(
+            ours_addr,
+            SEND,
+            conns,
+            bodies,
+            plan,
+            Server::Process(daemon.child.id()),
+        )
+        .await;
         daemon.assert_alive();
         eprintln!(
             "   {orgs:>5} orgs: ours {:.0} req/s p99 {} µs, {:.0} µs CPU/request ({} of {} not 200) | bare {:.0} req/s p99 {} µs",
@@ -534,7 +566,7 @@ async fn send_bench(plan: &Plan, top: &Path) -> Vec<SendRow> {
     if let Some(last) = rows.last_mut() {
         let quiet = Daemon::start(
             &top.join("send-quiet"),
-            "",
+            NO_PACING,
             // The daemon module's few lines stay: the harness reads the address in one.
             &[("RUST_LOG", "warn,wa_supervisor::daemon=info")],
         )
@@ -543,6 +575,8 @@ async fn send_bench(plan: &Plan, top: &Path) -> Vec<SendRow> {
         let addr: SocketAddr = ([127, 0, 0, 1], quiet.port).into();
         let stats = load(
             addr,
+            SEND,
+            plan.connections,
             Arc::new(bodies_for(last.orgs)),
             plan,
             Server::Process(quiet.child.id()),
@@ -574,13 +608,36 @@ fn bodies_for(orgs: usize) -> Vec<Bytes> {
         .collect()
 }
 
-/// `plan.connections` keep-alive HTTP/1.1 connections, each sending one request
+/// What a load posts to, and the answer that counts as success.
+#[derive(Clone, Copy)]
+struct Route {
+    path: &'static str,
+    expect: StatusCode,
+}
+
+const SEND: Route = Route {
+    path: "/api/send-message",
+    expect: StatusCode::OK,
+};
+
+const ENQUEUE: Route = Route {
+    path: "/api/messages",
+    expect: StatusCode::ACCEPTED,
+};
+
+/// `connections` keep-alive HTTP/1.1 connections, each posting one request
 /// after another for warm-up + duration; latencies of requests started after the
 /// warm-up count.
 ///
 /// Also the CPU time the server used per measured request.
-async fn load(addr: SocketAddr, bodies: Arc<Vec<Bytes>>, plan: &Plan, server: Server) -> LoadStats {
-    let conns = plan.connections;
+async fn load(
+    addr: SocketAddr,
+    route: Route,
+    conns: usize,
+    bodies: Arc<Vec<Bytes>>,
+    plan: &Plan,
+    server: Server,
+) -> LoadStats {
     let ready = Arc::new(tokio::sync::Barrier::new(conns + 1));
     let window: Arc<OnceLock<(Instant, Instant)>> = Arc::new(OnceLock::new());
     let mut tasks = JoinSet::new();
@@ -607,7 +664,7 @@ async fn load(addr: SocketAddr, bodies: Arc<Vec<Bytes>>, plan: &Plan, server: Se
                 if started >= end {
                     break;
                 }
-                let request = Request::post("/api/send-message")
+                let request = Request::post(route.path)
                     .header(header::HOST, &host)
                     .header("x-api-key", API_KEY)
                     .header(header::CONTENT_TYPE, "application/json")
@@ -616,7 +673,7 @@ async fn load(addr: SocketAddr, bodies: Arc<Vec<Bytes>>, plan: &Plan, server: Se
                 i += conns;
                 sender.ready().await.expect("the connection stays open");
                 let response = sender.send_request(request).await.expect("a response");
-                let ok = response.status() == StatusCode::OK;
+                let ok = response.status() == route.expect;
                 response.into_body().collect().await.expect("a body");
                 if started >= measure_from {
                     latencies.push(started.elapsed().as_micros().min(u32::MAX as u128) as u32);
@@ -712,10 +769,8 @@ fn percentile<T: Copy + Default>(sorted: &[T], q: f64) -> T {
 
 #[derive(Deserialize)]
 struct BareBody {
-    #[allow(dead_code)]
     organization_id: Value,
     phone: String,
-    #[allow(dead_code)]
     message: String,
 }
 
@@ -747,7 +802,48 @@ async fn bare_send(headers: HeaderMap, body: Bytes) -> (StatusCode, axum::Json<V
     }
 }
 
-/// The bare handler on its own loopback port and its own two-worker runtime (the
+/// The accepted message's shape (`202`) after the same parse and key check, with
+/// nothing stored.
+async fn bare_enqueue(headers: HeaderMap, body: Bytes) -> (StatusCode, axum::Json<Value>) {
+    let key_ok = headers
+        .get("x-api-key")
+        .is_some_and(|k| bool::from(k.as_bytes().ct_eq(API_KEY.as_bytes())));
+    if !key_ok {
+        return (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(json!({ "error": "unauthorized" })),
+        );
+    }
+    match serde_json::from_slice::<BareBody>(&body) {
+        Ok(b) => (
+            StatusCode::ACCEPTED,
+            axum::Json(json!({
+                "message_id": "3EB00000000000000001",
+                "organization_id": b.organization_id,
+                "phone": b.phone,
+                "status": "queued",
+                "idempotency_key": null,
+                "attempts": 0,
+                "created_at": "2026-01-01T00:00:00Z",
+                "expires_at": "2026-01-02T00:00:00Z",
+                "sent_at": null,
+                "delivered_at": null,
+                "read_at": null,
+                "error": null,
+                "origin": "queue",
+                "kind": "text",
+                "message": b.message,
+                "duplicate": false,
+            })),
+        ),
+        Err(e) => (
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({ "error": e.to_string() })),
+        ),
+    }
+}
+
+/// The bare handlers on their own loopback port and its own two-worker runtime (the
 /// daemon's runtime has as many workers as cores).
 fn spawn_bare_server() -> SocketAddr {
     let listener = StdListener::bind("127.0.0.1:0").expect("a loopback port");
@@ -764,8 +860,9 @@ fn spawn_bare_server() -> SocketAddr {
                 .expect("a runtime");
             runtime.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener).expect("a listener");
-                let app =
-                    axum::Router::new().route("/api/send-message", axum::routing::post(bare_send));
+                let app = axum::Router::new()
+                    .route("/api/send-message", axum::routing::post(bare_send))
+                    .route("/api/messages", axum::routing::post(bare_enqueue));
                 axum::serve(listener, app).await.expect("the bare server");
             });
         })
@@ -1046,6 +1143,90 @@ fn write_sim_credentials(dir: &Path, phone: &str) {
         .expect("credentials written");
 }
 
+// ---------------------------------------------------------------- 5. durable enqueue
+
+struct EnqueueRow {
+    connections: usize,
+    ours: LoadStats,
+    bare: LoadStats,
+}
+
+/// `POST /api/messages` for orgs that show a QR code and are not connected, so no
+/// delivery runs beside the measured enqueues: the accepting path alone, each
+/// `202` after its message is committed and fsync'd.
+async fn enqueue_bench(plan: &Plan, top: &Path) -> Vec<EnqueueRow> {
+    let bare_addr = spawn_bare_server();
+    let daemon = Daemon::start(&top.join("enqueue"), "", &[]).await;
+    let ours_addr: SocketAddr = ([127, 0, 0, 1], daemon.port).into();
+    for i in 0..plan.enqueue_orgs {
+        show_qr(&daemon.api, i).await;
+    }
+    let bodies = Arc::new(bodies_for(plan.enqueue_orgs));
+    let mut rows = Vec::new();
+    for &connections in &plan.enqueue_connections {
+        // Bare first, ours second: both see the same machine load.
+        let bare = load(
+            bare_addr,
+            ENQUEUE,
+            connections,
+            bodies.clone(),
+            plan,
+            Server::BareThreads,
+        )
+        .await;
+        let ours = load(
+            ours_addr,
+            ENQUEUE,
+            connections,
+            bodies.clone(),
+            plan,
+            Server::Process(daemon.child.id()),
+        )
+        .await;
+        daemon.assert_alive();
+        eprintln!(
+            "   {connections:>2} connections: ours {:.0} req/s p50 {:.2} ms p99 {:.2} ms, {:.0} µs CPU/request ({} of {} not 202) | bare {:.0} req/s p50 {:.2} ms p99 {:.2} ms",
+            ours.rps,
+            us_as_ms(ours.p50_us),
+            us_as_ms(ours.p99_us),
+            ours.cpu_us_per_request,
+            ours.errors,
+            ours.requests,
+            bare.rps,
+            us_as_ms(bare.p50_us),
+            us_as_ms(bare.p99_us),
+        );
+        rows.push(EnqueueRow {
+            connections,
+            ours,
+            bare,
+        });
+    }
+    daemon.stop().await;
+    rows
+}
+
+/// Starts org `i` without scanning its QR code and waits until it shows one.
+async fn show_qr(api: &Api, i: usize) {
+    let org = org_id(i);
+    let (code, body) = api
+        .post("/api/start-session", json!({ "organization_id": org }))
+        .await;
+    assert_eq!(code, 200, "start-session {org}: {body}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, body) = api
+            .get(&format!("/api/status/{org}"))
+            .await
+            .expect("status answers");
+        if body["status"] == "qr_ready" {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{org} never showed a QR: {body}");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
 // ---------------------------------------------------------------- the report
 
 #[derive(Default)]
@@ -1122,11 +1303,44 @@ struct Report {
     memory: Option<Memory>,
     heal: Option<Heal>,
     startup: Option<Startup>,
+    enqueue: Vec<EnqueueRow>,
     load_after: String,
 }
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
+}
+
+/// A table of our daemon against the bare handler, one row per load: `first`
+/// names the column that says which load, `refused` the status every request
+/// should have had.
+fn ours_vs_bare_table<'a>(
+    s: &mut String,
+    (first, refused): (&str, &str),
+    rows: impl Iterator<Item = (usize, &'a LoadStats, &'a LoadStats)>,
+) {
+    let _ = writeln!(
+        s,
+        "| {first} | ours req/s | ours p50 | ours p99 | ours max | ours CPU / req | not {refused} | bare req/s | bare p50 | bare p99 | bare CPU / req | ours / bare (req/s) |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    for (load, ours, bare) in rows {
+        let _ = writeln!(
+            s,
+            "| {} | {:.0} | {:.2} ms | {:.2} ms | {:.1} ms | {:.0} µs | {} | {:.0} | {:.2} ms | {:.2} ms | {:.0} µs | {:.2} |",
+            load,
+            ours.rps,
+            us_as_ms(ours.p50_us),
+            us_as_ms(ours.p99_us),
+            us_as_ms(ours.max_us),
+            ours.cpu_us_per_request,
+            ours.errors,
+            bare.rps,
+            us_as_ms(bare.p50_us),
+            us_as_ms(bare.p99_us),
+            bare.cpu_us_per_request,
+            ours.rps / bare.rps.max(1.0),
+        );
+    }
 }
 
 fn us_as_ms(us: u32) -> f64 {
@@ -1169,28 +1383,11 @@ impl Report {
                 plan.warmup.as_secs_f64(),
                 m.cores
             );
-            let _ = writeln!(
-                s,
-                "| connected orgs | ours req/s | ours p50 | ours p99 | ours max | ours CPU / req | not 200 | bare req/s | bare p50 | bare p99 | bare CPU / req | ours / bare (req/s) |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+            ours_vs_bare_table(
+                &mut s,
+                ("connected orgs", "200"),
+                self.send.iter().map(|r| (r.orgs, &r.ours, &r.bare)),
             );
-            for r in &self.send {
-                let _ = writeln!(
-                    s,
-                    "| {} | {:.0} | {:.2} ms | {:.2} ms | {:.1} ms | {:.0} µs | {} | {:.0} | {:.2} ms | {:.2} ms | {:.0} µs | {:.2} |",
-                    r.orgs,
-                    r.ours.rps,
-                    us_as_ms(r.ours.p50_us),
-                    us_as_ms(r.ours.p99_us),
-                    us_as_ms(r.ours.max_us),
-                    r.ours.cpu_us_per_request,
-                    r.ours.errors,
-                    r.bare.rps,
-                    us_as_ms(r.bare.p50_us),
-                    us_as_ms(r.bare.p99_us),
-                    r.bare.cpu_us_per_request,
-                    r.ours.rps / r.bare.rps.max(1.0),
-                );
-            }
             let last = self.send.last().expect("a row");
             if let Some(q) = &last.quiet {
                 let _ = writeln!(
@@ -1319,6 +1516,49 @@ impl Report {
                 format!("{:.1} ms (p50, to healthy)", ms(worst)),
                 worst < Duration::from_millis(500),
             ));
+        }
+
+        if !self.enqueue.is_empty() {
+            let _ = writeln!(
+                s,
+                "### 5. Durable enqueue\n\n`POST /api/messages` (`202` once the message is \
+                 committed to the outbox's SQLite database and fsync'd, WAL with \
+                 `synchronous = FULL`, group commit), keep-alive HTTP/1.1 connections each \
+                 sending back to back, {:.1} s measured after {:.1} s of warm-up; {} orgs that \
+                 show a QR code and are not connected (so no delivery runs beside the \
+                 enqueues), taken round-robin. *bare* is an axum handler in the bench process \
+                 doing the same JSON parse and constant-time key check and answering the \
+                 message's shape, storing nothing.\n",
+                plan.duration.as_secs_f64(),
+                plan.warmup.as_secs_f64(),
+                plan.enqueue_orgs
+            );
+            ours_vs_bare_table(
+                &mut s,
+                ("connections", "202"),
+                self.enqueue
+                    .iter()
+                    .map(|r| (r.connections, &r.ours, &r.bare)),
+            );
+            let widest = self
+                .enqueue
+                .iter()
+                .max_by_key(|r| r.connections)
+                .expect("a row");
+            let ratio = widest.ours.rps / widest.bare.rps.max(1.0);
+            targets.push((
+                format!(
+                    "durable enqueue: ours / bare ≥ 0.5 at {} connections",
+                    widest.connections
+                ),
+                format!("{ratio:.2}"),
+                ratio >= 0.5,
+            ));
+            let errors: usize = self.enqueue.iter().map(|r| r.ours.errors).sum();
+            if errors > 0 {
+                let _ = writeln!(s, "\n{errors} requests did not answer 202.");
+            }
+            s.push('\n');
         }
 
         let _ = writeln!(s, "### Targets\n\n| target | measured | |\n|---|---:|---|");

@@ -306,17 +306,24 @@ impl From<OutboxError> for ApiError {
     }
 }
 
+/// An error's answer, its status and its JSON body (for the tests of every
+/// error enum of the HTTP layer).
+#[cfg(test)]
+pub(crate) async fn answer_of(e: impl IntoResponse) -> (StatusCode, serde_json::Value) {
+    let resp = e.into_response();
+    let code = resp.status();
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (code, serde_json::from_slice(&bytes).unwrap())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     async fn body(e: ApiError) -> (StatusCode, serde_json::Value) {
-        let resp = e.into_response();
-        let code = resp.status();
-        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
-            .await
-            .unwrap();
-        (code, serde_json::from_slice(&bytes).unwrap())
+        answer_of(e).await
     }
 
     #[tokio::test]

@@ -72,12 +72,7 @@ mod tests {
     use super::*;
 
     async fn answer(e: SimRouteError) -> (StatusCode, serde_json::Value) {
-        let resp = e.into_response();
-        let code = resp.status();
-        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
-            .await
-            .unwrap();
-        (code, serde_json::from_slice(&bytes).unwrap())
+        crate::http::error::answer_of(e).await
     }
 
     #[tokio::test]

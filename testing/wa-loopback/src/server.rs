@@ -457,8 +457,14 @@ impl Link {
             "message" => {
                 if let Some(sent) = contacts::sent_message(&node) {
                     let id = sent.id.clone();
+                    // The answer is decided as the stanza arrives, before it is
+                    // recorded: a test that changes the mode once it sees the
+                    // stanza changes the answer to the next one, never this one.
+                    let mode = self.own_phone().map(|phone| self.shared.ack_mode(&phone));
                     self.shared.record(ServerEvent::Message(sent));
-                    self.answer_message(&node, id).await?;
+                    if let Some(mode) = mode {
+                        self.answer_message(&node, id, mode).await?;
+                    }
                 }
                 Ok(())
             }
@@ -536,12 +542,23 @@ impl Link {
         Ok(())
     }
 
-    /// Acks, nacks or ignores a message stanza, as the account's [`AckMode`] says.
-    async fn answer_message(&mut self, node: &Node, id: String) -> Result<(), LoopbackError> {
-        let Some(phone) = self.own.as_ref().map(|own| own.user.to_string()) else {
+    /// Acks, nacks or ignores a message stanza, as `mode` (the account's
+    /// [`AckMode`] when it arrived) says.
+    /// The logged-in account's number, once it has logged in.
+    fn own_phone(&self) -> Option<String> {
+        self.own.as_ref().map(|own| own.user.to_string())
+    }
+
+    async fn answer_message(
+        &mut self,
+        node: &Node,
+        id: String,
+        mode: AckMode,
+    ) -> Result<(), LoopbackError> {
+        let Some(phone) = self.own_phone() else {
             return Ok(());
         };
-        let error = match self.shared.ack_mode(&phone) {
+        let error = match mode {
             AckMode::Withhold => return Ok(()),
             AckMode::Ack => None,
             AckMode::Nack(code) => Some(code),

@@ -65,21 +65,6 @@ async fn new_file(rig: &Rig, org: &OrgId, bytes: &[u8], filename: Option<&str>) 
     }
 }
 
-async fn record(rig: &Rig, id: &MessageId) -> Message {
-    rig.sup.outbox().get(id).await.unwrap().unwrap()
-}
-
-async fn wait_message(rig: &Rig, id: &MessageId, status: MessageStatus) -> Message {
-    for _ in 0..10_000 {
-        let m = record(rig, id).await;
-        if m.status == status {
-            return m;
-        }
-        rig.settle_for(Duration::from_millis(100)).await;
-    }
-    panic!("{id} never reached {status}: {:?}", record(rig, id).await);
-}
-
 #[tokio::test(start_paused = true)]
 async fn files_queued_before_pairing_go_out_in_order_as_image_and_document() {
     let rig = Rig::new().await;

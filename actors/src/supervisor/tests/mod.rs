@@ -140,6 +140,27 @@ async fn pair(sup: &Supervisor, sim: &SimConnector, org: &OrgId, phone: &str) ->
     unreachable!("the loop returns once connected")
 }
 
+/// A message's record in the outbox.
+async fn record(rig: &Rig, id: &crate::outbox::MessageId) -> crate::outbox::Message {
+    rig.sup.outbox().get(id).await.unwrap().unwrap()
+}
+
+/// Waits (in virtual time) until the message reaches `status`.
+async fn wait_message(
+    rig: &Rig,
+    id: &crate::outbox::MessageId,
+    status: crate::outbox::MessageStatus,
+) -> crate::outbox::Message {
+    for _ in 0..10_000 {
+        let m = record(rig, id).await;
+        if m.status == status {
+            return m;
+        }
+        rig.settle_for(Duration::from_millis(100)).await;
+    }
+    panic!("{id} never reached {status}: {:?}", record(rig, id).await);
+}
+
 async fn settle() {
     for _ in 0..50 {
         tokio::task::yield_now().await;

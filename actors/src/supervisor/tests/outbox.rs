@@ -5,9 +5,7 @@ use super::*;
 use crate::connection::{
     ConnectRequest, Connection, ConnectionError, Connector, EventStream, ReceiptKind,
 };
-use crate::outbox::{
-    Enqueued, Message, MessageBody, MessageId, MessageStatus, OutboxError, Update, Updated,
-};
+use crate::outbox::{Enqueued, Message, MessageBody, MessageStatus, OutboxError, Update, Updated};
 use crate::{EventKind, MessageRequest};
 
 fn request(org: &OrgId, text: &str) -> MessageRequest {
@@ -25,22 +23,6 @@ async fn enqueue(rig: &Rig, org: &OrgId, text: &str) -> Message {
         Enqueued::New(m) => m,
         other => panic!("{other:?}"),
     }
-}
-
-async fn record(rig: &Rig, id: &MessageId) -> Message {
-    rig.sup.outbox().get(id).await.unwrap().unwrap()
-}
-
-/// Waits (in virtual time) until the message reaches `status`.
-async fn wait_message(rig: &Rig, id: &MessageId, status: MessageStatus) -> Message {
-    for _ in 0..10_000 {
-        let m = record(rig, id).await;
-        if m.status == status {
-            return m;
-        }
-        rig.settle_for(Duration::from_millis(100)).await;
-    }
-    panic!("{id} never reached {status}: {:?}", record(rig, id).await);
 }
 
 #[tokio::test(start_paused = true)]
