@@ -104,15 +104,32 @@ async fn a_thousand_orgs_are_shared_out_and_handed_over_on_sigterm() {
     }
     let took = stopped.elapsed();
     eprintln!("1,000 orgs: handover of a third took {took:?}");
-    let (_, sessions) = nodes[1].get("/api/sessions").await;
-    assert_eq!(sessions["total"], ORGS, "every org still has a session");
-    assert!(
-        sessions["sessions"]
+    // Another node's view of the sessions follows the published snapshots, which
+    // the new owners write once their actors have started: it converges after
+    // the leases, within the same few seconds.
+    loop {
+        let (_, sessions) = nodes[1].get("/api/sessions").await;
+        assert_eq!(sessions["total"], ORGS, "every org still has a session");
+        let elsewhere: Vec<&Value> = sessions["sessions"]
             .as_array()
             .unwrap()
             .iter()
-            .all(|s| s["node_id"] == "a" || s["node_id"] == "b"),
-        "every session on a live node"
+            .filter(|s| s["node_id"] != "a" && s["node_id"] != "b")
+            .collect();
+        if elsewhere.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} sessions not shown on a live node within 10 s, e.g. {}",
+            elsewhere.len(),
+            elsewhere[0]
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!(
+        "1,000 orgs: every session shown on a live node after {:?}",
+        stopped.elapsed()
     );
     assert_eq!(overlaps(&db).await, 0);
 }
