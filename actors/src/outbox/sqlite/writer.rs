@@ -70,7 +70,7 @@ pub(super) fn run(mut conn: Connection, mut jobs: mpsc::UnboundedReceiver<Job>) 
 
 /// Runs `batch` in one transaction, commits it, then answers every job.
 pub(super) fn commit_batch(conn: &mut Connection, batch: impl IntoIterator<Item = Job>) {
-    let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+    let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(e) => {
             let e = OutboxError::from(e);
@@ -85,26 +85,24 @@ pub(super) fn commit_batch(conn: &mut Connection, batch: impl IntoIterator<Item 
         // An I/O error or a full disk can make SQLite roll the whole transaction
         // back by itself; a later savepoint would then open a transaction of its
         // own and commit on release. Stop instead: the batch as a whole failed.
-        if tx.is_autocommit() {
+        if tx.is_autocommit() || savepoint::begin(&tx).is_err() {
             break;
         }
-        let Ok(savepoint) = tx.savepoint() else {
-            break;
-        };
         // A panicking job (a bug) must not take the writer thread, and with it
-        // every later write, down: its savepoint is rolled back (dropped below)
-        // and its caller, whose reply unwound with it, hears the write was dropped.
-        let Ok(outcome) = catch_unwind(AssertUnwindSafe(|| job(&savepoint))) else {
+        // every later write, down: its savepoint is rolled back and its caller,
+        // whose reply unwound with it, hears the write was dropped.
+        let Ok(outcome) = catch_unwind(AssertUnwindSafe(|| job(&tx))) else {
+            savepoint::roll_back(&tx);
             continue;
         };
         if outcome.keep {
-            if let Err(e) = savepoint.commit() {
+            if let Err(e) = savepoint::release(&tx) {
+                savepoint::roll_back(&tx);
                 (outcome.answer)(Err(e.into()));
                 continue;
             }
         } else {
-            // Dropping it rolls back to it and releases it.
-            drop(savepoint);
+            savepoint::roll_back(&tx);
         }
         answers.push(outcome.answer);
     }
@@ -120,5 +118,32 @@ pub(super) fn commit_batch(conn: &mut Connection, batch: impl IntoIterator<Item 
     }
     for answer in answers {
         answer(committed.clone());
+    }
+}
+
+/// One job's savepoint, through cached statements: rusqlite's `Savepoint` parses
+/// its `SAVEPOINT` and `RELEASE` afresh each time, twice per message in a batch.
+mod savepoint {
+    use rusqlite::Connection;
+
+    pub(super) fn begin(conn: &Connection) -> rusqlite::Result<()> {
+        conn.prepare_cached("SAVEPOINT job")?.execute([]).map(drop)
+    }
+
+    /// Keeps the job's changes in the batch's transaction.
+    pub(super) fn release(conn: &Connection) -> rusqlite::Result<()> {
+        conn.prepare_cached("RELEASE job")?.execute([]).map(drop)
+    }
+
+    /// Undoes the job's changes and ends its savepoint. Should SQLite refuse (it
+    /// has rolled the whole transaction back), the batch's next step sees the
+    /// transaction gone and stops.
+    pub(super) fn roll_back(conn: &Connection) {
+        let undo = conn
+            .prepare_cached("ROLLBACK TO job")
+            .and_then(|mut s| s.execute([]));
+        if undo.is_ok() {
+            let _ = release(conn);
+        }
     }
 }
