@@ -8,6 +8,7 @@
 //! knows each country's numbering plan.
 
 use std::str::FromStr;
+use std::sync::Arc;
 
 use phonenumber::country::Id as Region;
 use phonenumber::{Mode, PhoneNumber};
@@ -45,12 +46,37 @@ pub enum PhoneError {
     NotValid { digits: String, region: String },
 }
 
+/// Numbers whose reading is remembered: shops write to the same patients again
+/// and again, and libphonenumber's regular expressions cost more than the rest of
+/// a request. Some 10,000 entries of a few dozen bytes each.
+const KNOWN_NUMBERS: usize = 10_000;
+
 /// How typed numbers are read: the region assumed for numbers given without a
 /// country code (`[phone] default_region`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct PhoneRules {
     region: Region,
+    /// `(typed with '+', digits)` → what libphonenumber made of them. Shared by
+    /// the clones of one set of rules (the HTTP handlers' state).
+    known: Arc<quick_cache::sync::Cache<(bool, String), Result<String, PhoneError>>>,
 }
+
+impl std::fmt::Debug for PhoneRules {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the remembered numbers: they are patients'.
+        f.debug_struct("PhoneRules")
+            .field("region", &self.region())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PartialEq for PhoneRules {
+    fn eq(&self, other: &Self) -> bool {
+        self.region == other.region
+    }
+}
+
+impl Eq for PhoneRules {}
 
 /// `[phone] default_region` is not a region the numbering metadata knows.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -61,7 +87,10 @@ impl PhoneRules {
     /// Rules for a two-letter ISO 3166 region code (`"CO"`, case-insensitive).
     pub fn new(region: &str) -> Result<Self, UnknownRegion> {
         Region::from_str(&region.trim().to_ascii_uppercase())
-            .map(|region| Self { region })
+            .map(|region| Self {
+                region,
+                known: Arc::new(quick_cache::sync::Cache::new(KNOWN_NUMBERS)),
+            })
             .map_err(|_| UnknownRegion(region.to_owned()))
     }
 
@@ -104,11 +133,23 @@ impl PhoneRules {
         if digits.len() < 3 {
             return Err(PhoneError::TooShort(digits.len()));
         }
+        let key = (plus, digits);
+        if let Some(known) = self.known.get(&key) {
+            return known;
+        }
+        let read = self.read(key.0, &key.1);
+        self.known.insert(key, read.clone());
+        read
+    }
+
+    /// What libphonenumber makes of `digits` (3 to 15 of them), typed with a
+    /// leading `+` or not.
+    fn read(&self, plus: bool, digits: &str) -> Result<String, PhoneError> {
         let international = || valid(phonenumber::parse(None, format!("+{digits}")));
         let found = if plus {
             international()
         } else {
-            valid(phonenumber::parse(Some(self.region), &digits)).or_else(|| {
+            valid(phonenumber::parse(Some(self.region), digits)).or_else(|| {
                 (digits.len() >= MIN_INTERNATIONAL_WITHOUT_PLUS)
                     .then(international)
                     .flatten()
@@ -122,7 +163,7 @@ impl PhoneRules {
                 .trim_start_matches('+')
                 .to_owned()),
             None => Err(PhoneError::NotValid {
-                digits,
+                digits: digits.to_owned(),
                 region: self.region().to_owned(),
             }),
         }
@@ -219,5 +260,38 @@ mod tests {
         assert!(PhoneRules::new("XX").is_err());
         assert!(PhoneRules::new("").is_err());
         assert!(PhoneRules::new("Colombia").is_err());
+    }
+
+    #[test]
+    fn a_number_read_again_is_read_the_same_from_memory() {
+        let typed = [
+            "+57 300 123 4567",
+            "573001234567",
+            "3001234567",
+            "300-123-4567",
+            "390 612 3456",
+            "+34 612 345 678",
+            "99999",
+        ];
+        let rules = PhoneRules::default();
+        let first: Vec<_> = typed.iter().map(|raw| rules.normalize(raw)).collect();
+        // Typed variants of one number share an entry: "+57 300…" and "573001234567"
+        // differ in the '+', "3001234567" and "300-123-4567" do not.
+        assert_eq!(rules.known.len(), typed.len() - 1);
+        // A clone (each request's handler state) sees the same memory.
+        let clone = rules.clone();
+        for (raw, expected) in typed.iter().zip(&first) {
+            assert_eq!(&clone.normalize(raw), expected, "{raw:?}");
+            assert_eq!(&PhoneRules::default().normalize(raw), expected, "{raw:?}");
+        }
+        assert_eq!(rules.known.len(), typed.len() - 1);
+    }
+
+    #[test]
+    fn rules_of_two_regions_never_share_a_reading() {
+        let co = PhoneRules::default();
+        let mx = PhoneRules::new("MX").unwrap();
+        assert_eq!(co.normalize("3001234567").unwrap(), "573001234567");
+        assert_ne!(mx.normalize("3001234567"), co.normalize("3001234567"));
     }
 }
