@@ -9,7 +9,8 @@
 //! (resident memory per connected session), `heal` (Bad MAC limit to a new QR),
 //! `startup` (exec to `READY=1` and to a healthy `/health`) and `enqueue` (the
 //! durable `POST /api/messages` at 1, 16 and 64 connections against a bare axum
-//! handler). Naming sections runs only those and leaves `BENCHMARKS.md` alone.
+//! handler) and `status` (`GET /api/status/{org}` against a bare axum handler).
+//! Naming sections runs only those and leaves `BENCHMARKS.md` alone.
 //!
 //! Only 127.0.0.1 is ever contacted. Every daemon dies on every way out: dropped
 //! handles kill it, SIGINT/SIGTERM/SIGHUP kill every daemon still running, and
@@ -27,7 +28,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use axum::http::{HeaderMap, Request, StatusCode, header};
+use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use http_body_util::{BodyExt, Full};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -69,6 +70,8 @@ struct Plan {
     enqueue_connections: Vec<usize>,
     /// Orgs showing a QR code that the enqueues go to, round-robin.
     enqueue_orgs: usize,
+    /// Connected orgs whose status is asked, round-robin.
+    status_orgs: usize,
 }
 
 impl Plan {
@@ -90,6 +93,7 @@ impl Plan {
             startup_runs: if quick { 3 } else { 10 },
             enqueue_connections: vec![1, 16, 64],
             enqueue_orgs: 100,
+            status_orgs: 100,
         }
     }
 
@@ -102,7 +106,7 @@ impl Plan {
     }
 }
 
-const SECTIONS: [&str; 5] = ["send", "memory", "heal", "startup", "enqueue"];
+const SECTIONS: [&str; 6] = ["send", "memory", "heal", "startup", "enqueue", "status"];
 
 fn main() {
     let mut quick = false;
@@ -179,6 +183,10 @@ async fn run(plan: &Plan, top: &Path, only: &[String]) -> Report {
     if wants("enqueue") {
         eprintln!("== durable enqueue");
         report.enqueue = enqueue_bench(plan, top).await;
+    }
+    if wants("status") {
+        eprintln!("== status");
+        report.status = Some(status_bench(plan, top).await);
     }
     report.load_after = read_loadavg();
     report
@@ -521,14 +529,14 @@ async fn send_bench(plan: &Plan, top: &Path) -> Vec<SendRow> {
             "   {orgs} orgs connected ({:.1} s)",
             t.elapsed().as_secs_f64()
         );
-        let bodies = Arc::new(bodies_for(orgs));
+        let calls = posts(SEND_PATH, bodies_for(orgs));
         // Bare first, ours second, at every level: both see the same machine load.
         let conns = plan.connections;
         let bare = load(
             bare_addr,
             SEND,
             conns,
-            bodies.clone(),
+            calls.clone(),
             plan,
             Server::BareThreads,
         )
@@ -537,7 +545,7 @@ async fn send_bench(plan: &Plan, top: &Path) -> Vec<SendRow> {
             ours_addr,
             SEND,
             conns,
-            bodies,
+            calls,
             plan,
             Server::Process(daemon.child.id()),
         )
@@ -577,7 +585,7 @@ async fn send_bench(plan: &Plan, top: &Path) -> Vec<SendRow> {
             addr,
             SEND,
             plan.connections,
-            Arc::new(bodies_for(last.orgs)),
+            posts(SEND_PATH, bodies_for(last.orgs)),
             plan,
             Server::Process(quiet.child.id()),
         )
@@ -590,6 +598,19 @@ async fn send_bench(plan: &Plan, top: &Path) -> Vec<SendRow> {
         last.quiet = Some(stats);
     }
     rows
+}
+
+/// The same request to `path` for each body, taken round-robin.
+fn posts(path: &str, bodies: Vec<Bytes>) -> Arc<Vec<Call>> {
+    Arc::new(
+        bodies
+            .into_iter()
+            .map(|body| Call {
+                path: path.to_owned(),
+                body,
+            })
+            .collect(),
+    )
 }
 
 /// One request body per org, round-robin.
@@ -608,22 +629,35 @@ fn bodies_for(orgs: usize) -> Vec<Bytes> {
         .collect()
 }
 
-/// What a load posts to, and the answer that counts as success.
-#[derive(Clone, Copy)]
+/// How a load asks, and the answer that counts as success.
+#[derive(Clone)]
 struct Route {
-    path: &'static str,
+    method: Method,
     expect: StatusCode,
 }
 
+const SEND_PATH: &str = "/api/send-message";
 const SEND: Route = Route {
-    path: "/api/send-message",
+    method: Method::POST,
     expect: StatusCode::OK,
 };
 
+const ENQUEUE_PATH: &str = "/api/messages";
 const ENQUEUE: Route = Route {
-    path: "/api/messages",
+    method: Method::POST,
     expect: StatusCode::ACCEPTED,
 };
+
+const STATUS: Route = Route {
+    method: Method::GET,
+    expect: StatusCode::OK,
+};
+
+/// One request of a load: where, and its body (empty for a `GET`).
+struct Call {
+    path: String,
+    body: Bytes,
+}
 
 /// `connections` keep-alive HTTP/1.1 connections, each posting one request
 /// after another for warm-up + duration; latencies of requests started after the
@@ -634,7 +668,7 @@ async fn load(
     addr: SocketAddr,
     route: Route,
     conns: usize,
-    bodies: Arc<Vec<Bytes>>,
+    calls: Arc<Vec<Call>>,
     plan: &Plan,
     server: Server,
 ) -> LoadStats {
@@ -642,7 +676,8 @@ async fn load(
     let window: Arc<OnceLock<(Instant, Instant)>> = Arc::new(OnceLock::new());
     let mut tasks = JoinSet::new();
     for task in 0..conns {
-        let (ready, window, bodies) = (ready.clone(), window.clone(), bodies.clone());
+        let (ready, window, calls, route) =
+            (ready.clone(), window.clone(), calls.clone(), route.clone());
         tasks.spawn(async move {
             let stream = TcpStream::connect(addr).await.expect("connects");
             stream.set_nodelay(true).expect("TCP_NODELAY");
@@ -664,11 +699,14 @@ async fn load(
                 if started >= end {
                     break;
                 }
-                let request = Request::post(route.path)
+                let call = &calls[i % calls.len()];
+                let request = Request::builder()
+                    .method(route.method.clone())
+                    .uri(&call.path)
                     .header(header::HOST, &host)
                     .header("x-api-key", API_KEY)
                     .header(header::CONTENT_TYPE, "application/json")
-                    .body(Full::new(bodies[i % bodies.len()].clone()))
+                    .body(Full::new(call.body.clone()))
                     .expect("a request");
                 i += conns;
                 sender.ready().await.expect("the connection stays open");
@@ -843,6 +881,47 @@ async fn bare_enqueue(headers: HeaderMap, body: Bytes) -> (StatusCode, axum::Jso
     }
 }
 
+/// A connected session's status after the same key check and org id check,
+/// read from nothing.
+async fn bare_status(
+    headers: HeaderMap,
+    axum::extract::Path(org): axum::extract::Path<String>,
+) -> (StatusCode, axum::Json<Value>) {
+    let key_ok = headers
+        .get("x-api-key")
+        .is_some_and(|k| bool::from(k.as_bytes().ct_eq(API_KEY.as_bytes())));
+    if !key_ok {
+        return (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(json!({ "error": "unauthorized" })),
+        );
+    }
+    let valid = (1..=64).contains(&org.len())
+        && org
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if !valid {
+        return (
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({ "error": "invalid organization id" })),
+        );
+    }
+    (
+        StatusCode::OK,
+        axum::Json(json!({
+            "organization_id": org,
+            "status": "connected",
+            "connected": true,
+            "has_qr": false,
+            "phone_number": "573001234567",
+            "pairing_code": null,
+            "retry_at": null,
+            "reason": null,
+            "updated_at": chrono::Utc::now(),
+        })),
+    )
+}
+
 /// The bare handlers on their own loopback port and its own two-worker runtime (the
 /// daemon's runtime has as many workers as cores).
 fn spawn_bare_server() -> SocketAddr {
@@ -861,8 +940,9 @@ fn spawn_bare_server() -> SocketAddr {
             runtime.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener).expect("a listener");
                 let app = axum::Router::new()
-                    .route("/api/send-message", axum::routing::post(bare_send))
-                    .route("/api/messages", axum::routing::post(bare_enqueue));
+                    .route(SEND_PATH, axum::routing::post(bare_send))
+                    .route(ENQUEUE_PATH, axum::routing::post(bare_enqueue))
+                    .route("/api/status/{org}", axum::routing::get(bare_status));
                 axum::serve(listener, app).await.expect("the bare server");
             });
         })
@@ -1161,7 +1241,7 @@ async fn enqueue_bench(plan: &Plan, top: &Path) -> Vec<EnqueueRow> {
     for i in 0..plan.enqueue_orgs {
         show_qr(&daemon.api, i).await;
     }
-    let bodies = Arc::new(bodies_for(plan.enqueue_orgs));
+    let calls = posts(ENQUEUE_PATH, bodies_for(plan.enqueue_orgs));
     let mut rows = Vec::new();
     for &connections in &plan.enqueue_connections {
         // Bare first, ours second: both see the same machine load.
@@ -1169,7 +1249,7 @@ async fn enqueue_bench(plan: &Plan, top: &Path) -> Vec<EnqueueRow> {
             bare_addr,
             ENQUEUE,
             connections,
-            bodies.clone(),
+            calls.clone(),
             plan,
             Server::BareThreads,
         )
@@ -1178,7 +1258,7 @@ async fn enqueue_bench(plan: &Plan, top: &Path) -> Vec<EnqueueRow> {
             ours_addr,
             ENQUEUE,
             connections,
-            bodies.clone(),
+            calls.clone(),
             plan,
             Server::Process(daemon.child.id()),
         )
@@ -1224,6 +1304,70 @@ async fn show_qr(api: &Api, i: usize) {
         }
         assert!(Instant::now() < deadline, "{org} never showed a QR: {body}");
         tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+// ---------------------------------------------------------------- 6. status
+
+struct StatusRow {
+    orgs: usize,
+    connections: usize,
+    ours: LoadStats,
+    bare: LoadStats,
+}
+
+/// `GET /api/status/{org}` of connected orgs, what the Django client polls.
+async fn status_bench(plan: &Plan, top: &Path) -> StatusRow {
+    let bare_addr = spawn_bare_server();
+    let daemon = Daemon::start(&top.join("status"), "", &[]).await;
+    connect_orgs(&daemon, 0..plan.status_orgs).await;
+    let ours_addr: SocketAddr = ([127, 0, 0, 1], daemon.port).into();
+    let calls = Arc::new(
+        (0..plan.status_orgs)
+            .map(|i| Call {
+                path: format!("/api/status/{}", org_id(i)),
+                body: Bytes::new(),
+            })
+            .collect::<Vec<_>>(),
+    );
+    let connections = plan.connections;
+    // Bare first, ours second: both see the same machine load.
+    let bare = load(
+        bare_addr,
+        STATUS,
+        connections,
+        calls.clone(),
+        plan,
+        Server::BareThreads,
+    )
+    .await;
+    let ours = load(
+        ours_addr,
+        STATUS,
+        connections,
+        calls,
+        plan,
+        Server::Process(daemon.child.id()),
+    )
+    .await;
+    daemon.assert_alive();
+    eprintln!(
+        "   {connections} connections: ours {:.0} req/s p99 {:.2} ms, {:.0} µs CPU/request ({} of {} not 200) | bare {:.0} req/s p99 {:.2} ms, {:.0} µs CPU/request",
+        ours.rps,
+        us_as_ms(ours.p99_us),
+        ours.cpu_us_per_request,
+        ours.errors,
+        ours.requests,
+        bare.rps,
+        us_as_ms(bare.p99_us),
+        bare.cpu_us_per_request,
+    );
+    daemon.stop().await;
+    StatusRow {
+        orgs: plan.status_orgs,
+        connections,
+        ours,
+        bare,
     }
 }
 
@@ -1304,6 +1448,7 @@ struct Report {
     heal: Option<Heal>,
     startup: Option<Startup>,
     enqueue: Vec<EnqueueRow>,
+    status: Option<StatusRow>,
     load_after: String,
 }
 
@@ -1408,6 +1553,15 @@ impl Report {
                 format!("ours / bare ≥ 0.8 at {} orgs", last.orgs),
                 format!("{ratio:.2}"),
                 ratio >= 0.8,
+            ));
+            let cpu = last.ours.cpu_us_per_request / last.bare.cpu_us_per_request.max(0.001);
+            targets.push((
+                format!("send: CPU per request ≤ 2 × bare at {} orgs", last.orgs),
+                format!(
+                    "{cpu:.1} × ({:.0} vs {:.0} µs)",
+                    last.ours.cpu_us_per_request, last.bare.cpu_us_per_request
+                ),
+                cpu <= 2.0,
             ));
             let worst = self.send.iter().map(|r| r.ours.p99_us).max().unwrap_or(0);
             targets.push((
@@ -1558,6 +1712,36 @@ impl Report {
             if errors > 0 {
                 let _ = writeln!(s, "\n{errors} requests did not answer 202.");
             }
+            s.push('\n');
+        }
+
+        if let Some(st) = &self.status {
+            let _ = writeln!(
+                s,
+                "### 6. Status\n\n`GET /api/status/{{org}}` of {} connected orgs, taken \
+                 round-robin, {} keep-alive HTTP/1.1 connections each asking back to back, \
+                 {:.1} s measured after {:.1} s of warm-up. *bare* is an axum handler in the \
+                 bench process doing the same key check and org id check and answering a \
+                 connected session's shape, read from nothing.\n",
+                st.orgs,
+                st.connections,
+                plan.duration.as_secs_f64(),
+                plan.warmup.as_secs_f64(),
+            );
+            ours_vs_bare_table(
+                &mut s,
+                ("connections", "200"),
+                std::iter::once((st.connections, &st.ours, &st.bare)),
+            );
+            let ratio = st.ours.rps / st.bare.rps.max(1.0);
+            targets.push((
+                format!(
+                    "status: ours / bare ≥ 0.8 at {} connections",
+                    st.connections
+                ),
+                format!("{ratio:.2}"),
+                ratio >= 0.8,
+            ));
             s.push('\n');
         }
 
