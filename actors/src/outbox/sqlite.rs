@@ -2,9 +2,9 @@
 //! sessions directory (`<sessions dir>/outbox.db`, mode 0600).
 //!
 //! - **Writes** (`enqueue`, `update`, `expire_due`) go to one writer thread that
-//!   owns the only write connection and commits them in groups (`writer.rs`): a
-//!   call returns once its transaction is committed and fsync'd (WAL,
-//!   `synchronous = FULL`), so "accepted" survives a crash or a power loss.
+//!   owns the only write connection and commits them in groups, and a sync thread
+//!   fsyncs the WAL behind it (`writer.rs`): a call returns once its transaction
+//!   is committed and fsync'd, so "accepted" survives a crash or a power loss.
 //! - **Reads** run on a few read connections on tokio's blocking pool; WAL lets
 //!   them read the last commit while the writer writes, so neither waits for the
 //!   other.
@@ -41,6 +41,7 @@ const READERS: usize = 4;
 pub struct SqliteOutbox {
     writes: mpsc::UnboundedSender<writer::Job>,
     writer: JoinHandle<()>,
+    syncer: JoinHandle<()>,
     reads: Arc<ReadPool>,
 }
 
@@ -69,14 +70,21 @@ impl SqliteOutbox {
         })
         .await
         .map_err(|e| OutboxError::Store(format!("opening the outbox panicked: {e}")))??;
+        let wal = schema::wal_path(&path);
+        let (to_sync, committed) = std::sync::mpsc::channel();
+        let syncer = std::thread::Builder::new()
+            .name("outbox-sync".to_owned())
+            .spawn(move || writer::sync_loop(committed, || writer::sync_file(&wal)))
+            .map_err(|e| OutboxError::Store(format!("cannot start the outbox sync: {e}")))?;
         let (writes, jobs) = mpsc::unbounded_channel();
         let writer = std::thread::Builder::new()
             .name("outbox-writer".to_owned())
-            .spawn(move || writer::run(conn, jobs))
+            .spawn(move || writer::run(conn, jobs, to_sync))
             .map_err(|e| OutboxError::Store(format!("cannot start the outbox writer: {e}")))?;
         Ok(Self {
             writes,
             writer,
+            syncer,
             reads: Arc::new(ReadPool::new(path)),
         })
     }
@@ -90,10 +98,20 @@ impl SqliteOutbox {
     /// and the writer's connection is closed (which checkpoints the WAL into the
     /// database file).
     pub async fn close(self) {
-        let Self { writes, writer, .. } = self;
+        let Self {
+            writes,
+            writer,
+            syncer,
+            ..
+        } = self;
         drop(writes);
-        // The join only waits for the thread's last commit and close.
-        let _ = tokio::task::spawn_blocking(move || writer.join()).await;
+        // The joins only wait for the last commit, its fsync and the close; the
+        // writer's end ends the sync thread.
+        let _ = tokio::task::spawn_blocking(move || {
+            let _ = writer.join();
+            let _ = syncer.join();
+        })
+        .await;
     }
 
     /// Runs `write` on the writer thread in the next group commit.
