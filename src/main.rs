@@ -23,10 +23,14 @@ fn main() -> ExitCode {
     // Before any thread exists: dotenvy writes the process environment, and
     // RUST_LOG may come from `.env`.
     let dotenv = dotenvy::dotenv();
-    if let Err(e) = telemetry::init(args.log_format) {
-        eprintln!("error: cannot set up logging: {e}");
-        return ExitCode::FAILURE;
-    }
+    // Held to the end of `main`: its drop writes out the last lines.
+    let _log = match telemetry::init(args.log_format) {
+        Ok((_, guard)) => guard,
+        Err(e) => {
+            eprintln!("error: cannot set up logging: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     // First, so that a test build is flagged before anything can go wrong.
     BuildInfo::of_this_build().log();
     match serve(args, dotenv) {

@@ -230,3 +230,25 @@ async fn an_unwritable_store_is_an_error_line() {
         "{line}"
     );
 }
+
+/// Lines are written by a thread of their own, off the requests' path: none is
+/// lost when the daemon stops, and its last line is still "stopped".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_line_is_written_before_the_daemon_exits() {
+    const ASKED: usize = 300;
+    let mut daemon = Daemon::start().await;
+    for i in 0..ASKED {
+        // An invalid org id: a 400, which is logged at info.
+        let (code, _) = daemon.get(&format!("/api/status/org.{i}")).await;
+        assert_eq!(code, 400);
+    }
+    let status = daemon.terminate();
+    assert!(status.success(), "{status:?}");
+    let lines = json_lines(&daemon);
+    let answered = lines
+        .iter()
+        .filter(|l| l["fields"]["message"] == "request answered" && l["fields"]["status"] == 400)
+        .count();
+    assert_eq!(answered, ASKED, "one line per refused request");
+    assert_eq!(lines.last().unwrap()["fields"]["message"], "stopped");
+}

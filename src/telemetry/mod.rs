@@ -73,18 +73,32 @@ pub fn filter_directives(rust_log: Option<&str>) -> &str {
     }
 }
 
+/// Keeps the log writer's thread; dropping it writes out every line still queued.
+/// Hold it until the process ends.
+#[must_use = "dropping the guard stops the log writer"]
+pub struct LogGuard(#[allow(dead_code)] tracing_appender::non_blocking::WorkerGuard);
+
 /// Installs the global subscriber (writing to stdout) and the bridge that turns
 /// the libraries' `log` records into its events.
-pub fn init(asked: Option<LogFormat>) -> Result<LogFormat, TelemetryError> {
+///
+/// Lines go to stdout from a writer thread of their own: a request's log line is
+/// queued, not written while the request waits, and the lines queued meanwhile go
+/// out in one write. None is ever dropped: should the queue fill up, the logging
+/// thread waits for room as it waited for stdout before.
+pub fn init(asked: Option<LogFormat>) -> Result<(LogFormat, LogGuard), TelemetryError> {
     let rust_log = std::env::var("RUST_LOG").ok();
     let filter = EnvFilter::builder()
         .parse(filter_directives(rust_log.as_deref()))
         .map_err(TelemetryError::Filter)?;
     let most_verbose = filter.max_level_hint();
     let format = choose_format(asked);
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("log-writer")
+        .finish(std::io::BufWriter::new(std::io::stdout()));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stdout);
+        .with_writer(writer);
     let installed = match format {
         LogFormat::Json => tracing::subscriber::set_global_default(
             builder
@@ -105,7 +119,7 @@ pub fn init(asked: Option<LogFormat>) -> Result<LogFormat, TelemetryError> {
         .map_err(|e| TelemetryError::Install(e.to_string()))?;
     // Records above the filter's most verbose level are not even formatted.
     log::set_max_level(most_verbose.map_or(log::LevelFilter::Trace, |level| level.as_log()));
-    Ok(format)
+    Ok((format, LogGuard(guard)))
 }
 
 #[cfg(test)]
