@@ -257,6 +257,9 @@ impl Config {
         self.send.apply(&mut actors);
         self.outbox.apply(&mut actors);
         self.media.apply(&mut actors);
+        if self.store.kind == StoreKind::Postgres {
+            self.cluster.apply(&mut actors);
+        }
         actors
     }
 

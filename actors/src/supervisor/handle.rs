@@ -313,7 +313,7 @@ impl Supervisor {
     /// returns once it is stopped (or the stop's bound passed): the org is handed
     /// over to another node.
     pub async fn release(&self, org: &OrgId) -> Result<(), SessionError> {
-        let bound = self.config.shutdown_bound() + self.config.shutdown_grace;
+        let bound = self.release_bound();
         match self
             .actor
             .call(
@@ -329,6 +329,11 @@ impl Supervisor {
             Ok(CallResult::Timeout) => Err(SessionError::TimedOut),
             _ => Err(SessionError::Unavailable),
         }
+    }
+
+    /// The longest [`Supervisor::release`] takes.
+    pub fn release_bound(&self) -> Duration {
+        self.config.release_bound()
     }
 
     /// Whether an org's actor runs here.
