@@ -84,6 +84,9 @@ fn owned(method: &axum::http::Method, path: &str) -> Owned {
         | "/api/clear-session" => Owned::Owner { place: true },
         // The number check asks the org's own connection.
         "/api/logout" | "/api/check-number" => Owned::Owner { place: false },
+        // A media file goes to the database's shared store on whichever node
+        // accepts it, like a text message to the shared outbox (`/api/send-media`
+        // is answered anywhere).
         _ => match sim_route(path) {
             Some((_, "scan" | "inject" | "receipt" | "contacts")) => Owned::Owner { place: false },
             _ => Owned::Anywhere,

@@ -347,6 +347,25 @@ impl SimLedger for NodeLedger {
     }
 }
 
+/// No media is sent here.
+struct NoMedia;
+
+#[async_trait]
+impl crate::media::SharedMedia for NoMedia {
+    async fn put(&self, _: &crate::outbox::MessageId, _: Vec<u8>) -> std::io::Result<()> {
+        Err(std::io::Error::other("no media here"))
+    }
+    async fn get(&self, _: &crate::outbox::MessageId) -> std::io::Result<Option<Vec<u8>>> {
+        Ok(None)
+    }
+    async fn delete(&self, _: &crate::outbox::MessageId) -> std::io::Result<()> {
+        Ok(())
+    }
+    async fn settled_ids(&self) -> std::io::Result<Vec<crate::outbox::MessageId>> {
+        Ok(Vec::new())
+    }
+}
+
 struct TestNode {
     sup: Supervisor,
     sim: SimConnector,
@@ -386,6 +405,7 @@ async fn node(
         },
         sessions,
         fencing.clone(),
+        Arc::new(NoMedia),
     )
     .await
     .unwrap();

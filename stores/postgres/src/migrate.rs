@@ -39,6 +39,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "cluster_processes",
         sql: include_str!("migrations/0003_cluster_processes.sql"),
     },
+    Migration {
+        version: 4,
+        name: "media",
+        sql: include_str!("migrations/0004_media.sql"),
+    },
 ];
 
 /// The advisory lock key serializing migrations ("wa_store" in ASCII), distinct from

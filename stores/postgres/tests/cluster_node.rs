@@ -18,7 +18,7 @@ use wa_actors::{
 };
 use wa_store_postgres::testing::{self, TestDatabase};
 use wa_store_postgres::{
-    PostgresLeases, PostgresOutbox, PostgresSessions, PostgresSimLedger, migrate,
+    PostgresLeases, PostgresMedia, PostgresOutbox, PostgresSessions, PostgresSimLedger, migrate,
 };
 
 const LEASE: Duration = Duration::from_secs(30);
@@ -59,6 +59,7 @@ async fn node(db: &TestDatabase, id: &'static str) -> Node {
         },
         sessions.clone() as Arc<dyn SessionStore>,
         fencing.clone(),
+        Arc::new(PostgresMedia::new(pool.clone())),
     )
     .await
     .unwrap();
