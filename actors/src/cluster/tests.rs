@@ -535,6 +535,8 @@ async fn a_renewal_that_fails_once_hands_nothing_to_another_node() {
     let o = org("7");
     pair(&a, &o).await;
     advance(RENEW).await;
+    let token = a.fencing.token(&o).unwrap();
+    let links = ledger.next_link.load(Ordering::SeqCst);
     leases.failing_renewals.store(1, Ordering::SeqCst);
     advance(RENEW).await; // the failed renewal
     advance(RENEW).await; // the next one succeeds
@@ -545,6 +547,12 @@ async fn a_renewal_that_fails_once_hands_nothing_to_another_node() {
     assert!(b.node.held().is_empty());
     advance(CLOSE * 2).await;
     assert_eq!(ledger.open_on(&o), vec!["a"]);
+    assert_eq!(a.fencing.token(&o), Some(token), "the same lease");
+    assert_eq!(
+        ledger.next_link.load(Ordering::SeqCst),
+        links,
+        "the connection was never closed and opened again"
+    );
     assert_eq!(ledger.overlaps.load(Ordering::SeqCst), 0);
 }
 
@@ -562,7 +570,9 @@ async fn a_lease_is_freed_only_after_its_org_stopped() {
     pair(&a, &o).await;
     let token = a.fencing.token(&o).unwrap();
     leases.failing_renewals.store(u32::MAX, Ordering::SeqCst);
+    let failing_since = Instant::now();
     while a.node.stopping().await.is_empty() {
+        assert!(failing_since.elapsed() < LEASE, "never stopped");
         assert!(a.sup.runs(&o));
         advance(Duration::from_millis(100)).await;
     }
