@@ -176,6 +176,7 @@ impl Node {
             lease: config.cluster.lease(),
             renew: config.cluster.renew(),
             takeover_gap: config.cluster.takeover_gap(),
+            stop_bound: supervisor.release_bound(),
         };
         let stored = sessions
             .orgs_with_credentials()

@@ -42,7 +42,6 @@ pub fn connect(config: &Config, database: Option<&Database>) -> Result<Connectio
                         db.pool.clone(),
                         Arc::new(db.fencing.clone()),
                         db.node_id.clone(),
-                        config.cluster.lease(),
                     )),
                 ),
             };

@@ -13,7 +13,7 @@ use wa_actors::events::FanOut;
 use wa_actors::outbox::{OutboxStore, SqliteOutbox};
 use wa_actors::storage::SessionStore;
 use wa_actors::{EventSink, SessionError, Supervisor, SupervisorParts};
-use wa_store_postgres::{PostgresOutbox, PostgresSessions};
+use wa_store_postgres::{PostgresMedia, PostgresOutbox, PostgresSessions};
 
 /// The outbox's database, in the sessions directory (CONTRACT §10).
 pub const OUTBOX_FILE: &str = "outbox.db";
@@ -148,6 +148,7 @@ pub async fn run(
                 parts(actors),
                 sessions.clone() as Arc<dyn SessionStore>,
                 db.fencing.clone(),
+                Arc::new(PostgresMedia::new(db.pool.clone())),
             )
             .await
             .map_err(DaemonError::Supervisor)?;

@@ -164,9 +164,7 @@ async fn a_paused_owner_never_drives_the_org_beside_its_successor() {
     // The old owner finds out at once and stops driving the org.
     let deadline = Instant::now() + Duration::from_secs(15);
     while !(paused.logs().contains("stopping the session")
-        || paused
-            .logs()
-            .contains("stopping every session of this node"))
+        || paused.logs().contains("stopping their sessions"))
     {
         assert!(
             Instant::now() < deadline,
@@ -222,5 +220,92 @@ async fn a_paused_owner_never_drives_the_org_beside_its_successor() {
         .await,
         0,
         "the old owner's snapshot writes were refused"
+    );
+}
+
+/// A 1×1 PNG.
+fn png() -> Vec<u8> {
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png.extend_from_slice(
+        b"\x00\x00\x00\x0dIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x02\x00\x00\x00\x90wS\xde",
+    );
+    png.extend_from_slice(
+        b"\x00\x00\x00\x0cIDATx\x9cc\xf8\xcf\xc0\x00\x00\x03\x01\x01\x00\xc9\xfe\x92\xef",
+    );
+    png.extend_from_slice(b"\x00\x00\x00\x00IEND\xaeB`\x82");
+    png
+}
+
+/// A file accepted by a node that does not drive the org is sent by the owner,
+/// even after the accepting node died with it queued.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_accepted_anywhere_is_sent_by_the_owner_after_the_acceptor_died() {
+    use base64::Engine as _;
+    let db = database().await;
+    let mut nodes = three_nodes(&db).await;
+    let owner = pair(&nodes[0].1, ORG, PHONE).await;
+    let owning = index_of(&nodes, &owner);
+    let (code, body) = nodes[owning]
+        .1
+        .post(
+            &format!("/sim/{ORG}/inject"),
+            json!({ "fault": "network_down" }),
+        )
+        .await;
+    assert_eq!(code, 200, "{body}");
+    let accepting = (owning + 1) % nodes.len();
+    let (code, queued) = nodes[accepting]
+        .1
+        .post(
+            "/api/send-media",
+            json!({
+                "organization_id": ORG,
+                "phone": "3009998877",
+                "media_base64": base64::engine::general_purpose::STANDARD.encode(png()),
+                "caption": "Su fórmula",
+            }),
+        )
+        .await;
+    assert_eq!(code, 202, "{queued}");
+    let id = queued["message_id"].as_str().unwrap().to_owned();
+    let mut acceptor = nodes.remove(accepting).1;
+    acceptor.child.kill().unwrap();
+    acceptor.child.wait().unwrap();
+
+    let owner_daemon = &nodes[index_of(&nodes, &owner)].1;
+    let (code, body) = owner_daemon
+        .post(
+            &format!("/sim/{ORG}/inject"),
+            json!({ "fault": "network_up" }),
+        )
+        .await;
+    assert_eq!(code, 200, "{body}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, m) = owner_daemon.get(&format!("/api/messages/{id}")).await;
+        if m["status"] == "sent" {
+            break;
+        }
+        assert_ne!(m["status"], "failed", "{m}");
+        assert!(Instant::now() < deadline, "never sent: {m}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (_, sent) = owner_daemon.get(&format!("/sim/{ORG}/sent")).await;
+    let attempts: Vec<&serde_json::Value> = sent["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["message_id"] == id.as_str())
+        .collect();
+    assert_eq!(attempts.len(), 1, "sent exactly once: {sent}");
+    assert_eq!(attempts[0]["kind"], "image", "{sent}");
+    assert_eq!(
+        scalar(
+            &db,
+            &format!("SELECT count(*) FROM wa_media WHERE message_id = '{id}'")
+        )
+        .await,
+        0,
+        "the file is deleted once its message is sent"
     );
 }

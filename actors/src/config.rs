@@ -128,6 +128,12 @@ impl SupervisorConfig {
     pub fn shutdown_bound(&self) -> Duration {
         self.shutdown_grace * 3 + Duration::from_secs(1)
     }
+
+    /// How long handing one org's session over ([`crate::Supervisor::release`])
+    /// may take: its actor's stop, and the wait for the supervisor's answer.
+    pub fn release_bound(&self) -> Duration {
+        self.shutdown_bound() + self.shutdown_grace
+    }
 }
 
 /// How the outbox delivers (CONTRACT §10, `[outbox]`).

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use wa_actors::SupervisorConfig;
 
 use super::ConfigError;
 use super::range::{Number, Range};
@@ -14,6 +15,10 @@ const TABLE: &str = "cluster";
 pub const LEASE_SECONDS: Range = Range::new(3, 600);
 pub const RENEW_SECONDS: Range = Range::new(1, 300);
 pub const TAKEOVER_GAP_MS: Range = Range::new(0, 10_000);
+pub const STOP_GRACE_MS: Range = Range::new(100, 10_000);
+/// Kept in a lease beyond the renewal period and the stop, for the renewal's own
+/// round trip and the margin of the local deadline.
+const LEASE_SLACK: Duration = Duration::from_secs(2);
 /// The longest node id (it is shown and stored with every lease).
 pub const NODE_ID_MAX: usize = 64;
 
@@ -29,6 +34,9 @@ pub struct ClusterConfig {
     pub renew_seconds: u64,
     /// Average gap between two sessions taken over at once from a dead node.
     pub takeover_gap_ms: u64,
+    /// How long a session's connection gets to close when this node stops driving
+    /// it (lease lost or about to run out, handover, shutdown).
+    pub stop_grace_ms: u64,
 }
 
 impl Default for ClusterConfig {
@@ -38,6 +46,7 @@ impl Default for ClusterConfig {
             lease_seconds: 15,
             renew_seconds: 5,
             takeover_gap_ms: 20,
+            stop_grace_ms: 1500,
         }
     }
 }
@@ -53,6 +62,7 @@ impl ClusterConfig {
                 self.takeover_gap_ms,
                 TAKEOVER_GAP_MS,
             ),
+            Number::new(TABLE, "stop_grace_ms", self.stop_grace_ms, STOP_GRACE_MS),
         ]
     }
 
@@ -63,6 +73,21 @@ impl ClusterConfig {
                  (a node stops its sessions when a renewal fails, and must be done before \
                  the lease runs out)",
                 self.renew_seconds, self.lease_seconds
+            )));
+        }
+        let needed = self.renew() + self.stop_bound() + LEASE_SLACK;
+        if self.lease() < needed {
+            return Err(ConfigError::Invalid(format!(
+                "[cluster] lease_seconds = {} must be at least {} s: renew_seconds ({}) plus \
+                 the {} ms a session may take to stop (with stop_grace_ms = {}) plus {} s, \
+                 so that a node whose renewals stop answering has stopped its sessions \
+                 before any other node can take them",
+                self.lease_seconds,
+                needed.as_secs_f64().ceil(),
+                self.renew_seconds,
+                self.stop_bound().as_millis(),
+                self.stop_grace_ms,
+                LEASE_SLACK.as_secs()
             )));
         }
         let id = self.node_id.trim();
@@ -106,6 +131,24 @@ impl ClusterConfig {
     pub fn takeover_gap(&self) -> Duration {
         Duration::from_millis(self.takeover_gap_ms)
     }
+
+    /// The grace of one connection's close.
+    pub fn stop_grace(&self) -> Duration {
+        Duration::from_millis(self.stop_grace_ms)
+    }
+
+    /// The longest an org's session takes to stop with this grace (its actor's
+    /// stop and the answer, [`SupervisorConfig::release_bound`]).
+    pub fn stop_bound(&self) -> Duration {
+        let mut actors = SupervisorConfig::new("");
+        actors.shutdown_grace = self.stop_grace();
+        actors.release_bound()
+    }
+
+    /// Sets the actors' stop grace to this node's.
+    pub fn apply(&self, actors: &mut SupervisorConfig) {
+        actors.shutdown_grace = self.stop_grace();
+    }
 }
 
 fn host_name() -> String {
@@ -127,6 +170,33 @@ mod tests {
             ..ClusterConfig::default()
         };
         assert!(tight.validate().unwrap_err().to_string().contains("half"));
+        // 4 × grace + 1 s to stop, the renewal period and 2 s must fit in the lease.
+        assert_eq!(
+            ClusterConfig::default().stop_bound(),
+            Duration::from_secs(7)
+        );
+        for (lease, renew, grace_ms, ok) in [
+            (15, 5, 1500, true),
+            (13, 5, 1500, false),
+            (15, 5, 2000, false),
+            (6, 2, 250, true),
+            (6, 2, 500, false),
+            (30, 5, 5000, true),
+        ] {
+            let c = ClusterConfig {
+                lease_seconds: lease,
+                renew_seconds: renew,
+                stop_grace_ms: grace_ms,
+                ..ClusterConfig::default()
+            };
+            match c.validate() {
+                Ok(()) => assert!(ok, "{c:?} accepted"),
+                Err(e) => {
+                    assert!(!ok, "{c:?}: {e}");
+                    assert!(e.to_string().contains("lease_seconds"), "{e}");
+                }
+            }
+        }
         for bad in ["a b", "x/y", &"n".repeat(65)] {
             let c = ClusterConfig {
                 node_id: bad.into(),

@@ -185,8 +185,17 @@ impl Config {
         if let Some(dir) = env(ENV_SESSIONS_DIR).filter(|d| !d.trim().is_empty()) {
             self.sessions.dir = PathBuf::from(dir);
         }
+        // The database URL is read only for a database store: the environment may
+        // carry it for other programs, and the default store has no use for it.
         if let Some(url) = env(ENV_DATABASE_URL).filter(|u| !u.trim().is_empty()) {
-            self.store.url = url;
+            match self.store.kind {
+                StoreKind::Postgres => self.store.url = url,
+                StoreKind::Sqlite => {
+                    tracing::debug!(
+                        "{ENV_DATABASE_URL} is set but unused: [store] kind is \"sqlite\""
+                    )
+                }
+            }
         }
         self.webhook.secret = env(ENV_WEBHOOK_SECRET)
             .as_deref()
@@ -248,6 +257,9 @@ impl Config {
         self.send.apply(&mut actors);
         self.outbox.apply(&mut actors);
         self.media.apply(&mut actors);
+        if self.store.kind == StoreKind::Postgres {
+            self.cluster.apply(&mut actors);
+        }
         actors
     }
 

@@ -365,6 +365,22 @@ fn port_and_sessions_dir_come_from_the_environment() {
     );
 }
 
+/// `WA_DATABASE_URL` fills `[store] url` of a database store, and is ignored
+/// (never a failure) by the default store.
+#[test]
+fn the_database_url_from_the_environment_only_serves_a_database_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = || env_of(&[("WA_DATABASE_URL", "postgres://wa@db/optics")]);
+    let files = write(&dir, "[server]\nlisten = \"0.0.0.0:3000\"\n");
+    let c = Config::load(Some(&files), env()).unwrap();
+    assert_eq!(c.store.kind, StoreKind::Sqlite);
+    assert_eq!(c.store.url, "");
+
+    let pg = write(&dir, "[store]\nkind = \"postgres\"\n");
+    let c = Config::load(Some(&pg), env()).unwrap();
+    assert_eq!(c.store.url, "postgres://wa@db/optics");
+}
+
 #[test]
 fn a_webhook_url_needs_the_secret_from_the_environment() {
     let dir = tempfile::tempdir().unwrap();

@@ -84,6 +84,9 @@ fn owned(method: &axum::http::Method, path: &str) -> Owned {
         | "/api/clear-session" => Owned::Owner { place: true },
         // The number check asks the org's own connection.
         "/api/logout" | "/api/check-number" => Owned::Owner { place: false },
+        // A media file goes to the database's shared store on whichever node
+        // accepts it, like a text message to the shared outbox (`/api/send-media`
+        // is answered anywhere).
         _ => match sim_route(path) {
             Some((_, "scan" | "inject" | "receipt" | "contacts")) => Owned::Owner { place: false },
             _ => Owned::Anywhere,
@@ -174,9 +177,37 @@ pub async fn forward(
 /// Runs the request here while the org's lease is held, then lets it go if the
 /// request left no session (a clean, a logout).
 async fn run_here(cluster: &ClusterHttp, org: &OrgId, req: Request, next: Next) -> Response {
+    let finish = Finish {
+        node: cluster.node.clone(),
+        org: Some(org.clone()),
+    };
     let response = next.run(req).await;
-    cluster.node.finish(org).await;
+    finish.now().await;
     response
+}
+
+/// A request answered here ends, even when its client went away and the request
+/// was dropped mid-way: the org is never left marked busy.
+struct Finish {
+    node: ClusterNode,
+    org: Option<OrgId>,
+}
+
+impl Finish {
+    async fn now(mut self) {
+        if let Some(org) = self.org.take() {
+            self.node.finish(&org).await;
+        }
+    }
+}
+
+impl Drop for Finish {
+    fn drop(&mut self) {
+        if let Some(org) = self.org.take() {
+            let node = self.node.clone();
+            tokio::spawn(async move { node.finish(&org).await });
+        }
+    }
 }
 
 /// What the node a request was handed to did with it.

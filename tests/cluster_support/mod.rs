@@ -12,9 +12,11 @@ use wa_store_postgres::testing::{self, TestDatabase};
 use crate::common::{Daemon, Launch};
 
 /// Short leases, so that a takeover takes seconds: the rules are the same at any
-/// length (renewals at most half the lease).
-pub const LEASE_SECONDS: u64 = 6;
+/// length (renewals at most half the lease, and room in it for a renewal and a
+/// session's stop of 4 × the stop grace + 1 s).
+pub const LEASE_SECONDS: u64 = 8;
 pub const RENEW_SECONDS: u64 = 2;
+pub const STOP_GRACE_MS: u64 = 250;
 
 /// A fresh database for one test's nodes.
 pub async fn database() -> TestDatabase {
@@ -26,7 +28,7 @@ pub fn node_toml(db: &TestDatabase, id: &str, extra: &str) -> String {
     format!(
         "[store]\nkind = \"postgres\"\nurl = \"{}\"\npool_size = 8\n\
          [cluster]\nnode_id = \"{id}\"\nlease_seconds = {LEASE_SECONDS}\n\
-         renew_seconds = {RENEW_SECONDS}\ntakeover_gap_ms = 0\n\
+         renew_seconds = {RENEW_SECONDS}\ntakeover_gap_ms = 0\nstop_grace_ms = {STOP_GRACE_MS}\n\
          [sessions]\nresume_gap_ms = 0\n{extra}",
         db.url()
     )

@@ -14,22 +14,32 @@
 //!   expired (or released) lease can be claimed, in one statement, so two nodes
 //!   never hold one at once in the database.
 //! - *An owner that lost its lease stops driving at once.* A node stops an org as
-//!   soon as a renewal does not extend its lease (or fails), and a node that was
-//!   paused finds out at its first renewal after waking: before that, anything it
-//!   would write is refused.
+//!   soon as a renewal does not extend its lease, and a node that was paused
+//!   finds out at its first renewal after waking: before that, anything it would
+//!   write is refused.
+//! - *An owner cut off from the database stops by itself, in time.* Each lease
+//!   held has a local deadline: when its last confirmed renewal was sent, plus
+//!   the lease, less the longest stop and a margin. The database's own expiry
+//!   cannot come earlier (it counted from a later instant), so a node whose
+//!   renewals go unanswered has stopped the org before any other node can claim
+//!   it, without needing the database to say so.
 //! - *A write after the loss is impossible, not unlikely.* Every write on behalf
 //!   of an org locks the lease row (`FOR SHARE`) and checks the token it carries
 //!   and the expiry in the same transaction. A claim needs that row (`FOR
 //!   UPDATE`): a write in flight finishes before the claim, a write after it sees
 //!   the new token and is refused, and the refusal stops the org.
 //! - *No takeover while the old connection may still be driven.* A lease is
-//!   claimed only after it expired, and its owner stops the org when a renewal
-//!   fails, well before that (a renewal every `renew` of a lease of `lease`).
+//!   claimed only after it expired or was released; its owner released it only
+//!   after the org's actor stopped, and stopped it before the local deadline
+//!   otherwise (the configuration makes sure a lease holds a renewal period and
+//!   a stop, [`ClusterSpec::drive_for`]).
 
 mod fencing;
 mod node;
 mod store;
+#[cfg(test)]
+mod tests;
 
 pub use fencing::{Fencing, Token};
-pub use node::{ClusterNode, ClusterSpec, Route};
+pub use node::{ClusterNode, ClusterSpec, DEADLINE_MARGIN, Route};
 pub use store::{Census, Claim, ClusterError, Held, LeaseStore, NodeLoad, Owner, Published};

@@ -4,34 +4,54 @@
 //! Every `renew` period, one tick:
 //!
 //! 1. heartbeat;
-//! 2. renew every lease held; a lease that did not renew (it expired, or another
-//!    node holds it now), or every lease when the renewal itself failed, is lost:
-//!    its token is forgotten first (from then on every write of the org is refused
-//!    here) and its actor stopped at once;
+//! 2. renew exactly the leases held (and those whose org is being stopped); a
+//!    lease that did not renew (it expired, or another node holds it now) is
+//!    lost: its actor is stopped at once;
 //! 3. claim free leases up to this node's fair share, and start their orgs as
 //!    takeovers (spread over `takeover_gap` each, never all at once);
 //! 4. give up the leases of orgs whose session was removed;
 //! 5. show the snapshots other nodes published.
 //!
+//! Every lease held has a local deadline: the instant its last confirmed renewal
+//! was *sent*, plus the lease, less the time a stop may take (`stop_bound`) and a
+//! margin. The database cannot have let the lease run out before that instant.
+//! When it passes without a newer confirmed renewal (the database is slow,
+//! unreachable, or its connection silently dead), the org is stopped at once,
+//! without asking the database: its actor is gone before any other node can
+//! claim the lease. Every call to the store is bounded in time, so a dead
+//! connection never holds a tick for long either.
+//!
+//! A lost lease keeps its token until its actor stopped (an ack during the stop
+//! still records the message as sent, while the database lets it), is renewed
+//! meanwhile, and is released (with that token) only then: no other node claims
+//! it while this node's connection may still be open.
+//!
 //! A write that the database refuses ([`Fencing::refused`]) loses its org at once,
 //! without waiting for the tick. On SIGTERM, [`ClusterNode::leave`] stops being a
-//! live node, stops every org with its state flushed, and frees their leases for
-//! the others to take at once.
+//! live node, keeps renewing while it stops every org with its state flushed, and
+//! frees each lease as soon as its org stopped, for the others to take at once.
 //!
-//! The node's state sits behind one async mutex: a tick, a claim for a request,
-//! and a loss never interleave. Nothing awaits a stopping actor under it.
+//! The node's state sits behind one async mutex, never held across a call to the
+//! store or an actor. Claims and give-ups, which must see the database and the
+//! state agree, take a second mutex of their own.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::future::Future;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use rand::RngExt;
 use tokio::sync::{Mutex, Notify, mpsc};
 use tokio::task::AbortHandle;
+use tokio::time::Instant;
 
 use super::store::{Claim, ClusterError, Held, LeaseStore, Owner, Published};
 use super::{Fencing, Token};
 use crate::{OrgId, SessionSnapshot, SessionStatus, Supervisor};
+
+/// Kept between a lease's local deadline and the end of its stop, for clocks that
+/// drift and a stop that reports late.
+pub const DEADLINE_MARGIN: Duration = Duration::from_secs(1);
 
 /// How a node takes part (CONTRACT §13, `[cluster]`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,6 +65,23 @@ pub struct ClusterSpec {
     /// Average gap between two orgs taken over at once, so that many orgs of a
     /// dead node do not all reconnect in the same instant.
     pub takeover_gap: Duration,
+    /// The longest an org's actor takes to stop ([`Supervisor::release_bound`]).
+    pub stop_bound: Duration,
+}
+
+impl ClusterSpec {
+    /// How long after a renewal was sent its orgs may still be driven: the lease
+    /// less the stop and the margin.
+    pub fn drive_for(&self) -> Duration {
+        self.lease
+            .saturating_sub(self.stop_bound)
+            .saturating_sub(DEADLINE_MARGIN)
+    }
+
+    /// How long one call to the store may take before it counts as failed.
+    fn call_bound(&self) -> Duration {
+        self.renew.max(Duration::from_secs(1))
+    }
 }
 
 /// Where a request about one org is answered.
@@ -69,31 +106,61 @@ struct Inner {
     supervisor: Supervisor,
     fencing: Fencing,
     state: Mutex<State>,
+    /// Held by a claim or a give-up from its look at the state to the state
+    /// changed after the store's answer, so that two never cross.
+    claims: Mutex<()>,
     /// Rung to run a tick now (a lease was released somewhere). Shared so the
     /// tick loop can wait on it without keeping the node alive.
     wake: Arc<Notify>,
 }
 
+/// Whether this node still takes orgs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Membership {
+    #[default]
+    Member,
+    /// SIGTERM: handing every org over; renewing, never claiming.
+    Leaving,
+}
+
 #[derive(Default)]
 struct State {
     held: HashMap<OrgId, HeldOrg>,
-    /// Orgs whose actor is being stopped after a loss; never claimed meanwhile.
-    stopping: HashSet<OrgId>,
+    /// Leases whose org's actor is being stopped (a loss or a handover), with
+    /// their token: still renewed, never claimed meanwhile, released once the
+    /// actor stopped.
+    stopping: HashMap<OrgId, Token>,
     /// Orgs shown from other nodes' snapshots.
     mirrored: HashSet<OrgId>,
-    leaving: bool,
+    membership: Membership,
 }
 
 struct HeldOrg {
     token: Token,
     /// Requests about the org being answered here right now.
     busy: u32,
+    /// The org is stopped at this instant unless a renewal confirmed first.
+    deadline: Instant,
     publisher: AbortHandle,
 }
 
 impl Drop for HeldOrg {
     fn drop(&mut self) {
         self.publisher.abort();
+    }
+}
+
+impl State {
+    /// Every lease to renew: held, or held while its org stops.
+    fn leases(&self) -> Vec<Held> {
+        let held = self.held.iter().map(|(org, h)| (org, h.token));
+        let stopping = self.stopping.iter().map(|(org, token)| (org, *token));
+        held.chain(stopping)
+            .map(|(org, token)| Held {
+                org: org.clone(),
+                token,
+            })
+            .collect()
     }
 }
 
@@ -109,8 +176,9 @@ impl ClusterNode {
         refused: mpsc::UnboundedReceiver<OrgId>,
         stored: Vec<OrgId>,
     ) -> Result<Self, ClusterError> {
-        store.heartbeat(&spec.node_id).await?;
-        store.seed(&stored).await?;
+        let bound = spec.call_bound();
+        bounded(bound, store.join(&spec.node_id, spec.lease)).await?;
+        bounded(bound, store.seed(&stored)).await?;
         let node = Self {
             inner: Arc::new(Inner {
                 spec,
@@ -118,10 +186,12 @@ impl ClusterNode {
                 supervisor,
                 fencing,
                 state: Mutex::new(State::default()),
+                claims: Mutex::new(()),
                 wake: Arc::new(Notify::new()),
             }),
         };
         tokio::spawn(ticks(Arc::downgrade(&node.inner)));
+        tokio::spawn(deadlines(Arc::downgrade(&node.inner)));
         tokio::spawn(refusals(Arc::downgrade(&node.inner), refused));
         Ok(node)
     }
@@ -154,6 +224,13 @@ impl ClusterNode {
         self.inner.fencing.held()
     }
 
+    /// Orgs whose actor is being stopped, their lease still held.
+    #[cfg(test)]
+    pub(crate) async fn stopping(&self) -> Vec<OrgId> {
+        let state = self.inner.state.lock().await;
+        state.stopping.keys().cloned().collect()
+    }
+
     /// Where a request about `org` is answered. `may_place`: a request that starts
     /// a session (start, restore, clean) takes a lease for an org that has none;
     /// others are answered here when no node runs the org.
@@ -166,7 +243,7 @@ impl ClusterNode {
             return Ok(route);
         }
         let me = &inner.spec.node_id;
-        match inner.store.owner(org).await? {
+        match inner.bounded(inner.store.owner(org)).await? {
             Owner::Node(node) if node != *me => return Ok(Route::Node(node)),
             // Ours in the database but not held here: a loss under way (the
             // claim waits for it), or a lease of an earlier run of this node.
@@ -175,8 +252,7 @@ impl ClusterNode {
             Owner::Nobody | Owner::Free => {}
         }
         let census = inner
-            .store
-            .census(inner.spec.lease, inner.spec.lease)
+            .bounded(inner.store.census(inner.spec.lease, inner.spec.lease))
             .await?;
         match census.least_loaded() {
             Some(least) if least.node_id != *me => Ok(Route::Node(least.node_id.clone())),
@@ -189,26 +265,35 @@ impl ClusterNode {
     /// the node that holds it.
     pub async fn acquire(&self, org: &OrgId) -> Result<Route, ClusterError> {
         let inner = &self.inner;
-        let mut state = inner.state.lock().await;
-        if state.leaving {
-            return Err(ClusterError::Store("this node is stopping".into()));
-        }
-        if let Some(held) = state.held.get_mut(org) {
-            held.busy += 1;
-            return Ok(Route::Here);
-        }
-        if state.stopping.contains(org) {
-            return Err(ClusterError::Store(
-                "the organization is being handed over; retry in a moment".into(),
-            ));
-        }
-        match inner
-            .store
-            .claim(&inner.spec.node_id, org, inner.spec.lease)
-            .await?
+        let _claiming = inner.claims.lock().await;
         {
+            let mut state = inner.state.lock().await;
+            if state.membership == Membership::Leaving {
+                return Err(ClusterError::Store("this node is stopping".into()));
+            }
+            if let Some(held) = state.held.get_mut(org) {
+                held.busy += 1;
+                return Ok(Route::Here);
+            }
+            if state.stopping.contains_key(org) {
+                return Err(ClusterError::Store(
+                    "the organization is being handed over; retry in a moment".into(),
+                ));
+            }
+        }
+        let sent = Instant::now();
+        let claim = inner
+            .store
+            .claim(&inner.spec.node_id, org, inner.spec.lease);
+        match inner.bounded(claim).await? {
             Claim::Won(token) => {
-                inner.hold(&mut state, org, token, 1);
+                let mut state = inner.state.lock().await;
+                if state.membership == Membership::Leaving {
+                    drop(state);
+                    inner.release(org, token).await;
+                    return Err(ClusterError::Store("this node is stopping".into()));
+                }
+                inner.hold(&mut state, org, token, 1, sent);
                 Ok(Route::Here)
             }
             Claim::HeldBy(node) => Ok(Route::Node(node)),
@@ -219,18 +304,17 @@ impl ClusterNode {
     /// or a logout, or nothing was started) gives its lease up at once.
     pub async fn finish(&self, org: &OrgId) {
         let inner = &self.inner;
-        let mut state = inner.state.lock().await;
-        if let Some(held) = state.held.get_mut(org) {
+        if let Some(held) = inner.state.lock().await.held.get_mut(org) {
             held.busy = held.busy.saturating_sub(1);
         }
-        inner.give_up_if_removed(&mut state, org).await;
+        inner.give_up_if_removed(org).await;
     }
 
     /// Shows the snapshot another node published for `org` (its publication was
     /// announced), unless the org runs here.
     pub async fn mirror_one(&self, org: &OrgId) {
         let inner = &self.inner;
-        match inner.store.published_of(org).await {
+        match inner.bounded(inner.store.published_of(org)).await {
             Ok(published) => {
                 let mut state = inner.state.lock().await;
                 if !state.held.contains_key(org) {
@@ -244,43 +328,53 @@ impl ClusterNode {
     }
 
     /// Leaves the cluster (SIGTERM): no longer a live node, then every org stopped
-    /// with its state flushed and its lease freed for the others at once.
+    /// with its state flushed and its lease freed for the others as soon as it
+    /// stopped. The leases are renewed until then. Bounded: every call to the
+    /// store, and every stop, has its time.
     pub async fn leave(&self) {
         let inner = &self.inner;
-        let held: Vec<(OrgId, Token)> = {
+        let handed: Vec<(OrgId, Token)> = {
             let mut state = inner.state.lock().await;
-            state.leaving = true;
-            state
-                .held
-                .iter()
-                .map(|(org, h)| (org.clone(), h.token))
+            state.membership = Membership::Leaving;
+            let orgs: Vec<OrgId> = state.held.keys().cloned().collect();
+            orgs.into_iter()
+                .filter_map(|org| {
+                    let held = state.held.remove(&org)?;
+                    state.stopping.insert(org.clone(), held.token);
+                    Some((org, held.token))
+                })
                 .collect()
         };
-        if let Err(e) = inner.store.leave(&inner.spec.node_id).await {
+        if let Err(e) = inner.bounded(inner.store.leave(&inner.spec.node_id)).await {
             tracing::warn!(error = %e, "could not leave the cluster's live nodes");
         }
         let mut stopping = tokio::task::JoinSet::new();
-        for (org, token) in held {
-            let inner = inner.clone();
-            stopping.spawn(async move {
-                if let Err(e) = inner.supervisor.release(&org).await {
-                    tracing::warn!(org_id = %org, error = %e, "the session did not stop in time");
-                }
-                inner.fencing.forget(&org);
-                let held = Held { org, token };
-                if let Err(e) = inner
-                    .store
-                    .release(&inner.spec.node_id, std::slice::from_ref(&held))
-                    .await
-                {
-                    tracing::warn!(org_id = %held.org, error = %e, "a lease could not be released; it expires by itself");
-                }
-            });
+        for (org, token) in handed {
+            stopping.spawn(stop_then_release(
+                Arc::downgrade(inner),
+                inner.supervisor.clone(),
+                org,
+                token,
+            ));
         }
         let count = stopping.len();
         while stopping.join_next().await.is_some() {}
-        inner.state.lock().await.held.clear();
         tracing::info!(count, "left the cluster; every session handed over");
+    }
+}
+
+/// Runs `call` on the store, for at most `bound`: a connection that went silent
+/// counts as a failure instead of holding the caller.
+async fn bounded<T>(
+    bound: Duration,
+    call: impl Future<Output = Result<T, ClusterError>>,
+) -> Result<T, ClusterError> {
+    match tokio::time::timeout(bound, call).await {
+        Ok(answer) => answer,
+        Err(_) => Err(ClusterError::Store(format!(
+            "no answer within {} ms",
+            bound.as_millis()
+        ))),
     }
 }
 
@@ -291,12 +385,45 @@ async fn ticks(inner: Weak<Inner>) {
     loop {
         let Some(node) = inner.upgrade() else { return };
         node.tick().await;
-        if node.state.lock().await.leaving {
-            return;
-        }
         let wake = node.wake.clone().notified_owned();
         drop(node);
         let _ = tokio::time::timeout(period, wake).await;
+    }
+}
+
+/// Stops every org whose local deadline passed without a confirmed renewal.
+async fn deadlines(inner: Weak<Inner>) {
+    loop {
+        let Some(node) = inner.upgrade() else { return };
+        let next = {
+            let mut state = node.state.lock().await;
+            let now = Instant::now();
+            let late: Vec<OrgId> = state
+                .held
+                .iter()
+                .filter(|(_, held)| held.deadline <= now)
+                .map(|(org, _)| org.clone())
+                .collect();
+            if !late.is_empty() {
+                tracing::error!(
+                    count = late.len(),
+                    "no renewal of these leases was confirmed in time; stopping their sessions before the leases can run out"
+                );
+            }
+            for org in late {
+                node.lose(&mut state, &org);
+            }
+            state.held.values().map(|held| held.deadline).min()
+        };
+        // A lease taken from now on is due no earlier than this.
+        let idle = Instant::now()
+            + node
+                .spec
+                .renew
+                .min(node.spec.drive_for())
+                .max(Duration::from_millis(100));
+        drop(node);
+        tokio::time::sleep_until(next.map_or(idle, |next| next.min(idle))).await;
     }
 }
 
@@ -311,9 +438,44 @@ async fn refusals(inner: Weak<Inner>, mut refused: mpsc::UnboundedReceiver<OrgId
     }
 }
 
+/// Stops the org's actor, then forgets its token and frees its lease (a lease
+/// that moved on is left alone: the token no longer matches).
+async fn stop_then_release(inner: Weak<Inner>, supervisor: Supervisor, org: OrgId, token: Token) {
+    if let Err(e) = supervisor.release(&org).await {
+        tracing::warn!(org_id = %org, error = %e, "a session did not stop in time");
+    }
+    let Some(inner) = inner.upgrade() else { return };
+    if inner.fencing.token(&org) == Some(token) {
+        inner.fencing.forget(&org);
+    }
+    inner.release(&org, token).await;
+    inner.state.lock().await.stopping.remove(&org);
+    inner.wake.notify_one();
+}
+
 impl Inner {
     fn me(&self) -> &str {
         &self.spec.node_id
+    }
+
+    async fn bounded<T>(
+        &self,
+        call: impl Future<Output = Result<T, ClusterError>>,
+    ) -> Result<T, ClusterError> {
+        bounded(self.spec.call_bound(), call).await
+    }
+
+    /// Frees one lease for the other nodes (it expires by itself when the store
+    /// cannot be reached).
+    async fn release(&self, org: &OrgId, token: Token) {
+        let held = Held {
+            org: org.clone(),
+            token,
+        };
+        let release = self.store.release(self.me(), std::slice::from_ref(&held));
+        if let Err(e) = self.bounded(release).await {
+            tracing::warn!(org_id = %org, error = %e, "a lease could not be released; it expires by itself");
+        }
     }
 
     async fn busy_if_held(&self, org: &OrgId) -> Option<Route> {
@@ -324,90 +486,99 @@ impl Inner {
     }
 
     async fn tick(self: &Arc<Self>) {
-        let mut state = self.state.lock().await;
-        if state.leaving {
-            return;
-        }
-        if let Err(e) = self.store.heartbeat(self.me()).await {
+        let membership = self.state.lock().await.membership;
+        if membership == Membership::Member
+            && let Err(e) = self.bounded(self.store.heartbeat(self.me())).await
+        {
             tracing::warn!(error = %e, "cluster heartbeat failed");
         }
-        self.renew(&mut state).await;
-        self.claim_share(&mut state).await;
+        self.renew().await;
+        if membership == Membership::Leaving {
+            return;
+        }
+        self.claim_share().await;
         // A removed session's actor may still have been stopping when its request
         // finished; whatever it left is given up here. No settling time: a lease
         // taken for a request is busy until it finishes, and one taken over has
         // its actor running from the claim on.
-        let orgs: Vec<OrgId> = state.held.keys().cloned().collect();
+        let orgs: Vec<OrgId> = self.state.lock().await.held.keys().cloned().collect();
         for org in orgs {
-            self.give_up_if_removed(&mut state, &org).await;
+            self.give_up_if_removed(&org).await;
         }
-        match self.store.published().await {
-            Ok(all) => self.show_all(&mut state, all),
+        match self.bounded(self.store.published()).await {
+            Ok(all) => {
+                let mut state = self.state.lock().await;
+                self.show_all(&mut state, all);
+            }
             Err(e) => tracing::debug!(error = %e, "published snapshots could not be read"),
         }
     }
 
-    /// Renews every lease; whatever did not renew is lost.
-    async fn renew(self: &Arc<Self>, state: &mut State) {
-        let renewed = match self.store.renew(self.me(), self.spec.lease).await {
-            Ok(renewed) => renewed,
+    /// Renews exactly the leases held; a held one that did not renew is lost. A
+    /// failed renewal changes nothing: the local deadlines stop the orgs in time
+    /// unless a later renewal confirms first.
+    async fn renew(self: &Arc<Self>) {
+        let leases = self.state.lock().await.leases();
+        if leases.is_empty() {
+            return;
+        }
+        let sent = Instant::now();
+        let renewal = self.store.renew(self.me(), &leases, self.spec.lease);
+        let renewed: BTreeSet<Held> = match self.bounded(renewal).await {
+            Ok(renewed) => renewed.into_iter().collect(),
             Err(e) => {
-                if !state.held.is_empty() {
-                    tracing::error!(error = %e, held = state.held.len(), "leases could not be renewed; stopping every session of this node");
-                }
-                let all: Vec<OrgId> = state.held.keys().cloned().collect();
-                for org in all {
-                    self.lose(state, &org);
-                }
+                tracing::warn!(error = %e, count = leases.len(), "leases could not be renewed; their sessions stop at their deadline unless a renewal succeeds first");
                 return;
             }
         };
-        let renewed: HashMap<OrgId, Token> =
-            renewed.into_iter().map(|h| (h.org, h.token)).collect();
-        let lost: Vec<OrgId> = state
-            .held
-            .iter()
-            .filter(|(org, held)| renewed.get(*org) != Some(&held.token))
-            .map(|(org, _)| org.clone())
-            .collect();
-        for org in lost {
-            tracing::warn!(org_id = %org, "the lease was not renewed (it expired or moved); stopping the session");
-            self.lose(state, &org);
-        }
-        // Leases in our name that this process never took (a previous run under
-        // the same node id): freed, for whoever claims them next with a new token.
-        let strays: Vec<Held> = renewed
-            .into_iter()
-            .filter(|(org, _)| !state.held.contains_key(org))
-            .map(|(org, token)| Held { org, token })
-            .collect();
-        if !strays.is_empty()
-            && let Err(e) = self.store.release(self.me(), &strays).await
-        {
-            tracing::warn!(error = %e, "leases of an earlier run could not be freed");
+        let deadline = sent + self.spec.drive_for();
+        let mut state = self.state.lock().await;
+        for lease in leases {
+            let Some(held) = state.held.get_mut(&lease.org) else {
+                continue;
+            };
+            if held.token != lease.token {
+                continue;
+            }
+            if renewed.contains(&lease) {
+                held.deadline = held.deadline.max(deadline);
+            } else {
+                tracing::warn!(org_id = %lease.org, "the lease was not renewed (it expired or moved); stopping the session");
+                self.lose(&mut state, &lease.org);
+            }
         }
     }
 
     /// Claims free leases up to this node's fair share and takes their orgs over.
-    async fn claim_share(self: &Arc<Self>, state: &mut State) {
-        let census = match self.store.census(self.spec.lease, self.spec.lease).await {
+    async fn claim_share(self: &Arc<Self>) {
+        let census = match self
+            .bounded(self.store.census(self.spec.lease, self.spec.lease))
+            .await
+        {
             Ok(census) => census,
             Err(e) => {
                 tracing::warn!(error = %e, "the cluster's census failed");
                 return;
             }
         };
+        let _claiming = self.claims.lock().await;
+        let (held, skip) = {
+            let state = self.state.lock().await;
+            if state.membership == Membership::Leaving {
+                return;
+            }
+            let skip: Vec<OrgId> = state.stopping.keys().cloned().collect();
+            (state.held.len() as u64, skip)
+        };
         let share = census.fair_share();
-        let held = state.held.len() as u64;
         if held >= share {
             return;
         }
-        let skip: Vec<OrgId> = state.stopping.iter().cloned().collect();
-        let claimed = match self
+        let sent = Instant::now();
+        let claim = self
             .store
-            .claim_free(self.me(), share - held, &skip, self.spec.lease)
-            .await
-        {
+            .claim_free(self.me(), share - held, &skip, self.spec.lease);
+        let claimed = match self.bounded(claim).await {
             Ok(claimed) => claimed,
             Err(e) => {
                 tracing::warn!(error = %e, "free leases could not be claimed");
@@ -417,13 +588,25 @@ impl Inner {
         if claimed.is_empty() {
             return;
         }
+        {
+            let mut state = self.state.lock().await;
+            if state.membership == Membership::Leaving {
+                drop(state);
+                for Held { org, token } in claimed {
+                    self.release(&org, token).await;
+                }
+                return;
+            }
+            for Held { org, token } in &claimed {
+                self.hold(&mut state, org, *token, 0, sent);
+            }
+        }
         tracing::info!(
             count = claimed.len(),
             "taking sessions over from other nodes"
         );
         let spread = self.spec.takeover_gap.saturating_mul(claimed.len() as u32);
         for Held { org, token } in claimed {
-            self.hold(state, &org, token, 0);
             let after = if spread.is_zero() {
                 Duration::ZERO
             } else {
@@ -431,18 +614,27 @@ impl Inner {
             };
             if let Err(e) = self.supervisor.take_over(&org, after).await {
                 tracing::error!(org_id = %org, error = %e, "a session could not be taken over; freeing its lease");
-                self.fencing.forget(&org);
-                state.held.remove(&org);
-                let held = Held { org, token };
-                if let Err(e) = self.store.release(self.me(), &[held]).await {
-                    tracing::warn!(error = %e, "the lease could not be freed; it expires by itself");
+                let mut state = self.state.lock().await;
+                if state.held.get(&org).is_some_and(|h| h.token == token) {
+                    state.held.remove(&org);
+                    self.fencing.forget(&org);
+                    drop(state);
+                    self.release(&org, token).await;
                 }
             }
         }
     }
 
-    /// Records a lease won, and starts publishing the org's snapshots.
-    fn hold(self: &Arc<Self>, state: &mut State, org: &OrgId, token: Token, busy: u32) {
+    /// Records a lease won by a claim sent at `sent`, and starts publishing the
+    /// org's snapshots.
+    fn hold(
+        self: &Arc<Self>,
+        state: &mut State,
+        org: &OrgId,
+        token: Token,
+        busy: u32,
+        sent: Instant,
+    ) {
         self.fencing.hold(org, token);
         let publisher = tokio::spawn(publish(Arc::downgrade(self), org.clone(), token));
         state.mirrored.remove(org);
@@ -451,55 +643,59 @@ impl Inner {
             HeldOrg {
                 token,
                 busy,
+                deadline: sent + self.spec.drive_for(),
                 publisher: publisher.abort_handle(),
             },
         );
     }
 
-    /// The lease of `org` is gone: every write is refused from now on, and the
-    /// actor is stopped at once (in a task of its own: the stop may take the
-    /// connection's grace).
+    /// The lease of `org` is gone, or about to be: its actor is stopped at once
+    /// (in a task of its own: the stop may take the connection's grace), and its
+    /// token kept until then, so that what the stop flushes is still written
+    /// while the database lets it.
     fn lose(self: &Arc<Self>, state: &mut State, org: &OrgId) {
-        self.fencing.forget(org);
-        state.held.remove(org);
-        state.stopping.insert(org.clone());
-        let inner = Arc::downgrade(self);
-        let org = org.clone();
-        let supervisor = self.supervisor.clone();
-        tokio::spawn(async move {
-            if let Err(e) = supervisor.release(&org).await {
-                tracing::warn!(org_id = %org, error = %e, "a session that lost its lease did not stop in time");
-            }
-            if let Some(inner) = inner.upgrade() {
-                inner.state.lock().await.stopping.remove(&org);
-                inner.wake.notify_one();
-            }
-        });
+        let Some(held) = state.held.remove(org) else {
+            return;
+        };
+        state.stopping.insert(org.clone(), held.token);
+        tokio::spawn(stop_then_release(
+            Arc::downgrade(self),
+            self.supervisor.clone(),
+            org.clone(),
+            held.token,
+        ));
     }
 
     /// Gives up the lease of an org whose session was removed (or never started
     /// by the request that claimed it), once no request is busy with it.
-    async fn give_up_if_removed(&self, state: &mut State, org: &OrgId) {
-        let Some(held) = state.held.get(org) else {
-            return;
+    async fn give_up_if_removed(&self, org: &OrgId) {
+        let _claiming = self.claims.lock().await;
+        let held = {
+            let mut state = self.state.lock().await;
+            let Some(held) = state.held.get(org) else {
+                return;
+            };
+            if held.busy > 0
+                || self.supervisor.runs(org)
+                || self.supervisor.status(org).status != SessionStatus::NotStarted
+            {
+                return;
+            }
+            // Out of the table while the store answers: a request for the org
+            // waits for the claim mutex, then claims afresh.
+            state.held.remove(org).expect("just seen")
         };
-        if held.busy > 0
-            || self.supervisor.runs(org)
-            || self.supervisor.status(org).status != SessionStatus::NotStarted
-        {
-            return;
-        }
         let lease = Held {
             org: org.clone(),
             token: held.token,
         };
-        match self.store.remove(self.me(), &lease).await {
+        match self.bounded(self.store.remove(self.me(), &lease)).await {
             Ok(()) | Err(ClusterError::Fenced) => {
                 self.fencing.forget(org);
-                state.held.remove(org);
             }
             Err(e) => {
                 tracing::warn!(org_id = %org, error = %e, "the lease of a removed session could not be given up");
+                self.state.lock().await.held.insert(org.clone(), held);
             }
         }
     }
@@ -568,7 +764,10 @@ async fn publish(inner: Weak<Inner>, org: OrgId, token: Token) {
         let snapshot = snapshots.borrow_and_update().clone();
         let Some(node) = inner.upgrade() else { return };
         if snapshot.node_id.as_deref() == Some(node.me()) {
-            match node.store.publish(node.me(), token, &snapshot).await {
+            match node
+                .bounded(node.store.publish(node.me(), token, &snapshot))
+                .await
+            {
                 Ok(()) => {}
                 Err(ClusterError::Fenced) => {
                     node.fencing.refused(&org);

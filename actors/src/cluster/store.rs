@@ -101,11 +101,22 @@ pub enum ClusterError {
     /// The database could not be reached or refused the statement.
     #[error("the cluster database failed: {0}")]
     Store(String),
+    /// Another running process uses this node id: two processes under one id
+    /// would take each other's leases.
+    #[error(
+        "node id {0:?} is in use by another running daemon; give each node its own [cluster] node_id"
+    )]
+    NodeIdInUse(String),
 }
 
 /// The shared record of nodes, leases and published snapshots.
 #[async_trait]
 pub trait LeaseStore: Send + Sync + 'static {
+    /// Records that `node` is alive now, as this process: refused with
+    /// [`ClusterError::NodeIdInUse`] while another process runs under that id
+    /// (its last heartbeat within `live_within`).
+    async fn join(&self, node: &str, live_within: Duration) -> Result<(), ClusterError>;
+
     /// Records that `node` is alive now.
     async fn heartbeat(&self, node: &str) -> Result<(), ClusterError>;
 
@@ -113,9 +124,14 @@ pub trait LeaseStore: Send + Sync + 'static {
     /// and the others' shares grow to cover its orgs.
     async fn leave(&self, node: &str) -> Result<(), ClusterError>;
 
-    /// Extends every lease `node` holds that has not expired, to `lease` from now;
-    /// returns them.
-    async fn renew(&self, node: &str, lease: Duration) -> Result<Vec<Held>, ClusterError>;
+    /// Extends each of `held` that `node` still holds with that token and that has
+    /// not expired, to `lease` from now; returns those.
+    async fn renew(
+        &self,
+        node: &str,
+        held: &[Held],
+        lease: Duration,
+    ) -> Result<Vec<Held>, ClusterError>;
 
     /// The nodes seen within `recent` (live: within `live_within`) and the leases.
     async fn census(&self, live_within: Duration, recent: Duration)

@@ -13,6 +13,13 @@
 //! duplicate, a refusal); a crash between those steps leaves at most a file
 //! without a pending message, which [`MediaFiles::sweep`] removes at the next
 //! start, with every `.incoming-` left over.
+//!
+//! With several daemons on one database (CONTRACT §13) a file must reach the
+//! node that delivers its message, whichever node accepted it: a
+//! [`SharedMedia`] store (PostgreSQL) then keeps the bytes. The upload still
+//! streams to an `.incoming-` file here; once it is complete it is copied into
+//! the shared store and the local file removed, before the message is
+//! committed, so the order above holds.
 
 use std::fs::{self, DirBuilder, OpenOptions};
 use std::io::{self, ErrorKind, Write};
@@ -30,10 +37,35 @@ pub const MEDIA_DIR: &str = "outbox.media";
 /// Files being received start with this; none outlives a start.
 pub const INCOMING_PREFIX: &str = ".incoming-";
 
-/// The directory of queued files.
-#[derive(Clone, Debug)]
+/// Where the bytes of queued files live when several daemons share them.
+#[async_trait::async_trait]
+pub trait SharedMedia: Send + Sync + 'static {
+    /// Stores message `id`'s file, durably.
+    async fn put(&self, id: &MessageId, bytes: Vec<u8>) -> io::Result<()>;
+    /// Message `id`'s file; `None` when there is none.
+    async fn get(&self, id: &MessageId) -> io::Result<Option<Vec<u8>>>;
+    /// Removes message `id`'s file; one already gone is fine.
+    async fn delete(&self, id: &MessageId) -> io::Result<()>;
+    /// The messages with a file stored long enough ago that its message, if it
+    /// was ever committed, is committed by now (a sweep never races an upload
+    /// of another node).
+    async fn settled_ids(&self) -> io::Result<Vec<MessageId>>;
+}
+
+/// The directory of queued files (and, when shared, where their bytes go).
+#[derive(Clone)]
 pub struct MediaFiles {
     dir: PathBuf,
+    shared: Option<std::sync::Arc<dyn SharedMedia>>,
+}
+
+impl std::fmt::Debug for MediaFiles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MediaFiles")
+            .field("dir", &self.dir)
+            .field("shared", &self.shared.is_some())
+            .finish()
+    }
 }
 
 /// Why a file could not be received.
@@ -49,7 +81,18 @@ pub enum IncomingError {
 impl MediaFiles {
     /// Files live in `dir` (created, mode 0700, on the first file).
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Self { dir: dir.into() }
+        Self {
+            dir: dir.into(),
+            shared: None,
+        }
+    }
+
+    /// Uploads arrive in `dir`; complete files are kept in `shared`.
+    pub fn shared(dir: impl Into<PathBuf>, shared: std::sync::Arc<dyn SharedMedia>) -> Self {
+        Self {
+            dir: dir.into(),
+            shared: Some(shared),
+        }
     }
 
     pub fn dir(&self) -> &Path {
@@ -89,16 +132,44 @@ impl MediaFiles {
 
     /// The bytes of message `id`'s file.
     pub async fn read(&self, id: &MessageId) -> io::Result<Vec<u8>> {
+        if let Some(shared) = &self.shared {
+            return shared.get(id).await?.ok_or_else(|| {
+                io::Error::new(ErrorKind::NotFound, "no stored file for this message")
+            });
+        }
         let path = self.path(id);
         blocking(move || fs::read(path)).await
     }
 
     /// Removes message `id`'s file; a file already gone is fine.
     pub async fn remove(&self, id: &MessageId) {
-        let path = self.path(id);
-        if let Err(e) = blocking(move || remove_if_present(&path)).await {
+        let removed = match &self.shared {
+            Some(shared) => shared.delete(id).await,
+            None => {
+                let path = self.path(id);
+                blocking(move || remove_if_present(&path)).await
+            }
+        };
+        if let Err(e) = removed {
             tracing::warn!(message_id = %id, error = %e, "a media file could not be removed");
         }
+    }
+
+    /// Moves message `id`'s file, placed here, into the shared store (if any).
+    async fn share(&self, id: &MessageId) -> io::Result<()> {
+        let Some(shared) = &self.shared else {
+            return Ok(());
+        };
+        let path = self.path(id);
+        let bytes = blocking(move || {
+            let bytes = fs::read(&path);
+            // The local copy goes whatever happens: the shared store is the
+            // file's place from now on (or the upload failed).
+            remove_if_present(&path)?;
+            bytes
+        })
+        .await?;
+        shared.put(id, bytes).await
     }
 
     /// Removes every leftover `.incoming-` file and every file whose message
@@ -128,6 +199,14 @@ impl MediaFiles {
                 let path = self.dir.join(&name);
                 blocking(move || remove_if_present(&path)).await?;
                 removed += 1;
+            }
+        }
+        if let Some(shared) = &self.shared {
+            for id in shared.settled_ids().await? {
+                if !keep(id.clone()).await {
+                    shared.delete(&id).await?;
+                    removed += 1;
+                }
             }
         }
         Ok(removed)
@@ -205,6 +284,10 @@ impl Incoming {
             fs::File::open(&dir)?.sync_all()
         })
         .await;
+        let result = match result {
+            Ok(()) => files.share(id).await,
+            Err(e) => Err(e),
+        };
         if result.is_err() {
             // Never leave a half-placed file for a message that is not committed.
             files.remove(id).await;
@@ -289,6 +372,64 @@ mod tests {
         files.remove(&id).await;
         files.remove(&id).await;
         assert!(names(files.dir()).is_empty());
+    }
+
+    /// Shared bytes in memory.
+    #[derive(Default)]
+    struct Blobs(std::sync::Mutex<std::collections::BTreeMap<String, Vec<u8>>>);
+
+    #[async_trait::async_trait]
+    impl SharedMedia for Blobs {
+        async fn put(&self, id: &MessageId, bytes: Vec<u8>) -> io::Result<()> {
+            self.0.lock().unwrap().insert(id.to_string(), bytes);
+            Ok(())
+        }
+        async fn get(&self, id: &MessageId) -> io::Result<Option<Vec<u8>>> {
+            Ok(self.0.lock().unwrap().get(id.as_str()).cloned())
+        }
+        async fn delete(&self, id: &MessageId) -> io::Result<()> {
+            self.0.lock().unwrap().remove(id.as_str());
+            Ok(())
+        }
+        async fn settled_ids(&self) -> io::Result<Vec<MessageId>> {
+            let blobs = self.0.lock().unwrap();
+            Ok(blobs.keys().map(|k| MessageId::parse(k).unwrap()).collect())
+        }
+    }
+
+    /// Shared: a committed file leaves this disk for the shared store, where any
+    /// node reads it; removing and sweeping act there.
+    #[tokio::test]
+    async fn a_shared_file_is_kept_in_the_shared_store_only() {
+        let root = tempfile::tempdir().unwrap();
+        let blobs = std::sync::Arc::new(Blobs::default());
+        let files = MediaFiles::shared(root.path().join(MEDIA_DIR), blobs.clone());
+        let other_node = MediaFiles::shared(root.path().join("elsewhere"), blobs.clone());
+        let (kept, settled) = (MessageId::generate(), MessageId::generate());
+        for id in [&kept, &settled] {
+            let mut incoming = files.incoming(10).await.unwrap();
+            incoming.write(b"hola ojo").await.unwrap();
+            incoming.commit(&files, id).await.unwrap();
+        }
+        assert!(names(files.dir()).is_empty(), "nothing left on this disk");
+        assert_eq!(other_node.read(&kept).await.unwrap(), b"hola ojo");
+        let keep = kept.clone();
+        let removed = other_node
+            .sweep(move |id| {
+                let keep = id == keep;
+                async move { keep }
+            })
+            .await
+            .unwrap();
+        assert_eq!(removed, 1);
+        let gone = other_node.read(&settled).await.unwrap_err();
+        assert_eq!(
+            gone.kind(),
+            ErrorKind::NotFound,
+            "a missing file fails its message"
+        );
+        other_node.remove(&kept).await;
+        assert!(blobs.0.lock().unwrap().is_empty());
     }
 
     #[tokio::test]

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 pub use detect::{ACCEPTED, FileType, MediaError, check_declared, detect};
-pub use files::{INCOMING_PREFIX, Incoming, IncomingError, MEDIA_DIR, MediaFiles};
+pub use files::{INCOMING_PREFIX, Incoming, IncomingError, MEDIA_DIR, MediaFiles, SharedMedia};
 
 /// How WhatsApp shows a file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]

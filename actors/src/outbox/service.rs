@@ -246,7 +246,14 @@ impl Outbox {
     }
 
     async fn expire_due(&self) {
-        match self.inner.store.expire_due(Utc::now()).await {
+        let now = match self.inner.store.now().await {
+            Ok(now) => now,
+            Err(e) => {
+                tracing::warn!(error = %e, "the outbox's clock could not be read");
+                return;
+            }
+        };
+        match self.inner.store.expire_due(now).await {
             Ok(expired) => {
                 for m in &expired {
                     self.changed(m);
@@ -308,5 +315,87 @@ impl Drop for MessageWatch {
         {
             waiters.remove(&self.id);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use async_trait::async_trait;
+    use chrono::{DateTime, Duration as Span, Utc};
+
+    use super::*;
+    use crate::outbox::{
+        Enqueued, ListFilter, MemoryStore, Message, MessageBody, MessageStatus, NewMessage, Origin,
+        OutboxError, Update, Updated,
+    };
+
+    /// A shared store whose clock runs an hour behind this machine's.
+    struct BehindClock(MemoryStore);
+
+    #[async_trait]
+    impl OutboxStore for BehindClock {
+        async fn enqueue(&self, m: NewMessage) -> Result<Enqueued, OutboxError> {
+            self.0.enqueue(m).await
+        }
+        async fn get(&self, id: &MessageId) -> Result<Option<Message>, OutboxError> {
+            self.0.get(id).await
+        }
+        async fn list(&self, filter: &ListFilter) -> Result<Vec<Message>, OutboxError> {
+            self.0.list(filter).await
+        }
+        async fn update(&self, id: &MessageId, update: Update) -> Result<Updated, OutboxError> {
+            self.0.update(id, update).await
+        }
+        async fn next_pending(&self, org: &OrgId) -> Result<Option<Message>, OutboxError> {
+            self.0.next_pending(org).await
+        }
+        async fn now(&self) -> Result<DateTime<Utc>, OutboxError> {
+            Ok(Utc::now() - Span::hours(1))
+        }
+        async fn expire_due(&self, now: DateTime<Utc>) -> Result<Vec<Message>, OutboxError> {
+            self.0.expire_due(now).await
+        }
+        async fn orgs_with_pending(&self) -> Result<Vec<OrgId>, OutboxError> {
+            self.0.orgs_with_pending().await
+        }
+        async fn counts(&self) -> Result<Vec<(OrgId, MessageStatus, u64)>, OutboxError> {
+            self.0.counts().await
+        }
+    }
+
+    /// Messages expire by the store's clock, not this machine's.
+    #[tokio::test]
+    async fn expiry_goes_by_the_store_s_clock() {
+        let dir = tempfile::tempdir().unwrap();
+        let outbox = Outbox::new(
+            Arc::new(BehindClock(MemoryStore::new())),
+            Arc::new(crate::events::NoEvents),
+            Box::new(|_: &OrgId| crate::SessionStatus::NotStarted),
+            MediaFiles::new(dir.path()),
+        );
+        let now = Utc::now();
+        let accept = async |minutes_ago: i64| {
+            let message = NewMessage {
+                message_id: MessageId::generate(),
+                org: OrgId::parse("2").unwrap(),
+                phone: "573009999999".into(),
+                body: MessageBody::Text("hola".into()),
+                idempotency_key: None,
+                origin: Origin::Queue,
+                created_at: now - Span::hours(2),
+                expires_at: now - Span::minutes(minutes_ago),
+            };
+            match outbox.enqueue(message).await.unwrap() {
+                Enqueued::New(m) => m.message_id,
+                other => panic!("{other:?}"),
+            }
+        };
+        // Due by this machine's clock, not yet by the store's.
+        let not_yet = accept(30).await;
+        let due = accept(90).await;
+        outbox.expire_due().await;
+        let status = async |id: &MessageId| outbox.get(id).await.unwrap().unwrap().status;
+        assert_eq!(status(&not_yet).await, MessageStatus::Queued);
+        assert_eq!(status(&due).await, MessageStatus::Expired);
     }
 }

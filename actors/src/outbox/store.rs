@@ -87,6 +87,12 @@ pub trait OutboxStore: Send + Sync + 'static {
     /// first, as it was accepted first).
     async fn next_pending(&self, org: &OrgId) -> Result<Option<Message>, OutboxError>;
 
+    /// The time messages expire by: this machine's clock, or a shared store's
+    /// own (every daemon sharing it expires messages by the same clock).
+    async fn now(&self) -> Result<DateTime<Utc>, OutboxError> {
+        Ok(Utc::now())
+    }
+
     /// Every `queued` or `sending` message whose `expires_at` is at or before `now`
     /// becomes `expired`; returns them as they are now.
     async fn expire_due(&self, now: DateTime<Utc>) -> Result<Vec<Message>, OutboxError>;

@@ -11,7 +11,7 @@ use super::registry::Registry;
 use crate::cluster::Fencing;
 use crate::connection::Connector;
 use crate::events::EventSink;
-use crate::media::{MEDIA_DIR, MediaFiles};
+use crate::media::{MEDIA_DIR, MediaFiles, SharedMedia};
 use crate::outbox::{Outbox, OutboxStore};
 use crate::session::Removal;
 use crate::storage::backups::{self, BackupInfo};
@@ -78,25 +78,28 @@ impl Supervisor {
             parts.config.backups_kept,
             parts.connector.clone(),
         ));
-        Self::spawn_with(parts, sessions, None).await
+        Self::spawn_with(parts, sessions, None, None).await
     }
 
     /// Like [`Supervisor::spawn`], for one node of several sharing a database
     /// (CONTRACT §13): the sessions are in `sessions`, and an org's actor only runs
     /// while `fencing` holds the org's lease (the cluster node takes and gives
-    /// them, see [`crate::cluster`]).
+    /// them, see [`crate::cluster`]). Media files wait in `media`, which every
+    /// node reads, whichever accepted them.
     pub async fn spawn_in_cluster(
         parts: SupervisorParts,
         sessions: Arc<dyn SessionStore>,
         fencing: Fencing,
+        media: Arc<dyn SharedMedia>,
     ) -> Result<Self, SessionError> {
-        Self::spawn_with(parts, sessions, Some(fencing)).await
+        Self::spawn_with(parts, sessions, Some(fencing), Some(media)).await
     }
 
     async fn spawn_with(
         parts: SupervisorParts,
         sessions: Arc<dyn SessionStore>,
         fencing: Option<Fencing>,
+        shared_media: Option<Arc<dyn SharedMedia>>,
     ) -> Result<Self, SessionError> {
         let SupervisorParts {
             config,
@@ -111,7 +114,11 @@ impl Supervisor {
             let registry = registry.clone();
             Box::new(move |org: &OrgId| registry.status(org))
         };
-        let media = MediaFiles::new(config.sessions_dir.join(MEDIA_DIR));
+        let incoming = config.sessions_dir.join(MEDIA_DIR);
+        let media = match shared_media {
+            Some(shared) => MediaFiles::shared(incoming, shared),
+            None => MediaFiles::new(incoming),
+        };
         let outbox = Outbox::new(outbox, events.clone(), status_of, media);
         // Before anything is accepted or sent: no file is being written yet.
         outbox.sweep_media().await;
@@ -313,7 +320,7 @@ impl Supervisor {
     /// returns once it is stopped (or the stop's bound passed): the org is handed
     /// over to another node.
     pub async fn release(&self, org: &OrgId) -> Result<(), SessionError> {
-        let bound = self.config.shutdown_bound() + self.config.shutdown_grace;
+        let bound = self.release_bound();
         match self
             .actor
             .call(
@@ -329,6 +336,11 @@ impl Supervisor {
             Ok(CallResult::Timeout) => Err(SessionError::TimedOut),
             _ => Err(SessionError::Unavailable),
         }
+    }
+
+    /// The longest [`Supervisor::release`] takes.
+    pub fn release_bound(&self) -> Duration {
+        self.config.release_bound()
     }
 
     /// Whether an org's actor runs here.

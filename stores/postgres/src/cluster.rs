@@ -34,6 +34,9 @@ const SNAPSHOT_COLUMNS: &str = "s.org, s.node_id, s.status, s.phone_number, s.qr
 /// Nodes, leases and snapshots in PostgreSQL.
 pub struct PostgresLeases {
     pool: Pool,
+    /// This process's, new at every start: tells two processes under one node id
+    /// apart.
+    instance: String,
 }
 
 impl std::fmt::Debug for PostgresLeases {
@@ -44,7 +47,12 @@ impl std::fmt::Debug for PostgresLeases {
 
 impl PostgresLeases {
     pub fn new(pool: Pool) -> Self {
-        Self { pool }
+        use std::hash::{BuildHasher, RandomState};
+        let instance = format!(
+            "{:016x}",
+            RandomState::new().hash_one(std::time::SystemTime::now())
+        );
+        Self { pool, instance }
     }
 
     async fn conn(&self) -> Result<Object, ClusterError> {
@@ -69,13 +77,33 @@ fn held(row: &Row) -> Option<Held> {
 
 #[async_trait]
 impl LeaseStore for PostgresLeases {
+    async fn join(&self, node: &str, live_within: Duration) -> Result<(), ClusterError> {
+        let joined = self
+            .conn()
+            .await?
+            .query_opt(
+                "INSERT INTO wa_nodes (node_id, instance) VALUES ($1, $2) \
+                 ON CONFLICT (node_id) DO UPDATE SET last_seen = now(), instance = $2 \
+                 WHERE wa_nodes.instance = $2 \
+                 OR wa_nodes.last_seen <= now() - make_interval(secs => $3) \
+                 RETURNING 1",
+                &[&node, &self.instance, &secs(live_within)],
+            )
+            .await
+            .map_err(|e| failed(&e))?;
+        match joined {
+            Some(_) => Ok(()),
+            None => Err(ClusterError::NodeIdInUse(node.to_owned())),
+        }
+    }
+
     async fn heartbeat(&self, node: &str) -> Result<(), ClusterError> {
         self.conn()
             .await?
             .execute(
-                "INSERT INTO wa_nodes (node_id) VALUES ($1) \
-                 ON CONFLICT (node_id) DO UPDATE SET last_seen = now()",
-                &[&node],
+                "INSERT INTO wa_nodes (node_id, instance) VALUES ($1, $2) \
+                 ON CONFLICT (node_id) DO UPDATE SET last_seen = now(), instance = $2",
+                &[&node, &self.instance],
             )
             .await
             .map(drop)
@@ -91,18 +119,32 @@ impl LeaseStore for PostgresLeases {
             .map_err(|e| failed(&e))
     }
 
-    async fn renew(&self, node: &str, lease: Duration) -> Result<Vec<Held>, ClusterError> {
+    async fn renew(
+        &self,
+        node: &str,
+        leases: &[Held],
+        lease: Duration,
+    ) -> Result<Vec<Held>, ClusterError> {
+        if leases.is_empty() {
+            return Ok(Vec::new());
+        }
+        let orgs: Vec<&str> = leases.iter().map(|h| h.org.as_str()).collect();
+        let tokens: Vec<Token> = leases.iter().map(|h| h.token).collect();
         let rows = self
             .conn()
             .await?
             .query(
-                "UPDATE wa_leases SET expires_at = now() + make_interval(secs => $2) \
-                 WHERE node_id = $1 AND expires_at > now() RETURNING org, token",
-                &[&node, &secs(lease)],
+                "UPDATE wa_leases l SET expires_at = now() + make_interval(secs => $4) \
+                 FROM unnest($2::text[], $3::bigint[]) AS h(org, token) \
+                 WHERE l.org = h.org AND l.token = h.token AND l.node_id = $1 \
+                 AND l.expires_at > now() RETURNING l.org, l.token",
+                &[&node, &orgs, &tokens, &secs(lease)],
             )
             .await
             .map_err(|e| failed(&e))?;
-        Ok(rows.iter().filter_map(held).collect())
+        let mut renewed: Vec<Held> = rows.iter().filter_map(held).collect();
+        renewed.sort();
+        Ok(renewed)
     }
 
     async fn census(

@@ -80,6 +80,8 @@
 //!   renaming a store, restores by swapping two;
 //! - [`PostgresSimLedger`] (`wa_sim_*`): the fake phone's record in sim mode;
 //! - [`PostgresCommands`] (`wa_commands`): requests handed to an org's owner;
+//! - [`PostgresMedia`] (`wa_media`, migration 0004): queued media files, read by
+//!   whichever node delivers them;
 //! - [`listen`]: the notifications that wake nodes (`wa_outbox`, `wa_message`,
 //!   `wa_snapshot`, `wa_leases`, `wa_commands`, `wa_replies`).
 //!
@@ -104,6 +106,7 @@ mod device;
 mod error;
 mod fence;
 mod listen;
+mod media;
 mod migrate;
 mod msg_secrets;
 pub mod outbox;
@@ -125,6 +128,7 @@ pub use commands::{Command, PostgresCommands};
 pub use error::{Error, describe};
 pub use fence::Fence;
 pub use listen::{Heard, listen};
+pub use media::PostgresMedia;
 pub use migrate::{MigrationReport, latest_version, migrate};
 pub use outbox::PostgresOutbox;
 pub use pool::{connect, pool_for};

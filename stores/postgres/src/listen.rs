@@ -54,7 +54,7 @@ async fn session(
     statement: &str,
     tx: &mpsc::UnboundedSender<Heard>,
 ) -> Result<(), tokio_postgres::Error> {
-    let (client, mut connection) = config.connect(NoTls).await?;
+    let (client, mut connection) = crate::pool::bounded(config.clone()).connect(NoTls).await?;
     let (notices, mut heard) = mpsc::unbounded_channel();
     let driver = tokio::spawn(async move {
         loop {

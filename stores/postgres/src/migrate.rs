@@ -34,6 +34,16 @@ const MIGRATIONS: &[Migration] = &[
         name: "cluster",
         sql: include_str!("migrations/0002_cluster.sql"),
     },
+    Migration {
+        version: 3,
+        name: "cluster_processes",
+        sql: include_str!("migrations/0003_cluster_processes.sql"),
+    },
+    Migration {
+        version: 4,
+        name: "media",
+        sql: include_str!("migrations/0004_media.sql"),
+    },
 ];
 
 /// The advisory lock key serializing migrations ("wa_store" in ASCII), distinct from

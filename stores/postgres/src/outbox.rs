@@ -240,6 +240,18 @@ impl OutboxStore for PostgresOutbox {
         row.map(|r| decode(&r).map(|(_, m)| m)).transpose()
     }
 
+    /// Every node expires the one table's messages: they all go by the
+    /// database's clock, so a node whose clock runs ahead expires nothing early.
+    async fn now(&self) -> Result<DateTime<Utc>, OutboxError> {
+        let row = self
+            .conn()
+            .await?
+            .query_one("SELECT now()", &[])
+            .await
+            .map_err(|e| store(&e))?;
+        Ok(row.get(0))
+    }
+
     async fn expire_due(&self, now: DateTime<Utc>) -> Result<Vec<Message>, OutboxError> {
         let mut conn = self.conn().await?;
         let tx = conn.transaction().await.map_err(|e| store(&e))?;

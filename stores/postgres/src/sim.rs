@@ -9,17 +9,21 @@
 //! sending) are fenced by its lease: once another node owns the org, they are
 //! refused, as the server would refuse a replaced connection.
 //!
-//! An overlap is a connection opened while another node still has one of the
-//! org open and is alive (a heartbeat within the lease time). A node that died
-//! or was paused past its lease cannot drive its old connection any more: the
-//! next owner's connection replaces it, as WhatsApp's server replaces the older
-//! of two connections of one device.
+//! An overlap is a connection opened while a connection of the org opened by
+//! another process is still open, whatever that process's leases and heartbeats
+//! say: a node cut off from the cluster's tables, or one whose actor is still
+//! stopping, counts. A connection is open from its `open` to its `close`, or,
+//! for a process that stopped showing signs of life (killed or frozen: its
+//! presence, refreshed every [`PRESENCE_EVERY`], is older than
+//! [`SERVER_TIMEOUT`]), until then: WhatsApp's server drops a connection that
+//! stopped answering its pings.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_postgres::Pool;
+use tokio::task::AbortHandle;
 use wa_actors::OrgId;
 use wa_actors::connection::ConnectionError;
 use wa_actors::connection::sim::{SentRecord, SimCredentials, SimError, SimLedger};
@@ -27,23 +31,78 @@ use wa_actors::connection::sim::{SentRecord, SimCredentials, SimError, SimLedger
 use crate::error::Failure;
 use crate::fence::{self, Checked, Fence};
 
+/// How often a process shows it is alive (its connections still answer).
+pub const PRESENCE_EVERY: Duration = Duration::from_secs(1);
+/// How long after a process's last sign of life its connections count as
+/// dropped by the server.
+pub const SERVER_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// The fake phones' record in PostgreSQL (see the module docs).
 pub struct PostgresSimLedger {
     pool: Pool,
     fence: Arc<dyn Fence>,
     node_id: String,
-    /// A node that sent no heartbeat for this long is not alive.
-    lease: Duration,
+    /// This process's, new at every start (a restarted node is another process).
+    instance: String,
+    presence: AbortHandle,
+}
+
+impl Drop for PostgresSimLedger {
+    fn drop(&mut self) {
+        self.presence.abort();
+    }
 }
 
 impl PostgresSimLedger {
-    pub fn new(pool: Pool, fence: Arc<dyn Fence>, node_id: String, lease: Duration) -> Self {
+    /// The record as node `node_id` writes it; shows this process alive from now
+    /// on (a task, until the ledger is dropped).
+    pub fn new(pool: Pool, fence: Arc<dyn Fence>, node_id: String) -> Self {
+        let instance = format!("{node_id}/{:016x}", rand_u64());
+        let presence = tokio::spawn(show_presence(pool.clone(), instance.clone())).abort_handle();
         Self {
             pool,
             fence,
             node_id,
-            lease,
+            instance,
+            presence,
         }
+    }
+}
+
+impl PostgresSimLedger {
+    /// Stops showing this process alive, as a frozen process would (tests of a
+    /// node paused past its lease, in one process).
+    pub fn freeze_presence(&self) {
+        self.presence.abort();
+    }
+
+    /// This process's instance, as its connections and presence record it.
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+}
+
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    RandomState::new().hash_one(std::time::SystemTime::now())
+}
+
+async fn show_presence(pool: Pool, instance: String) {
+    loop {
+        let shown = async {
+            let conn = pool.get().await.map_err(|e| e.describe())?;
+            conn.execute(
+                "INSERT INTO wa_sim_presence (instance, alive_at) VALUES ($1, now()) \
+                 ON CONFLICT (instance) DO UPDATE SET alive_at = now()",
+                &[&instance],
+            )
+            .await
+            .map_err(|e| e.describe())
+        };
+        if let Err(e) = shown.await {
+            tracing::debug!(error = %e, "sim: this process's presence could not be shown");
+        }
+        tokio::time::sleep(PRESENCE_EVERY).await;
     }
 }
 
@@ -117,19 +176,12 @@ impl SimLedger for PostgresSimLedger {
             ));
         }
         let token = self.fence.token(org.as_str()).unwrap_or_default();
-        let alive = self.lease.as_secs_f64();
-        // Connections of nodes that are not alive are gone: forgotten.
-        tx.execute(
-            "DELETE FROM wa_sim_links l WHERE l.org = $1 AND NOT EXISTS (SELECT 1 FROM wa_nodes n \
-             WHERE n.node_id = l.node_id AND n.last_seen > now() - make_interval(secs => $2))",
-            &[&org.as_str(), &alive],
-        )
-        .await
-        .map_err(|e| unavailable(&e))?;
         let others: i64 = tx
             .query_one(
-                "SELECT count(*) FROM wa_sim_links WHERE org = $1 AND node_id <> $2",
-                &[&org.as_str(), &self.node_id],
+                "SELECT count(*) FROM wa_sim_links l JOIN wa_sim_presence p USING (instance) \
+                 WHERE l.org = $1 AND l.instance <> $2 \
+                 AND p.alive_at > now() - make_interval(secs => $3)",
+                &[&org.as_str(), &self.instance, &SERVER_TIMEOUT.as_secs_f64()],
             )
             .await
             .map_err(|e| unavailable(&e))?
@@ -146,9 +198,9 @@ impl SimLedger for PostgresSimLedger {
         }
         let link: i64 = tx
             .query_one(
-                "INSERT INTO wa_sim_links (org, node_id, token) VALUES ($1, $2, $3) \
-                 RETURNING link_id",
-                &[&org.as_str(), &self.node_id, &token],
+                "INSERT INTO wa_sim_links (org, node_id, token, instance) \
+                 VALUES ($1, $2, $3, $4) RETURNING link_id",
+                &[&org.as_str(), &self.node_id, &token, &self.instance],
             )
             .await
             .map_err(|e| unavailable(&e))?

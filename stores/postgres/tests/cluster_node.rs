@@ -18,16 +18,17 @@ use wa_actors::{
 };
 use wa_store_postgres::testing::{self, TestDatabase};
 use wa_store_postgres::{
-    PostgresLeases, PostgresOutbox, PostgresSessions, PostgresSimLedger, migrate,
+    PostgresLeases, PostgresMedia, PostgresOutbox, PostgresSessions, PostgresSimLedger, migrate,
 };
 
-const LEASE: Duration = Duration::from_secs(15);
+const LEASE: Duration = Duration::from_secs(30);
 const PHONE: &str = "573001234567";
 
 struct Node {
     id: &'static str,
     sup: Supervisor,
     sim: SimConnector,
+    ledger: Arc<PostgresSimLedger>,
     node: ClusterNode,
     _dir: tempfile::TempDir,
 }
@@ -37,15 +38,12 @@ async fn node(db: &TestDatabase, id: &'static str) -> Node {
     let pool = db.pool().clone();
     let (fencing, refused) = Fencing::new();
     let fence = Arc::new(fencing.clone());
-    let sim = SimConnector::with_ledger(
-        SimTiming::default(),
-        Arc::new(PostgresSimLedger::new(
-            pool.clone(),
-            fence.clone(),
-            id.into(),
-            LEASE,
-        )),
-    );
+    let ledger = Arc::new(PostgresSimLedger::new(
+        pool.clone(),
+        fence.clone(),
+        id.into(),
+    ));
+    let sim = SimConnector::with_ledger(SimTiming::default(), ledger.clone());
     let mut config = SupervisorConfig::new(dir.path());
     config.node_id = Some(id.into());
     config.outbox.min_gap = Duration::ZERO;
@@ -61,6 +59,7 @@ async fn node(db: &TestDatabase, id: &'static str) -> Node {
         },
         sessions.clone() as Arc<dyn SessionStore>,
         fencing.clone(),
+        Arc::new(PostgresMedia::new(pool.clone())),
     )
     .await
     .unwrap();
@@ -70,6 +69,7 @@ async fn node(db: &TestDatabase, id: &'static str) -> Node {
             lease: LEASE,
             renew: Duration::from_secs(3600),
             takeover_gap: Duration::ZERO,
+            stop_bound: sup.release_bound(),
         },
         Arc::new(PostgresLeases::new(pool)),
         sup.clone(),
@@ -83,6 +83,7 @@ async fn node(db: &TestDatabase, id: &'static str) -> Node {
         id,
         sup,
         sim,
+        ledger,
         node,
         _dir: dir,
     }
@@ -158,11 +159,18 @@ async fn a_paused_owner_loses_its_org_without_ever_driving_it_beside_the_new_one
     })
     .await;
 
-    // a is paused past its lease: no heartbeat, no renewal.
+    // a is paused past its lease: no heartbeat, no renewal, and its connection
+    // dropped by the server for not answering.
+    a.ledger.freeze_presence();
     sql(
         &db,
-        "UPDATE wa_leases SET expires_at = now() - interval '1 second'; \
-         UPDATE wa_nodes SET last_seen = now() - interval '1 minute' WHERE node_id = 'a'",
+        &format!(
+            "UPDATE wa_leases SET expires_at = now() - interval '1 second'; \
+             UPDATE wa_nodes SET last_seen = now() - interval '1 minute' WHERE node_id = 'a'; \
+             UPDATE wa_sim_presence SET alive_at = now() - interval '1 minute' \
+             WHERE instance = '{}'",
+            a.ledger.instance()
+        ),
     )
     .await;
     b.node.tick().await;

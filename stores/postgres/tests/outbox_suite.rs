@@ -158,6 +158,23 @@ async fn accepting_and_changing_messages_is_announced() {
     );
 }
 
+/// Messages expire by the database's clock, whichever node's clock runs ahead.
+#[tokio::test]
+async fn expiry_goes_by_the_database_clock() {
+    let db = testing::database().await;
+    migrate(db.pool()).await.unwrap();
+    let (fencing, _refused) = Fencing::new();
+    let outbox = PostgresOutbox::new(db.pool().clone(), Arc::new(fencing));
+    let conn = db.pool().get().await.unwrap();
+    let before: chrono::DateTime<Utc> = conn.query_one("SELECT now()", &[]).await.unwrap().get(0);
+    let clock = outbox.now().await.unwrap();
+    let after: chrono::DateTime<Utc> = conn.query_one("SELECT now()", &[]).await.unwrap().get(0);
+    assert!(
+        before <= clock && clock <= after,
+        "{before} {clock} {after}"
+    );
+}
+
 async fn next(heard: &mut tokio::sync::mpsc::UnboundedReceiver<Heard>) -> Heard {
     tokio::time::timeout(Duration::from_secs(10), heard.recv())
         .await
