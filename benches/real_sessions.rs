@@ -279,9 +279,11 @@ struct Sends {
     /// Queueing them all over HTTP (the first part of `elapsed`).
     enqueued_in: Duration,
     cpu: Duration,
-    /// Messages that opened a Signal session (`pkmsg`: a first message to a
-    /// patient from this device).
-    new_sessions: usize,
+    /// Messages that went out as Signal prekey messages (`pkmsg`). Signal keeps
+    /// sending those until the patient's device answers once, which the
+    /// loopback's patients never do: each carries the prekey bundle's header
+    /// on top of the ciphertext.
+    prekey_messages: usize,
 }
 
 impl Sends {
@@ -330,7 +332,7 @@ async fn sends(
     .await;
     let enqueued_in = t.elapsed();
     let deadline = Instant::now() + Duration::from_secs(900);
-    let (mut acked, mut new_sessions) = (0, 0);
+    let (mut acked, mut prekey_messages) = (0, 0);
     while acked < total {
         let fresh = server.events_since(cursor);
         cursor += fresh.len();
@@ -340,7 +342,7 @@ async fn sends(
                     phone, error: None, ..
                 } if shops.contains(&phone) => acked += 1,
                 ServerEvent::Message(m) if m.enc_types.first().is_some_and(|t| t == "pkmsg") => {
-                    new_sessions += 1;
+                    prekey_messages += 1;
                 }
                 _ => {}
             }
@@ -358,7 +360,7 @@ async fn sends(
         elapsed: t.elapsed(),
         enqueued_in,
         cpu: daemon.cpu_time().saturating_sub(cpu_before),
-        new_sessions,
+        prekey_messages,
     }
 }
 
@@ -702,7 +704,7 @@ impl Report {
         );
         let _ = writeln!(
             s,
-            "| orgs | messages | sends/s | of which new Signal sessions | queued in | daemon CPU per send |\n|---:|---:|---:|---:|---:|---:|"
+            "| orgs | messages | sends/s | of which prekey messages (`pkmsg`) | queued in | daemon CPU per send |\n|---:|---:|---:|---:|---:|---:|"
         );
         for x in &self.sends {
             let _ = writeln!(
@@ -711,7 +713,7 @@ impl Report {
                 x.orgs,
                 x.messages,
                 x.per_second(),
-                x.new_sessions,
+                x.prekey_messages,
                 x.enqueued_in.as_secs_f64(),
                 x.cpu_per_send_us()
             );

@@ -95,29 +95,21 @@ impl Api {
     }
 }
 
-/// How to start a daemon.
+/// How to start a daemon: always on the real whatsapp-rust connection.
 #[derive(Clone, Debug, Default)]
 pub struct Launch {
-    /// The real whatsapp-rust connection to this WebSocket URL (a loopback
-    /// server); `None`: simulation mode (CONTRACT §9).
-    pub ws_url: Option<String>,
-    /// Extra keys of `[server]`.
-    pub server: String,
+    /// The WebSocket URL of the WhatsApp Web server (a loopback one).
+    pub ws_url: String,
     /// Extra keys of `[sessions]`.
     pub sessions: String,
     /// Extra tables.
     pub tables: String,
-    pub env: Vec<(String, String)>,
 }
 
 impl Launch {
-    pub fn sim() -> Self {
-        Self::default()
-    }
-
     pub fn real(ws_url: &str) -> Self {
         Self {
-            ws_url: Some(ws_url.to_owned()),
+            ws_url: ws_url.to_owned(),
             ..Self::default()
         }
     }
@@ -128,36 +120,22 @@ impl Launch {
         self
     }
 
-    pub fn server(mut self, keys: &str) -> Self {
-        self.server.push_str(keys);
-        self.server.push('\n');
-        self
-    }
-
     pub fn tables(mut self, toml: &str) -> Self {
         self.tables.push_str(toml);
         self.tables.push('\n');
         self
     }
 
-    pub fn env(mut self, name: &str, value: &str) -> Self {
-        self.env.push((name.to_owned(), value.to_owned()));
-        self
-    }
-
     fn config(&self, sessions_dir: &Path) -> String {
-        let connection = match &self.ws_url {
-            // A pinned version: nothing is looked up on the network.
-            Some(url) => format!(
-                "[connection]\nkind = \"whatsapp\"\n[whatsapp]\n\
-                 version = \"2.3000.1027000000\"\nws_url = \"{url}\"\n"
-            ),
-            None => String::new(),
-        };
+        // A pinned version: nothing is looked up on the network.
+        let connection = format!(
+            "[connection]\nkind = \"whatsapp\"\n[whatsapp]\n\
+             version = \"2.3000.1027000000\"\nws_url = \"{}\"\n",
+            self.ws_url
+        );
         format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\n{}[sessions]\ndir = \"{}\"\n{}{connection}{}\
+            "[server]\nlisten = \"127.0.0.1:0\"\n[sessions]\ndir = \"{}\"\n{}{connection}{}\
              {BUDGET_TOML}",
-            self.server,
             sessions_dir.display(),
             self.sessions,
             self.tables,
@@ -168,7 +146,6 @@ impl Launch {
 /// One running daemon. Dropping it kills the process.
 pub struct Daemon {
     pub child: Child,
-    pub port: u16,
     pub log: PathBuf,
     pub api: Api,
 }
@@ -186,9 +163,6 @@ impl Daemon {
         let log = std::fs::File::create(&log_path).expect("a log file");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_wa-supervisor"));
         cmd.arg("serve");
-        if launch.ws_url.is_none() {
-            cmd.arg("--sim");
-        }
         cmd.arg("--config")
             .arg(&config)
             .current_dir(root)
@@ -203,7 +177,6 @@ impl Daemon {
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("a log file"))
             .stderr(log);
-        cmd.envs(launch.env.iter().map(|(k, v)| (k, v)));
         // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
         unsafe {
             cmd.pre_exec(|| {
@@ -226,7 +199,6 @@ impl Daemon {
         };
         Self {
             child,
-            port,
             log: log_path,
             api: Api::new(port),
         }
@@ -238,10 +210,6 @@ impl Daemon {
         let daemon = Self::spawn(root, launch).await;
         daemon.wait_healthy(Duration::from_secs(30)).await;
         daemon
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
     }
 
     pub async fn wait_healthy(&self, limit: Duration) {
@@ -320,10 +288,6 @@ impl Daemon {
             limit.as_secs()
         );
         t.elapsed()
-    }
-
-    pub async fn stop(self) {
-        self.stop_within(Duration::from_secs(10)).await;
     }
 }
 
