@@ -98,6 +98,21 @@ impl Loopback {
         self.shared.events()
     }
 
+    /// What happened after the first `from` events, in order: a reader that
+    /// follows a long log (a benchmark counting thousands of acks) takes only what
+    /// is new each time.
+    pub fn events_since(&self, from: usize) -> Vec<ServerEvent> {
+        self.shared.events_since(from)
+    }
+
+    /// Makes `phone` (digits) a registered WhatsApp account, as every recipient
+    /// on the real server is: it gets a LID, which usync reports, so a client
+    /// learns it once and addresses the contact by it from then on (a contact
+    /// without one is looked up again on every send).
+    pub fn add_contact(&self, phone: &str) {
+        self.shared.add_contact(phone);
+    }
+
     /// Waits until `pick` finds something in the event log.
     pub async fn wait_for<T>(
         &self,

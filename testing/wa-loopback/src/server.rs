@@ -173,6 +173,15 @@ impl Shared {
         self.lock().events.clone()
     }
 
+    pub(crate) fn events_since(&self, from: usize) -> Vec<ServerEvent> {
+        let state = self.lock();
+        state.events.get(from..).unwrap_or_default().to_vec()
+    }
+
+    pub(crate) fn add_contact(&self, phone: &str) {
+        self.lock().lid_of(phone);
+    }
+
     /// Resolves when an event is recorded after this call.
     pub(crate) fn changed(&self) -> tokio::sync::futures::Notified<'_> {
         self.changed.notified()
