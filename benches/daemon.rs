@@ -1676,8 +1676,8 @@ impl Report {
             let _ = writeln!(
                 s,
                 "### 5. Durable enqueue\n\n`POST /api/messages` (`202` once the message is \
-                 committed to the outbox's SQLite database and fsync'd, WAL with \
-                 `synchronous = FULL`, group commit), keep-alive HTTP/1.1 connections each \
+                 committed to the outbox's SQLite database and its WAL fsync'd, group commit \
+                 with the fsync on a thread of its own), keep-alive HTTP/1.1 connections each \
                  sending back to back, {:.1} s measured after {:.1} s of warm-up; {} orgs that \
                  show a QR code and are not connected (so no delivery runs beside the \
                  enqueues), taken round-robin. *bare* is an axum handler in the bench process \

@@ -11,7 +11,7 @@
 //! # Stores
 //!
 //! - [`SqliteOutbox`], the embedded default: one SQLite file in the sessions
-//!   directory (`outbox.db`, mode 0600), WAL with `synchronous = FULL`, its schema
+//!   directory (`outbox.db`, mode 0600), WAL fsync'd before a write is answered, its schema
 //!   migrated at open (`PRAGMA user_version`).
 //! - [`MemoryStore`], the reference: the plainest code that obeys the trait, what
 //!   the lane's unit tests run on. Not durable; never behind a `202`.
