@@ -42,6 +42,11 @@ use wa_actors::{OrgId, SessionStatus, Supervisor, SupervisorConfig, SupervisorPa
 /// The test harness, for reading the address a daemon listens on.
 #[path = "../tests/common/mod.rs"]
 mod common;
+/// The report's plumbing, shared with `benches/real_sessions.rs`.
+#[path = "support/report.rs"]
+mod report;
+
+use report::{Machine, git_commit, least_squares_slope, read_loadavg, verdict};
 
 const API_KEY: &str = "bench-key-3f9c2a7e5b1d4c608e7f9a0b1c2d3e4f";
 const MESSAGE: &str =
@@ -142,7 +147,7 @@ fn main() {
     println!("\n{block}");
     if only.is_empty() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("BENCHMARKS.md");
-        write_benchmarks_md(&path, &block);
+        report::write_block(&path, BEGIN, END, &block);
         println!("wrote {}", path.display());
     } else {
         println!("(only {only:?} ran: BENCHMARKS.md left alone)");
@@ -980,18 +985,6 @@ async fn memory_bench(plan: &Plan, top: &Path) -> Option<Memory> {
     Some(Memory { points, slope })
 }
 
-fn least_squares_slope(points: &[(usize, u64)]) -> f64 {
-    let n = points.len() as f64;
-    let mx = points.iter().map(|p| p.0 as f64).sum::<f64>() / n;
-    let my = points.iter().map(|p| p.1 as f64).sum::<f64>() / n;
-    let (mut sxy, mut sxx) = (0.0, 0.0);
-    for &(x, y) in points {
-        sxy += (x as f64 - mx) * (y as f64 - my);
-        sxx += (x as f64 - mx).powi(2);
-    }
-    if sxx == 0.0 { 0.0 } else { sxy / sxx }
-}
-
 // ---------------------------------------------------------------- 3. heal
 
 struct Heal {
@@ -1374,73 +1367,6 @@ async fn status_bench(plan: &Plan, top: &Path) -> StatusRow {
 // ---------------------------------------------------------------- the report
 
 #[derive(Default)]
-struct Machine {
-    cores: usize,
-    cpu: String,
-    mem_total: String,
-    kernel: String,
-    load_before: String,
-}
-
-impl Machine {
-    fn probe() -> Self {
-        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-        let field = |text: &str, name: &str| {
-            text.lines()
-                .find(|l| l.starts_with(name))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, v)| v.trim().to_owned())
-                .unwrap_or_else(|| "unknown".into())
-        };
-        let mem_kib: Option<u64> = field(&meminfo, "MemTotal")
-            .split_whitespace()
-            .next()
-            .and_then(|v| v.parse().ok());
-        Self {
-            cores: std::thread::available_parallelism().map_or(0, |n| n.get()),
-            cpu: field(&cpuinfo, "model name"),
-            mem_total: mem_kib.map_or("unknown".into(), |k| {
-                format!("{:.1} GiB", k as f64 / (1 << 20) as f64)
-            }),
-            kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
-                .map(|s| s.trim().to_owned())
-                .unwrap_or_default(),
-            load_before: read_loadavg(),
-        }
-    }
-}
-
-fn read_loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default()
-}
-
-fn git_commit() -> String {
-    let git = |args: &[&str]| {
-        Command::new("git")
-            .arg("-C")
-            .arg(env!("CARGO_MANIFEST_DIR"))
-            .args(args)
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-    };
-    let Some(commit) = git(&["rev-parse", "--short", "HEAD"]) else {
-        return "unknown".into();
-    };
-    let dirty =
-        git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
-    if dirty {
-        format!("{commit} (with uncommitted changes)")
-    } else {
-        commit
-    }
-}
-
-#[derive(Default)]
 struct Report {
     machine: Machine,
     send: Vec<SendRow>,
@@ -1490,10 +1416,6 @@ fn ours_vs_bare_table<'a>(
 
 fn us_as_ms(us: u32) -> f64 {
     f64::from(us) / 1000.0
-}
-
-fn verdict(met: bool) -> &'static str {
-    if met { "met" } else { "**missed**" }
 }
 
 impl Report {
@@ -1752,22 +1674,4 @@ impl Report {
         let _ = writeln!(s, "{END}");
         s
     }
-}
-
-/// Replaces the generated block of `BENCHMARKS.md`, keeping everything around it;
-/// creates the file when it does not exist.
-fn write_benchmarks_md(path: &Path, block: &str) {
-    let old = std::fs::read_to_string(path).unwrap_or_default();
-    let new = match (old.find(BEGIN), old.find(END)) {
-        (Some(b), Some(e)) if b < e => {
-            format!("{}{}{}", &old[..b], block.trim_end(), &old[e + END.len()..])
-        }
-        _ => format!(
-            "# Benchmarks\n\nRun `cargo bench --bench daemon` (a few minutes after the build) \
-             or `cargo bench --bench daemon -- --quick` (under a minute). The part between \
-             the markers is rewritten by every run.\n\n{}\n",
-            block.trim_end()
-        ),
-    };
-    std::fs::write(path, new).expect("BENCHMARKS.md is written");
 }

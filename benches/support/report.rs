@@ -1,5 +1,9 @@
-//! The plumbing of a bench's report: the machine it ran on, the commit, and the
-//! generated block of `BENCHMARKS.md` between a bench's two markers.
+//! The plumbing of a bench's report: the machine it ran on, the commit, the
+//! generated block of `BENCHMARKS.md` between a bench's two markers, and the small
+//! sums the figures need. Shared by `benches/daemon.rs` and
+//! `benches/real_sessions.rs`; each uses only some of it.
+
+#![allow(dead_code)]
 
 use std::path::Path;
 use std::process::Command;
@@ -109,4 +113,25 @@ pub fn write_block(path: &Path, begin: &str, end: &str, block: &str) {
         _ => format!("{}\n\n{}\n", old.trim_end(), block.trim_end()),
     };
     std::fs::write(path, new).expect("BENCHMARKS.md is written");
+}
+
+/// The least-squares slope of `y` over `x`.
+pub fn least_squares_slope(points: &[(usize, u64)]) -> f64 {
+    let n = points.len() as f64;
+    let mx = points.iter().map(|p| p.0 as f64).sum::<f64>() / n;
+    let my = points.iter().map(|p| p.1 as f64).sum::<f64>() / n;
+    let (mut sxy, mut sxx) = (0.0, 0.0);
+    for &(x, y) in points {
+        sxy += (x as f64 - mx) * (y as f64 - my);
+        sxx += (x as f64 - mx).powi(2);
+    }
+    if sxx == 0.0 { 0.0 } else { sxy / sxx }
+}
+
+pub fn mib(bytes: f64) -> f64 {
+    bytes / (1u64 << 20) as f64
+}
+
+pub fn verdict(met: bool) -> &'static str {
+    if met { "met" } else { "**missed**" }
 }
