@@ -523,7 +523,6 @@ struct SendRow {
 async fn send_bench(plan: &Plan, top: &Path) -> Vec<SendRow> {
     let bare_addr = spawn_bare_server();
     let daemon = Daemon::start(&top.join("send"), NO_PACING, &[]).await;
-    let ours_addr: SocketAddr = ([127, 0, 0, 1], daemon.port).into();
     let mut rows = Vec::new();
     let mut connected = 0;
     for &orgs in &plan.send_orgs {
@@ -535,27 +534,9 @@ async fn send_bench(plan: &Plan, top: &Path) -> Vec<SendRow> {
             t.elapsed().as_secs_f64()
         );
         let calls = posts(SEND_PATH, bodies_for(orgs));
-        // Bare first, ours second, at every level: both see the same machine load.
-        let conns = plan.connections;
-        let bare = load(
-            bare_addr,
-            SEND,
-            conns,
-            calls.clone(),
-            plan,
-            Server::BareThreads,
-        )
-        .await;
-        let ours = load(
-            ours_addr,
-            SEND,
-            conns,
-            calls,
-            plan,
-            Server::Process(daemon.child.id()),
-        )
-        .await;
-        daemon.assert_alive();
+        // At every level: both see the same machine load.
+        let (bare, ours) =
+            bare_then_ours(bare_addr, &daemon, SEND, plan.connections, calls, plan).await;
         eprintln!(
             "   {orgs:>5} orgs: ours {:.0} req/s p99 {} µs, {:.0} µs CPU/request ({} of {} not 200) | bare {:.0} req/s p99 {} µs",
             ours.rps,
@@ -754,6 +735,39 @@ async fn load(
         p99_us: percentile(&all, 0.99),
         max_us: all.last().copied().unwrap_or(0),
     }
+}
+
+/// The same load on the bare handler, then on `daemon`, so that both see the same
+/// machine load; the daemon must still be running after it.
+async fn bare_then_ours(
+    bare_addr: SocketAddr,
+    daemon: &Daemon,
+    route: Route,
+    conns: usize,
+    calls: Arc<Vec<Call>>,
+    plan: &Plan,
+) -> (LoadStats, LoadStats) {
+    let bare = load(
+        bare_addr,
+        route.clone(),
+        conns,
+        calls.clone(),
+        plan,
+        Server::BareThreads,
+    )
+    .await;
+    let ours_addr: SocketAddr = ([127, 0, 0, 1], daemon.port).into();
+    let ours = load(
+        ours_addr,
+        route,
+        conns,
+        calls,
+        plan,
+        Server::Process(daemon.child.id()),
+    )
+    .await;
+    daemon.assert_alive();
+    (bare, ours)
 }
 
 /// Whose CPU time a load counts.
@@ -1230,33 +1244,21 @@ struct EnqueueRow {
 async fn enqueue_bench(plan: &Plan, top: &Path) -> Vec<EnqueueRow> {
     let bare_addr = spawn_bare_server();
     let daemon = Daemon::start(&top.join("enqueue"), "", &[]).await;
-    let ours_addr: SocketAddr = ([127, 0, 0, 1], daemon.port).into();
     for i in 0..plan.enqueue_orgs {
         show_qr(&daemon.api, i).await;
     }
     let calls = posts(ENQUEUE_PATH, bodies_for(plan.enqueue_orgs));
     let mut rows = Vec::new();
     for &connections in &plan.enqueue_connections {
-        // Bare first, ours second: both see the same machine load.
-        let bare = load(
+        let (bare, ours) = bare_then_ours(
             bare_addr,
+            &daemon,
             ENQUEUE,
             connections,
             calls.clone(),
             plan,
-            Server::BareThreads,
         )
         .await;
-        let ours = load(
-            ours_addr,
-            ENQUEUE,
-            connections,
-            calls.clone(),
-            plan,
-            Server::Process(daemon.child.id()),
-        )
-        .await;
-        daemon.assert_alive();
         eprintln!(
             "   {connections:>2} connections: ours {:.0} req/s p50 {:.2} ms p99 {:.2} ms, {:.0} µs CPU/request ({} of {} not 202) | bare {:.0} req/s p50 {:.2} ms p99 {:.2} ms",
             ours.rps,
@@ -1314,7 +1316,6 @@ async fn status_bench(plan: &Plan, top: &Path) -> StatusRow {
     let bare_addr = spawn_bare_server();
     let daemon = Daemon::start(&top.join("status"), "", &[]).await;
     connect_orgs(&daemon, 0..plan.status_orgs).await;
-    let ours_addr: SocketAddr = ([127, 0, 0, 1], daemon.port).into();
     let calls = Arc::new(
         (0..plan.status_orgs)
             .map(|i| Call {
@@ -1324,26 +1325,7 @@ async fn status_bench(plan: &Plan, top: &Path) -> StatusRow {
             .collect::<Vec<_>>(),
     );
     let connections = plan.connections;
-    // Bare first, ours second: both see the same machine load.
-    let bare = load(
-        bare_addr,
-        STATUS,
-        connections,
-        calls.clone(),
-        plan,
-        Server::BareThreads,
-    )
-    .await;
-    let ours = load(
-        ours_addr,
-        STATUS,
-        connections,
-        calls,
-        plan,
-        Server::Process(daemon.child.id()),
-    )
-    .await;
-    daemon.assert_alive();
+    let (bare, ours) = bare_then_ours(bare_addr, &daemon, STATUS, connections, calls, plan).await;
     eprintln!(
         "   {connections} connections: ours {:.0} req/s p99 {:.2} ms, {:.0} µs CPU/request ({} of {} not 200) | bare {:.0} req/s p99 {:.2} ms, {:.0} µs CPU/request",
         ours.rps,
