@@ -103,6 +103,22 @@ pub fn backup_and_wipe(
     keep: usize,
     recreate: bool,
 ) -> io::Result<Option<String>> {
+    backup_and_wipe_keeping_a_session(root, org, reason, now, keep, recreate, &|_| false)
+}
+
+/// [`backup_and_wipe`], whose pruning also keeps the newest backup for which
+/// `holds_session` is true: wipes of stores that never held a session (a pairing
+/// cut short, a QR never scanned) must not push the org's last real session out of
+/// its newest `keep`. That backup counts towards `keep` like the one just made.
+pub fn backup_and_wipe_keeping_a_session(
+    root: &Path,
+    org: &OrgId,
+    reason: &str,
+    now: DateTime<Utc>,
+    keep: usize,
+    recreate: bool,
+    holds_session: &dyn Fn(&Path) -> bool,
+) -> io::Result<Option<String>> {
     let live = live_dir(root, org);
     let backup = if has_content(&live)? {
         let parent = backups_dir(root, org);
@@ -120,7 +136,11 @@ pub fn backup_and_wipe(
         if let Err(e) = tighten(&target) {
             tracing::warn!(org_id = %org, backup = %name, error = %e, "a backup's permissions could not be tightened");
         }
-        if let Err(e) = prune(&parent, keep, &[&name]) {
+        let session = newest_holding_a_session(&parent, holds_session);
+        let protect: Vec<&str> = std::iter::once(name.as_str())
+            .chain(session.as_deref().filter(|s| *s != name))
+            .collect();
+        if let Err(e) = prune(&parent, keep, &protect) {
             tracing::warn!(org_id = %org, error = %e, "old backups could not be pruned");
         }
         Some(name)
@@ -136,6 +156,24 @@ pub fn backup_and_wipe(
         ensure_private_dir(&live)?;
     }
     Ok(backup)
+}
+
+/// The newest backup in `parent` for which `holds_session` is true.
+fn newest_holding_a_session(
+    parent: &Path,
+    holds_session: &dyn Fn(&Path) -> bool,
+) -> Option<String> {
+    let mut names: Vec<String> = fs::read_dir(parent)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
+    names.sort();
+    names
+        .into_iter()
+        .rev()
+        .find(|name| holds_session(&parent.join(name)))
 }
 
 /// The names of an org's backups, oldest first.
@@ -240,6 +278,59 @@ mod tests {
 
     fn mode(path: &Path) -> u32 {
         fs::metadata(path).unwrap().mode() & 0o777
+    }
+
+    /// A pairing cut short again and again (each wipe backs up a store that holds
+    /// no session) never prunes the backup of the org's last real session.
+    #[test]
+    fn wipes_of_sessionless_stores_keep_the_last_session() {
+        let root = tempfile::tempdir().unwrap();
+        let live = live_dir(root.path(), &org());
+        let holds_session = |dir: &Path| dir.join("creds.json").is_file();
+        let at = |secs: i64| DateTime::from_timestamp(1_790_000_000 + secs, 0).unwrap();
+        ensure_private_dir(&live).unwrap();
+        fs::write(live.join("creds.json"), b"{}").unwrap();
+        let session = backup_and_wipe_keeping_a_session(
+            root.path(),
+            &org(),
+            "x",
+            at(0),
+            3,
+            true,
+            &holds_session,
+        )
+        .unwrap()
+        .unwrap();
+        for i in 1..=5 {
+            fs::write(live.join("creds.json.tmp"), b"{").unwrap();
+            backup_and_wipe_keeping_a_session(
+                root.path(),
+                &org(),
+                "x",
+                at(i),
+                3,
+                true,
+                &holds_session,
+            )
+            .unwrap()
+            .unwrap();
+        }
+        let kept = list_backups(root.path(), &org()).unwrap();
+        assert_eq!(kept.len(), 3, "{kept:?}");
+        assert!(kept.contains(&session), "{kept:?}");
+        // Without the rule, the plain wipe keeps only the newest three.
+        let plain = tempfile::tempdir().unwrap();
+        let live = live_dir(plain.path(), &org());
+        ensure_private_dir(&live).unwrap();
+        fs::write(live.join("creds.json"), b"{}").unwrap();
+        let lost = backup_and_wipe(plain.path(), &org(), "x", at(0), 3, true)
+            .unwrap()
+            .unwrap();
+        for i in 1..=5 {
+            fs::write(live.join("creds.json.tmp"), b"{").unwrap();
+            backup_and_wipe(plain.path(), &org(), "x", at(i), 3, true).unwrap();
+        }
+        assert!(!list_backups(plain.path(), &org()).unwrap().contains(&lost));
     }
 
     #[test]

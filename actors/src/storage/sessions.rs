@@ -9,7 +9,7 @@
 //! instant each set of credentials is whole in exactly one place an operator can
 //! list, so no crash loses a session or a backup.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -139,8 +139,21 @@ impl SessionStore for FileSessions {
             reason.to_owned(),
             self.backups_kept,
         );
-        blocking(move || fs_ops::backup_and_wipe(&root, &org, &reason, Utc::now(), keep, recreate))
-            .await
+        let connector = self.connector.clone();
+        blocking(move || {
+            // A store that cannot be read is taken to hold a session: kept.
+            let holds_session = |dir: &Path| connector.has_credentials(dir).unwrap_or(true);
+            fs_ops::backup_and_wipe_keeping_a_session(
+                &root,
+                &org,
+                &reason,
+                Utc::now(),
+                keep,
+                recreate,
+                &holds_session,
+            )
+        })
+        .await
     }
 
     async fn list_backups(&self, org: &OrgId) -> Result<Vec<BackupInfo>, StorageError> {
