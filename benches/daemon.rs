@@ -831,16 +831,24 @@ struct BareBody {
     message: String,
 }
 
-/// The same request parsed the same way with the same key check, and nothing else.
-async fn bare_send(headers: HeaderMap, body: Bytes) -> (StatusCode, axum::Json<Value>) {
+/// The bare handlers' key check: constant-time, as the daemon's; the `401` when
+/// the key is missing or wrong.
+fn refused_key(headers: &HeaderMap) -> Option<(StatusCode, axum::Json<Value>)> {
     let key_ok = headers
         .get("x-api-key")
         .is_some_and(|k| bool::from(k.as_bytes().ct_eq(API_KEY.as_bytes())));
-    if !key_ok {
-        return (
+    (!key_ok).then(|| {
+        (
             StatusCode::UNAUTHORIZED,
             axum::Json(json!({ "error": "unauthorized" })),
-        );
+        )
+    })
+}
+
+/// The same request parsed the same way with the same key check, and nothing else.
+async fn bare_send(headers: HeaderMap, body: Bytes) -> (StatusCode, axum::Json<Value>) {
+    if let Some(refused) = refused_key(&headers) {
+        return refused;
     }
     match serde_json::from_slice::<BareBody>(&body) {
         Ok(b) => (
@@ -862,14 +870,8 @@ async fn bare_send(headers: HeaderMap, body: Bytes) -> (StatusCode, axum::Json<V
 /// The accepted message's shape (`202`) after the same parse and key check, with
 /// nothing stored.
 async fn bare_enqueue(headers: HeaderMap, body: Bytes) -> (StatusCode, axum::Json<Value>) {
-    let key_ok = headers
-        .get("x-api-key")
-        .is_some_and(|k| bool::from(k.as_bytes().ct_eq(API_KEY.as_bytes())));
-    if !key_ok {
-        return (
-            StatusCode::UNAUTHORIZED,
-            axum::Json(json!({ "error": "unauthorized" })),
-        );
+    if let Some(refused) = refused_key(&headers) {
+        return refused;
     }
     match serde_json::from_slice::<BareBody>(&body) {
         Ok(b) => (
@@ -906,14 +908,8 @@ async fn bare_status(
     headers: HeaderMap,
     axum::extract::Path(org): axum::extract::Path<String>,
 ) -> (StatusCode, axum::Json<Value>) {
-    let key_ok = headers
-        .get("x-api-key")
-        .is_some_and(|k| bool::from(k.as_bytes().ct_eq(API_KEY.as_bytes())));
-    if !key_ok {
-        return (
-            StatusCode::UNAUTHORIZED,
-            axum::Json(json!({ "error": "unauthorized" })),
-        );
+    if let Some(refused) = refused_key(&headers) {
+        return refused;
     }
     let valid = (1..=64).contains(&org.len())
         && org
