@@ -22,7 +22,7 @@ use crate::api_key::{ApiKey, ApiKeyError};
 use crate::cluster::{ClusterStartError, Database, Node};
 use crate::config::{Config, ConfigError, StoreKind};
 use crate::connector;
-use crate::http::{self, AppState};
+use crate::http::{self, AppState, AppStateParts};
 use crate::instance_lock::{InstanceLock, LockError};
 use crate::live_events::LiveEvents;
 use crate::metrics::MetricsSink;
@@ -177,13 +177,13 @@ pub async fn run(
     }
 
     let mut app = http::router_with_limits(
-        AppState {
+        AppState::new(AppStateParts {
             supervisor: supervisor.clone(),
             api_key: Arc::new(api_key),
             sim: connection.fake_phones,
             phone,
             events: live_events.clone(),
-        },
+        }),
         config.http_limits(),
     );
     if let Some(node) = &node {

@@ -16,7 +16,7 @@ use tower::ServiceExt;
 use wa_actors::connection::sim::{SimConnector, SimTiming};
 use wa_actors::{EventKind, EventSink, OrgId, SessionEvent, SessionStatus, Supervisor};
 use wa_supervisor::api_key::ApiKey;
-use wa_supervisor::http::{AppState, router};
+use wa_supervisor::http::{AppState, AppStateParts, router};
 use wa_supervisor::live_events::LiveEvents;
 
 /// One parsed SSE frame: `event`, `id`, `data`, or a `:` comment.
@@ -147,13 +147,13 @@ async fn app(events: LiveEvents) -> (Router, tempfile::TempDir) {
     })
     .await
     .unwrap();
-    let state = AppState {
+    let state = AppState::new(AppStateParts {
         supervisor: sup,
         api_key: Arc::new(ApiKey::new(KEY)),
         sim: Some(sim),
         phone: Default::default(),
         events,
-    };
+    });
     (router(state), dir)
 }
 

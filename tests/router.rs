@@ -21,7 +21,7 @@ use wa_actors::{
     OrgId, SessionSnapshot, SessionStatus, Supervisor, SupervisorConfig, SupervisorParts,
 };
 use wa_supervisor::api_key::ApiKey;
-use wa_supervisor::http::{AppState, HttpLimits, router_and_paths};
+use wa_supervisor::http::{AppState, AppStateParts, HttpLimits, router_and_paths};
 
 const KEY: &str = "router-test-key-0123456789abcdef";
 const WAIT: Duration = Duration::from_secs(10);
@@ -96,13 +96,13 @@ async fn app_with(sim_mode: bool, limits: HttpLimits) -> App {
     })
     .await
     .unwrap();
-    let state = AppState {
+    let state = AppState::new(AppStateParts {
         supervisor: sup.clone(),
         api_key: Arc::new(ApiKey::new(KEY)),
         sim: sim_mode.then(|| sim.clone()),
         phone: Default::default(),
         events: Default::default(),
-    };
+    });
     let (router, paths) = router_and_paths(state, limits);
     App {
         router,

@@ -3,14 +3,15 @@
 //! [`crate::metrics`]; the sessions by status are counted here at scrape time from
 //! the supervisor's snapshots, so they can never drift from `/api/sessions`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::header;
+use axum::extract::{Request, State};
+use axum::http::{Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use metrics::{gauge, histogram};
+use metrics::{Histogram, gauge, histogram};
 use wa_actors::outbox::MessageStatus;
 use wa_actors::{OrgId, SessionStatus};
 
@@ -61,23 +62,122 @@ pub async fn render(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
+/// The route patterns requests are timed under, and the histogram of each
+/// (method, pattern, status) seen so far.
+///
+/// The timing runs outside the router (so shed and timed-out answers count too),
+/// where axum's `MatchedPath` is not known yet: the pattern is found here, in the
+/// same route table the router is built from. Label values stay bounded: a path
+/// that matches no route is `unmatched`, a method outside HTTP's own is `other`.
+/// Each histogram handle is looked up once and kept, so a request costs a map
+/// lookup instead of building and hashing three label strings.
+pub struct HttpTimings {
+    patterns: matchit::Router<&'static str>,
+    seen: RwLock<HashMap<(&'static str, &'static str, u16), Histogram>>,
+}
+
+impl HttpTimings {
+    /// Timings for the routes `paths` (axum's `{param}` syntax).
+    pub fn new(paths: &[&'static str]) -> Arc<Self> {
+        let mut patterns = matchit::Router::new();
+        for path in paths {
+            // A path given twice (a route with several methods) is kept once.
+            let _ = patterns.insert(*path, *path);
+        }
+        Arc::new(Self {
+            patterns,
+            seen: RwLock::default(),
+        })
+    }
+
+    /// The route pattern `path` matches, or `unmatched`.
+    fn pattern(&self, path: &str) -> &'static str {
+        self.patterns.at(path).map_or("unmatched", |m| *m.value)
+    }
+
+    fn record(&self, method: &'static str, route: &'static str, status: StatusCode, seconds: f64) {
+        let key = (method, route, status.as_u16());
+        if let Some(histogram) = self
+            .seen
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&key)
+        {
+            histogram.record(seconds);
+            return;
+        }
+        let (method, route, status) = key;
+        let histogram = histogram!(
+            "wa_http_request_duration_seconds",
+            "method" => method,
+            "route" => route,
+            "status" => status.to_string()
+        );
+        histogram.record(seconds);
+        self.seen
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(key, histogram);
+    }
+}
+
+/// HTTP's own methods by name; any other is `other`.
+fn method_label(method: &Method) -> &'static str {
+    const KNOWN: [Method; 9] = [
+        Method::GET,
+        Method::POST,
+        Method::PUT,
+        Method::DELETE,
+        Method::PATCH,
+        Method::HEAD,
+        Method::OPTIONS,
+        Method::CONNECT,
+        Method::TRACE,
+    ];
+    const NAMES: [&str; 9] = [
+        "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE",
+    ];
+    KNOWN
+        .iter()
+        .position(|m| m == method)
+        .map_or("other", |i| NAMES[i])
+}
+
 /// Records every request's latency by method, route pattern and status.
-pub async fn track_http(req: Request, next: Next) -> Response {
+pub async fn track_http(
+    State(timings): State<Arc<HttpTimings>>,
+    req: Request,
+    next: Next,
+) -> Response {
     let started = Instant::now();
-    let method = req.method().to_string();
-    // The route pattern (`/api/qr/{org}`), never the raw path: bounded label values.
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = method_label(req.method());
+    let route = timings.pattern(req.uri().path());
     let response = next.run(req).await;
-    let status = response.status().as_u16().to_string();
-    histogram!(
-        "wa_http_request_duration_seconds",
-        "method" => method,
-        "route" => route,
-        "status" => status
-    )
-    .record(started.elapsed().as_secs_f64());
+    timings.record(
+        method,
+        route,
+        response.status(),
+        started.elapsed().as_secs_f64(),
+    );
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_path_is_timed_under_its_route_pattern() {
+        let timings = HttpTimings::new(&["/api/status/{org}", "/api/messages", "/health"]);
+        assert_eq!(timings.pattern("/api/status/clinic-1"), "/api/status/{org}");
+        assert_eq!(timings.pattern("/api/messages"), "/api/messages");
+        assert_eq!(timings.pattern("/api/status"), "unmatched");
+        assert_eq!(timings.pattern("/nothing/here"), "unmatched");
+    }
+
+    #[test]
+    fn methods_outside_http_s_own_share_one_label() {
+        assert_eq!(method_label(&Method::DELETE), "DELETE");
+        assert_eq!(method_label(&Method::from_bytes(b"BREW").unwrap()), "other");
+    }
 }

@@ -53,9 +53,28 @@ use error::ApiError;
 use extract::BODY_LIMIT;
 use routes::Routes;
 
-/// What every handler can reach.
+/// What every handler can reach, behind one reference count: axum clones the
+/// state for each request, once per handler and middleware that extracts it, so a
+/// clone must cost one counter, not one per field.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppStateParts>);
+
+impl AppState {
+    pub fn new(parts: AppStateParts) -> Self {
+        Self(Arc::new(parts))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = AppStateParts;
+
+    fn deref(&self) -> &AppStateParts {
+        &self.0
+    }
+}
+
+/// The parts of [`AppState`].
+pub struct AppStateParts {
     pub supervisor: Supervisor,
     pub api_key: Arc<ApiKey>,
     /// The fake phones, in simulation mode only; their routes exist only then.
@@ -147,7 +166,7 @@ pub fn router_and_paths(state: AppState, limits: HttpLimits) -> (Router, Vec<&'s
             auth::require_api_key,
         ));
 
-    let router = Router::new()
+    let routes = Router::new()
         .merge(open.into_router())
         .merge(keyed)
         // Bodies are read only by extractors; both limits give a 413, the second
@@ -158,40 +177,44 @@ pub fn router_and_paths(state: AppState, limits: HttpLimits) -> (Router, Vec<&'s
         .merge(media.into_router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state);
+
+    // The edge layers wrap the router once, as one tower stack, not each route
+    // (as `Router::layer` does): a route's service is cloned for every call, and
+    // so is everything it wraps, so a stack of layers per route costs a clone per
+    // layer per layer on every request.
+    let edge = ServiceBuilder::new()
+        // Outermost: every log line of a request (handlers, errors, shedding) is
+        // inside the span that carries its request id.
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                // "started processing request", at debug: off by default, there
+                // when a request must be followed from its start.
+                .on_request(DefaultOnRequest::new().level(tracing::Level::DEBUG))
+                .on_response(log_response)
+                .on_failure(()),
+        )
+        .layer(PropagateRequestIdLayer::x_request_id())
+        // Latency of every answer, shed ones included.
+        .layer(middleware::from_fn_with_state(
+            metrics::HttpTimings::new(&paths),
+            metrics::track_http,
+        ))
+        // One semaphore for every route. When it has no permit left, `LoadShed`
+        // answers at once instead of queueing the request.
+        .layer(HandleErrorLayer::new(shed))
+        .load_shed()
+        .layer(GlobalConcurrencyLimitLayer::new(limits.max_in_flight))
+        .layer(middleware::map_response(json_errors))
         // Inside `json_errors`, so its bare 504 gets the JSON error body.
         .layer(TimeoutLayer::with_status_code(
             StatusCode::GATEWAY_TIMEOUT,
             limits.request_timeout,
         ))
-        .layer(middleware::map_response(json_errors))
-        // `Router::layer` wraps each route on its own; the global limit shares one
-        // semaphore between them all. When it has no permit left, `LoadShed`
-        // answers at once instead of queueing the request.
-        .layer(
-            ServiceBuilder::new()
-                .layer(HandleErrorLayer::new(shed))
-                .load_shed()
-                .layer(GlobalConcurrencyLimitLayer::new(limits.max_in_flight)),
-        )
-        // Latency of every answer, shed ones included.
-        .layer(middleware::from_fn(metrics::track_http))
-        // Outermost: every log line of a request (handlers, errors, shedding) is
-        // inside the span that carries its request id.
-        .layer(
-            ServiceBuilder::new()
-                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-                .layer(
-                    TraceLayer::new_for_http()
-                        .make_span_with(request_span)
-                        // "started processing request", at debug: off by default,
-                        // there when a request must be followed from its start.
-                        .on_request(DefaultOnRequest::new().level(tracing::Level::DEBUG))
-                        .on_response(log_response)
-                        .on_failure(()),
-                )
-                .layer(PropagateRequestIdLayer::x_request_id()),
-        )
-        .with_state(state);
+        .service(routes);
+    let router = Router::new().fallback_service(edge);
     (router, paths)
 }
 
