@@ -72,14 +72,16 @@ impl SqliteOutbox {
         .map_err(|e| OutboxError::Store(format!("opening the outbox panicked: {e}")))??;
         let wal = schema::wal_path(&path);
         let (to_sync, committed) = std::sync::mpsc::channel();
+        let syncing = Arc::new(writer::SyncQueue::default());
+        let held = Arc::clone(&syncing);
         let syncer = std::thread::Builder::new()
             .name("outbox-sync".to_owned())
-            .spawn(move || writer::sync_loop(committed, || writer::sync_file(&wal)))
+            .spawn(move || writer::sync_loop(committed, &held, || writer::sync_file(&wal)))
             .map_err(|e| OutboxError::Store(format!("cannot start the outbox sync: {e}")))?;
         let (writes, jobs) = mpsc::unbounded_channel();
         let writer = std::thread::Builder::new()
             .name("outbox-writer".to_owned())
-            .spawn(move || writer::run(conn, jobs, to_sync))
+            .spawn(move || writer::run(conn, jobs, to_sync, syncing))
             .map_err(|e| OutboxError::Store(format!("cannot start the outbox writer: {e}")))?;
         Ok(Self {
             writes,

@@ -432,8 +432,10 @@ fn a_write_is_answered_only_after_an_fsync_that_follows_it() {
     let (began, fsync_began) = channel::<()>();
     let (go, fsync_goes) = sync_channel::<std::io::Result<()>>(0);
     let (to_sync, committed) = channel();
+    let syncing = std::sync::Arc::new(writer::SyncQueue::default());
+    let held = syncing.clone();
     let syncer = std::thread::spawn(move || {
-        writer::sync_loop(committed, || {
+        writer::sync_loop(committed, &held, || {
             began.send(()).unwrap();
             fsync_goes.recv().unwrap()
         })
@@ -441,8 +443,8 @@ fn a_write_is_answered_only_after_an_fsync_that_follows_it() {
 
     let (first, mut first_answer) = commit(&mut conn, "2");
     let (second, mut second_answer) = commit(&mut conn, "3");
-    to_sync.send(first).unwrap();
-    to_sync.send(second).unwrap();
+    writer::hand_over(first, &to_sync, &syncing);
+    writer::hand_over(second, &to_sync, &syncing);
     fsync_began.recv().unwrap();
     // Committed and visible to SQLite, but not yet on disk: nobody has heard.
     let stored: i64 = conn
@@ -457,7 +459,7 @@ fn a_write_is_answered_only_after_an_fsync_that_follows_it() {
     assert_eq!(second_answer.blocking_recv(), Ok(Ok(())));
 
     let (third, third_answer) = commit(&mut conn, "4");
-    to_sync.send(third).unwrap();
+    writer::hand_over(third, &to_sync, &syncing);
     fsync_began.recv().unwrap();
     go.send(Err(std::io::Error::other("the disk is gone")))
         .unwrap();
@@ -471,4 +473,75 @@ fn a_write_is_answered_only_after_an_fsync_that_follows_it() {
     );
     drop(to_sync);
     syncer.join().unwrap();
+}
+
+/// While the sync thread holds a batch, the writes that arrive run but wait in
+/// one open transaction, unseen by readers; it commits once the sync thread has
+/// nothing in hand, and one fsync covers them all. A write to a quiet writer is
+/// committed at once.
+#[test]
+fn writes_gather_while_an_fsync_runs() {
+    use std::sync::mpsc::{channel, sync_channel};
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("outbox.db");
+    let conn = schema::open_writer(&path).unwrap();
+    let reader = schema::open_reader(&path).unwrap();
+    let stored = || -> i64 {
+        reader
+            .query_row("SELECT count(*) FROM messages", [], |r| r.get(0))
+            .unwrap()
+    };
+    let (began, fsync_began) = channel::<()>();
+    let (go, fsync_goes) = sync_channel::<std::io::Result<()>>(0);
+    let (to_sync, committed) = channel();
+    let syncing = std::sync::Arc::new(writer::SyncQueue::default());
+    let held = syncing.clone();
+    let syncer = std::thread::spawn(move || {
+        writer::sync_loop(committed, &held, || {
+            began.send(()).unwrap();
+            fsync_goes.recv().unwrap()
+        })
+    });
+    let (writes, jobs) = tokio::sync::mpsc::unbounded_channel();
+    let writer = std::thread::spawn(move || writer::run(conn, jobs, to_sync, syncing));
+    // Each write says when it has run on the writer thread.
+    let (ran, has_run) = channel::<&str>();
+    let write = |org: &'static str| {
+        let (new, ran) = (message(org, None), ran.clone());
+        let (job, answer) = writer::job(move |c| {
+            queries::enqueue(c, new)?;
+            ran.send(org).unwrap();
+            Ok(())
+        });
+        writes.send(job).unwrap();
+        answer
+    };
+
+    let first = write("2");
+    assert_eq!(has_run.recv().unwrap(), "2");
+    fsync_began.recv().unwrap();
+    assert_eq!(stored(), 1, "a write to a quiet writer is committed at once");
+    let (second, third) = (write("3"), write("4"));
+    assert_eq!(has_run.recv().unwrap(), "3");
+    assert_eq!(has_run.recv().unwrap(), "4");
+    assert_eq!(stored(), 1, "run, but not committed while the fsync runs");
+
+    go.send(Ok(())).unwrap();
+    assert_eq!(first.blocking_recv(), Ok(Ok(())));
+    fsync_began.recv().unwrap();
+    assert_eq!(stored(), 3, "committed once the sync thread had nothing in hand");
+    let (mut second, mut third) = (second, third);
+    assert!(second.try_recv().is_err() && third.try_recv().is_err());
+    go.send(Ok(())).unwrap();
+    assert_eq!(second.blocking_recv(), Ok(Ok(())));
+    assert_eq!(third.blocking_recv(), Ok(Ok(())));
+
+    // Nothing is left to write: the writer ends without another batch, and the
+    // sync thread ends without another fsync (one would find `go` gone and panic).
+    drop(writes);
+    drop(go);
+    writer.join().unwrap();
+    assert!(syncer.join().is_ok(), "one fsync covered both");
+    assert!(fsync_began.try_recv().is_err());
 }

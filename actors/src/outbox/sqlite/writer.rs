@@ -2,19 +2,22 @@
 //! once; another makes them durable and only then answers their callers.
 //!
 //! A durable commit costs an fsync, and an fsync costs the same for one message as
-//! for a hundred. So writes queue on a channel; the writer thread takes everything
-//! queued (up to [`MAX_BATCH`]), runs it in ONE transaction and commits once. The
-//! commit writes the batch to the WAL without waiting for the disk (`synchronous =
-//! NORMAL`); the batch then goes to the sync thread, which fsyncs the WAL file and
-//! only then answers every caller of every batch committed before that fsync began.
-//! So the writer runs the next batch's SQL while the disk takes the last one, and
-//! one fsync covers as many batches as were committed meanwhile, yet each caller
-//! still hears back only once its own write is on disk: what SQLite's `synchronous
-//! = FULL` gives, with the fsync moved off the writer.
+//! for a hundred; a commit also writes every page it changed to the WAL, and the
+//! writes of one batch share pages. So writes queue on a channel, and the writer
+//! thread runs each as it comes inside one open transaction. It commits that
+//! transaction when the sync thread has nothing in hand (at once, when the daemon
+//! is quiet) or when [`MAX_BATCH`] writes are in it; while an fsync runs, the
+//! writes arriving meanwhile gather in the next batch instead of each paying a
+//! commit of its own. The commit writes the batch to the WAL without waiting for
+//! the disk (`synchronous = NORMAL`); the batch then goes to the sync thread, which
+//! fsyncs the WAL file and only then answers every caller of every batch committed
+//! before that fsync began. Each caller hears back only once its own write is on
+//! disk: what SQLite's `synchronous = FULL` gives, with the fsync off the writer.
 //!
 //! Nothing acts on a write before its caller hears of it: the delivery lane reads a
 //! new message only after its enqueue was answered, or in the same WAL before its own
 //! (synced) `sending` update, so no message leaves before its record is durable.
+//! Readers see only committed batches (WAL), never the open one.
 //!
 //! Each write runs in its own savepoint: one that fails (a reused message id, a time
 //! out of range) is rolled back alone, and the others in its batch still commit.
@@ -24,9 +27,11 @@
 use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-use rusqlite::{Connection, TransactionBehavior};
-use tokio::sync::{mpsc, oneshot};
+use rusqlite::Connection;
+use tokio::sync::{Notify, mpsc, oneshot};
 
 /// Batches committed to the WAL whose callers wait for the fsync.
 pub(super) type ToSync = std::sync::mpsc::Sender<Committed>;
@@ -69,29 +74,101 @@ pub(super) fn job<T: Send + 'static>(
     (job, answer)
 }
 
-/// The writer thread's loop: until every sender is gone, take what is queued,
-/// commit it as one batch and hand it to the sync thread (a failed commit is
-/// answered at once: there is nothing to make durable).
-pub(super) fn run(mut conn: Connection, mut jobs: mpsc::UnboundedReceiver<Job>, to_sync: ToSync) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    while let Some(first) = jobs.blocking_recv() {
-        batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match jobs.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
+/// What the sync thread holds: batches committed to the WAL and not yet answered,
+/// and a wake-up for the writer when it holds none.
+#[derive(Default)]
+pub(super) struct SyncQueue {
+    held: AtomicUsize,
+    emptied: Notify,
+}
+
+impl SyncQueue {
+    fn is_empty(&self) -> bool {
+        self.held.load(Ordering::Acquire) == 0
+    }
+
+    /// `n` batches were answered.
+    fn answered(&self, n: usize) {
+        if self.held.fetch_sub(n, Ordering::AcqRel) == n {
+            self.emptied.notify_one();
+        }
+    }
+}
+
+/// What the writer waited for.
+enum Woke {
+    Job(Option<Job>),
+    SyncEmptied,
+}
+
+/// The writer thread's loop: until every sender is gone, run the writes as they
+/// come in the open batch, and commit it whenever the sync thread has nothing in
+/// hand or the batch is full (see the module docs).
+pub(super) fn run(
+    conn: Connection,
+    mut jobs: mpsc::UnboundedReceiver<Job>,
+    to_sync: ToSync,
+    syncing: Arc<SyncQueue>,
+) {
+    // Waits on the channel and the sync thread's wake-up at once; it drives no I/O
+    // and no timer, so it cannot fail to build short of the process failing.
+    let waiter = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a runtime without drivers");
+    let mut open: Option<OpenBatch> = None;
+    loop {
+        let due = |b: &mut OpenBatch| syncing.is_empty() || b.len() >= MAX_BATCH || b.begun.is_err();
+        if let Some(batch) = open.take_if(due) {
+            hand_over(batch.commit(&conn), &to_sync, &syncing);
+            continue;
+        }
+        let woke = waiter.block_on(async {
+            if open.is_none() {
+                return Woke::Job(jobs.recv().await);
             }
+            tokio::select! {
+                job = jobs.recv() => Woke::Job(job),
+                () = syncing.emptied.notified() => Woke::SyncEmptied,
+            }
+        });
+        match woke {
+            Woke::Job(Some(job)) => {
+                let batch = open.get_or_insert_with(|| OpenBatch::begin(&conn));
+                batch.run(&conn, job);
+                while batch.len() < MAX_BATCH {
+                    match jobs.try_recv() {
+                        Ok(job) => batch.run(&conn, job),
+                        Err(_) => break,
+                    }
+                }
+            }
+            Woke::Job(None) => {
+                if let Some(batch) = open.take() {
+                    hand_over(batch.commit(&conn), &to_sync, &syncing);
+                }
+                return;
+            }
+            // Looked at again at the top of the loop.
+            Woke::SyncEmptied => {}
         }
-        let committed = commit_batch(&mut conn, batch.drain(..));
-        if committed.result.is_err() {
-            committed.answer(Ok(()));
-        } else if let Err(unsent) = to_sync.send(committed) {
-            // The sync thread is gone (it cannot panic, but should it): no caller
-            // may hear "stored" of a write that was never synced.
-            unsent.0.answer(Err(OutboxError::Store(
-                "the outbox's sync thread has stopped".to_owned(),
-            )));
-        }
+    }
+}
+
+/// Gives a committed batch to the sync thread (a failed commit is answered at
+/// once: there is nothing to make durable).
+pub(super) fn hand_over(committed: Committed, to_sync: &ToSync, syncing: &SyncQueue) {
+    if committed.result.is_err() {
+        committed.answer(Ok(()));
+        return;
+    }
+    syncing.held.fetch_add(1, Ordering::AcqRel);
+    if let Err(unsent) = to_sync.send(committed) {
+        syncing.answered(1);
+        // The sync thread is gone (it cannot panic, but should it): no caller may
+        // hear "stored" of a write that was never synced.
+        unsent.0.answer(Err(OutboxError::Store(
+            "the outbox's sync thread has stopped".to_owned(),
+        )));
     }
 }
 
@@ -99,6 +176,7 @@ pub(super) fn run(mut conn: Connection, mut jobs: mpsc::UnboundedReceiver<Job>, 
 /// before the fsync began, then answers their callers, until the writer is gone.
 pub(super) fn sync_loop(
     committed: std::sync::mpsc::Receiver<Committed>,
+    syncing: &SyncQueue,
     sync: impl Fn() -> io::Result<()>,
 ) {
     let mut round = Vec::new();
@@ -111,9 +189,11 @@ pub(super) fn sync_loop(
             tracing::error!(error = %e, writes, "outbox: an fsync failed");
             e
         });
+        let batches = round.len();
         for batch in round.drain(..) {
             batch.answer(durable.clone());
         }
+        syncing.answered(batches);
     }
 }
 
@@ -142,62 +222,106 @@ impl Committed {
 
 /// Runs `batch` in one transaction and commits it; its callers hear when the
 /// returned batch is answered.
-pub(super) fn commit_batch(
-    conn: &mut Connection,
-    batch: impl IntoIterator<Item = Job>,
-) -> Committed {
-    let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
-        Ok(tx) => tx,
-        Err(e) => {
-            let e = OutboxError::from(e);
-            // A job dropped unrun drops its reply: the caller hears "store failed".
-            drop(batch);
-            tracing::error!(error = %e, "outbox: cannot begin a transaction");
-            return Committed {
-                answers: Vec::new(),
-                result: Err(e),
-            };
-        }
-    };
-    let mut answers: Vec<Answer> = Vec::new();
+#[cfg(test)]
+pub(super) fn commit_batch(conn: &Connection, batch: impl IntoIterator<Item = Job>) -> Committed {
+    let mut open = OpenBatch::begin(conn);
     for job in batch {
+        open.run(conn, job);
+    }
+    open.commit(conn)
+}
+
+/// A transaction the writer runs writes in until it commits them as one batch.
+struct OpenBatch {
+    /// `Err`: the transaction could not begin, or the database rolled it back by
+    /// itself; the batch's writes are dropped unrun and it commits nothing.
+    begun: Result<(), OutboxError>,
+    answers: Vec<Answer>,
+}
+
+impl OpenBatch {
+    fn begin(conn: &Connection) -> Self {
+        let begun = statement::run(conn, "BEGIN IMMEDIATE").map_err(|e| {
+            let e = OutboxError::from(e);
+            tracing::error!(error = %e, "outbox: cannot begin a transaction");
+            e
+        });
+        Self {
+            begun,
+            answers: Vec::new(),
+        }
+    }
+
+    /// Writes run so far (each with a caller to answer).
+    fn len(&self) -> usize {
+        self.answers.len()
+    }
+
+    /// Runs `job` in its own savepoint. A job dropped unrun drops its reply: its
+    /// caller hears "store failed".
+    fn run(&mut self, conn: &Connection, job: Job) {
+        if self.begun.is_err() {
+            return;
+        }
         // An I/O error or a full disk can make SQLite roll the whole transaction
         // back by itself; a later savepoint would then open a transaction of its
         // own and commit on release. Stop instead: the batch as a whole failed.
-        if tx.is_autocommit() || savepoint::begin(&tx).is_err() {
-            break;
+        if conn.is_autocommit() || savepoint::begin(conn).is_err() {
+            self.begun = Err(OutboxError::Store(
+                "the outbox transaction was rolled back by the database".to_owned(),
+            ));
+            return;
         }
         // A panicking job (a bug) must not take the writer thread, and with it
         // every later write, down: its savepoint is rolled back and its caller,
         // whose reply unwound with it, hears the write was dropped.
-        let Ok(outcome) = catch_unwind(AssertUnwindSafe(|| job(&tx))) else {
-            savepoint::roll_back(&tx);
-            continue;
+        let Ok(outcome) = catch_unwind(AssertUnwindSafe(|| job(conn))) else {
+            savepoint::roll_back(conn);
+            return;
         };
         if outcome.keep {
-            if let Err(e) = savepoint::release(&tx) {
-                savepoint::roll_back(&tx);
+            if let Err(e) = savepoint::release(conn) {
+                savepoint::roll_back(conn);
                 (outcome.answer)(Err(e.into()));
-                continue;
+                return;
             }
         } else {
-            savepoint::roll_back(&tx);
+            savepoint::roll_back(conn);
         }
-        answers.push(outcome.answer);
+        self.answers.push(outcome.answer);
     }
-    let committed = if tx.is_autocommit() {
-        Err(OutboxError::Store(
-            "the outbox transaction was rolled back by the database".to_owned(),
-        ))
-    } else {
-        tx.commit().map_err(OutboxError::from)
-    };
-    if let Err(e) = &committed {
-        tracing::error!(error = %e, writes = answers.len(), "outbox: a group commit failed");
+
+    /// Commits the batch; its callers hear when the returned batch is answered.
+    fn commit(self, conn: &Connection) -> Committed {
+        let committed = self.begun.and_then(|()| {
+            if conn.is_autocommit() {
+                return Err(OutboxError::Store(
+                    "the outbox transaction was rolled back by the database".to_owned(),
+                ));
+            }
+            statement::run(conn, "COMMIT").map_err(OutboxError::from)
+        });
+        // Whatever failed, no transaction may stay open under the next batch.
+        if !conn.is_autocommit() {
+            let _ = statement::run(conn, "ROLLBACK");
+        }
+        if let Err(e) = &committed {
+            tracing::error!(error = %e, writes = self.answers.len(), "outbox: a group commit failed");
+        }
+        Committed {
+            answers: self.answers,
+            result: committed,
+        }
     }
-    Committed {
-        answers,
-        result: committed,
+}
+
+/// Transaction control through cached statements: rusqlite's `Transaction` parses
+/// its `BEGIN` and `COMMIT` afresh each time.
+mod statement {
+    use rusqlite::Connection;
+
+    pub(super) fn run(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+        conn.prepare_cached(sql)?.execute([]).map(drop)
     }
 }
 
