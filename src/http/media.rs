@@ -204,7 +204,7 @@ pub async fn send_media(
         .map_err(|e| ApiError::from(e).with_status(state.supervisor.status(&org).status))?;
     let (Enqueued::New(message) | Enqueued::Duplicate(message)) = &enqueued;
     let duplicate = matches!(enqueued, Enqueued::Duplicate(_));
-    tracing::info!(org_id = %org, message_id = %message.message_id, kind = message.body.kind(), duplicate, "media message accepted");
+    tracing::debug!(org_id = %org, message_id = %message.message_id, kind = message.body.kind(), duplicate, "media message accepted");
     Ok(Accepted::answer(&enqueued))
 }
 

@@ -266,7 +266,11 @@ pub async fn enqueue(
         .map_err(|e| ApiError::from(e).with_status(state.supervisor.status(&org).status))?;
     let (Enqueued::New(message) | Enqueued::Duplicate(message)) = &enqueued;
     let duplicate = matches!(enqueued, Enqueued::Duplicate(_));
-    tracing::info!(org_id = %org, message_id = %message.message_id, duplicate, "message accepted");
+    // At debug: a line per request on the busiest route would cost more than the
+    // request's own work and run into journald's rate limit, dropping the lines
+    // that matter. The message's record is its account (`GET /api/messages/{id}`);
+    // its changes are posted as webhooks, and its refusals and failures logged.
+    tracing::debug!(org_id = %org, message_id = %message.message_id, duplicate, "message accepted");
     Ok(Accepted::answer(&enqueued))
 }
 
