@@ -147,6 +147,22 @@ fn backup_store_id(org: &OrgId, name: &str) -> String {
     format!("{org}/{name}")
 }
 
+/// The name of the org's newest backup whose store holds a session.
+async fn newest_holding_a_session(
+    tx: &Transaction<'_>,
+    org: &OrgId,
+) -> Result<Option<String>, String> {
+    let sql = format!(
+        "SELECT b.name FROM wa_backups b JOIN wa_stores s ON s.store_id = b.store_id \
+         WHERE b.org = $1 AND {HAS_CREDENTIALS} ORDER BY b.name DESC LIMIT 1"
+    );
+    Ok(tx
+        .query_opt(&sql, &[&org.as_str()])
+        .await
+        .map_err(|e| e.describe())?
+        .map(|row| row.get(0)))
+}
+
 /// The names of the org's backups.
 async fn names(tx: &Transaction<'_>, org: &OrgId) -> Result<Vec<String>, String> {
     Ok(tx
@@ -239,7 +255,14 @@ impl SessionStore for PostgresSessions {
                 .map_err(|e| e.describe())?;
             }
             if let Some(name) = &backup {
-                self.prune(&tx, org, &[name]).await?;
+                // Wipes of stores that never held a session (a pairing cut short,
+                // a QR never scanned) must not push the org's last real session
+                // out of its newest backups.
+                let session = newest_holding_a_session(&tx, org).await?;
+                let protect: Vec<&str> = std::iter::once(name.as_str())
+                    .chain(session.as_deref().filter(|s| s != name))
+                    .collect();
+                self.prune(&tx, org, &protect).await?;
             }
             tx.commit().await.map_err(|e| e.describe())?;
             Ok::<_, String>(backup)

@@ -160,6 +160,50 @@ async fn only_the_newest_backups_are_kept_and_names_are_checked() {
     );
 }
 
+/// Wipes of stores that never held a session (pairings cut short) never prune
+/// the backup of the org's last real session; it counts towards the three kept.
+#[tokio::test]
+async fn wipes_of_sessionless_stores_keep_the_last_session() {
+    let r = rig(3).await;
+    r.own("a", "7").await;
+    r.sessions.prepare(&org("7")).await.unwrap();
+    let ledger =
+        PostgresSimLedger::new(r.db.pool().clone(), Arc::new(r.fencing.clone()), "a".into());
+    ledger
+        .pair(&org("7"), &SimCredentials::generate("573009990000"))
+        .await
+        .unwrap();
+    let session = r
+        .sessions
+        .backup_and_wipe(&org("7"), "logged_out", true)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut sessionless = Vec::new();
+    for i in 0..4 {
+        r.live("7", i).await;
+        sessionless.push(
+            r.sessions
+                .backup_and_wipe(&org("7"), "pairing_failed", true)
+                .await
+                .unwrap()
+                .unwrap(),
+        );
+    }
+    assert_eq!(
+        r.names("7").await,
+        vec![
+            sessionless[3].clone(),
+            sessionless[2].clone(),
+            session.clone()
+        ],
+        "the two newest, and the last session"
+    );
+    // Restoring it brings the credentials back.
+    r.sessions.restore(&org("7"), &session).await.unwrap();
+    assert_eq!(r.sessions.has_credentials(&org("7")).await, Ok(true));
+}
+
 #[tokio::test]
 async fn credentials_are_found_and_orgs_listed() {
     let r = rig(3).await;
