@@ -215,7 +215,7 @@ async fn times_round_trip_to_the_nanosecond_and_years_past_9999_are_refused() {
 #[test]
 fn a_failed_write_leaves_the_rest_of_its_batch_committed() {
     let dir = tempfile::tempdir().unwrap();
-    let mut conn = schema::open_writer(&dir.path().join("outbox.db")).unwrap();
+    let conn = schema::open_writer(&dir.path().join("outbox.db")).unwrap();
     let (a, b, undone) = (message("2", None), message("2", None), message("7", None));
     let taken_id = NewMessage {
         message_id: a.message_id.clone(),
@@ -243,7 +243,7 @@ fn a_failed_write_leaves_the_rest_of_its_batch_committed() {
     ]
     .into_iter()
     .unzip();
-    writer::commit_batch(&mut conn, jobs).answer(Ok(()));
+    writer::commit_batch(&conn, jobs).answer(Ok(()));
     let answers: Vec<_> = answers.into_iter().map(|a| a.blocking_recv()).collect();
 
     assert_eq!(answers[0], Ok(Ok("a")));
@@ -521,7 +521,11 @@ fn writes_gather_while_an_fsync_runs() {
     let first = write("2");
     assert_eq!(has_run.recv().unwrap(), "2");
     fsync_began.recv().unwrap();
-    assert_eq!(stored(), 1, "a write to a quiet writer is committed at once");
+    assert_eq!(
+        stored(),
+        1,
+        "a write to a quiet writer is committed at once"
+    );
     let (second, third) = (write("3"), write("4"));
     assert_eq!(has_run.recv().unwrap(), "3");
     assert_eq!(has_run.recv().unwrap(), "4");
@@ -530,7 +534,11 @@ fn writes_gather_while_an_fsync_runs() {
     go.send(Ok(())).unwrap();
     assert_eq!(first.blocking_recv(), Ok(Ok(())));
     fsync_began.recv().unwrap();
-    assert_eq!(stored(), 3, "committed once the sync thread had nothing in hand");
+    assert_eq!(
+        stored(),
+        3,
+        "committed once the sync thread had nothing in hand"
+    );
     let (mut second, mut third) = (second, third);
     assert!(second.try_recv().is_err() && third.try_recv().is_err());
     go.send(Ok(())).unwrap();

@@ -117,7 +117,8 @@ pub(super) fn run(
         .expect("a runtime without drivers");
     let mut open: Option<OpenBatch> = None;
     loop {
-        let due = |b: &mut OpenBatch| syncing.is_empty() || b.len() >= MAX_BATCH || b.begun.is_err();
+        let due =
+            |b: &mut OpenBatch| syncing.is_empty() || b.len() >= MAX_BATCH || b.begun.is_err();
         if let Some(batch) = open.take_if(due) {
             hand_over(batch.commit(&conn), &to_sync, &syncing);
             continue;
