@@ -422,8 +422,8 @@ fn a_write_is_answered_only_after_an_fsync_that_follows_it() {
     use std::time::Duration;
 
     let dir = tempfile::tempdir().unwrap();
-    let mut conn = schema::open_writer(&dir.path().join("outbox.db")).unwrap();
-    let commit = |conn: &mut rusqlite::Connection, org: &str| {
+    let conn = schema::open_writer(&dir.path().join("outbox.db")).unwrap();
+    let commit = |conn: &rusqlite::Connection, org: &str| {
         let new = message(org, None);
         let (job, answer) = writer::job(move |c| queries::enqueue(c, new).map(|_| ()));
         (writer::commit_batch(conn, [job]), answer)
@@ -433,6 +433,13 @@ fn a_write_is_answered_only_after_an_fsync_that_follows_it() {
     let (go, fsync_goes) = sync_channel::<std::io::Result<()>>(0);
     let (to_sync, committed) = channel();
     let syncing = std::sync::Arc::new(writer::SyncQueue::default());
+
+    // Both batches are handed over before the sync thread starts, so its first
+    // round finds both (started first, it could begin a round with one alone).
+    let (first, mut first_answer) = commit(&conn, "2");
+    let (second, mut second_answer) = commit(&conn, "3");
+    writer::hand_over(first, &to_sync, &syncing);
+    writer::hand_over(second, &to_sync, &syncing);
     let held = syncing.clone();
     let syncer = std::thread::spawn(move || {
         writer::sync_loop(committed, &held, || {
@@ -440,11 +447,6 @@ fn a_write_is_answered_only_after_an_fsync_that_follows_it() {
             fsync_goes.recv().unwrap()
         })
     });
-
-    let (first, mut first_answer) = commit(&mut conn, "2");
-    let (second, mut second_answer) = commit(&mut conn, "3");
-    writer::hand_over(first, &to_sync, &syncing);
-    writer::hand_over(second, &to_sync, &syncing);
     fsync_began.recv().unwrap();
     // Committed and visible to SQLite, but not yet on disk: nobody has heard.
     let stored: i64 = conn
@@ -458,7 +460,7 @@ fn a_write_is_answered_only_after_an_fsync_that_follows_it() {
     assert_eq!(first_answer.blocking_recv(), Ok(Ok(())));
     assert_eq!(second_answer.blocking_recv(), Ok(Ok(())));
 
-    let (third, third_answer) = commit(&mut conn, "4");
+    let (third, third_answer) = commit(&conn, "4");
     writer::hand_over(third, &to_sync, &syncing);
     fsync_began.recv().unwrap();
     go.send(Err(std::io::Error::other("the disk is gone")))
