@@ -1030,6 +1030,24 @@ async fn overload_is_shed_and_slow_requests_time_out_in_json() {
 const METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
 
 /// A concrete URI for a route pattern.
+/// The request timing (outside the router, where axum's `MatchedPath` is not
+/// known yet) labels a request to each served route with that route's pattern.
+#[tokio::test]
+async fn every_route_is_timed_under_its_own_pattern() {
+    for sim_mode in [false, true] {
+        let app = app_in_mode(sim_mode).await;
+        let timings = wa_supervisor::http::metrics::HttpTimings::new(&app.paths);
+        for path in &app.paths {
+            assert_eq!(
+                timings.pattern(&sample_uri(path)),
+                *path,
+                "sim mode {sim_mode}"
+            );
+        }
+        assert_eq!(timings.pattern("/api/nothing-here"), "unmatched");
+    }
+}
+
 fn sample_uri(pattern: &str) -> String {
     pattern
         .replace("{org}", "probe-org")

@@ -91,7 +91,7 @@ impl HttpTimings {
     }
 
     /// The route pattern `path` matches, or `unmatched`.
-    fn pattern(&self, path: &str) -> &'static str {
+    pub fn pattern(&self, path: &str) -> &'static str {
         self.patterns.at(path).map_or("unmatched", |m| *m.value)
     }
 
