@@ -268,9 +268,7 @@ impl OpenBatch {
         // back by itself; a later savepoint would then open a transaction of its
         // own and commit on release. Stop instead: the batch as a whole failed.
         if conn.is_autocommit() || savepoint::begin(conn).is_err() {
-            self.begun = Err(OutboxError::Store(
-                "the outbox transaction was rolled back by the database".to_owned(),
-            ));
+            self.begun = Err(rolled_back());
             return;
         }
         // A panicking job (a bug) must not take the writer thread, and with it
@@ -296,9 +294,7 @@ impl OpenBatch {
     fn commit(self, conn: &Connection) -> Committed {
         let committed = self.begun.and_then(|()| {
             if conn.is_autocommit() {
-                return Err(OutboxError::Store(
-                    "the outbox transaction was rolled back by the database".to_owned(),
-                ));
+                return Err(rolled_back());
             }
             statement::run(conn, "COMMIT").map_err(OutboxError::from)
         });
@@ -314,6 +310,11 @@ impl OpenBatch {
             result: committed,
         }
     }
+}
+
+/// The error of a batch whose transaction SQLite rolled back by itself.
+fn rolled_back() -> OutboxError {
+    OutboxError::Store("the outbox transaction was rolled back by the database".to_owned())
 }
 
 /// Transaction control through cached statements: rusqlite's `Transaction` parses
