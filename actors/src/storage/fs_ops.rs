@@ -137,9 +137,7 @@ pub fn backup_and_wipe_keeping_a_session(
             tracing::warn!(org_id = %org, backup = %name, error = %e, "a backup's permissions could not be tightened");
         }
         let session = newest_holding_a_session(&parent, holds_session);
-        let protect: Vec<&str> = std::iter::once(name.as_str())
-            .chain(session.as_deref().filter(|s| *s != name))
-            .collect();
+        let protect = kept_by_a_wipe(&name, session.as_deref());
         if let Err(e) = prune(&parent, keep, &protect) {
             tracing::warn!(org_id = %org, error = %e, "old backups could not be pruned");
         }
@@ -229,6 +227,14 @@ pub(crate) fn prune(parent: &Path, keep: usize, protect: &[&str]) -> io::Result<
         fs::remove_dir_all(parent.join(name))?;
     }
     Ok(())
+}
+
+/// What the pruning after a wipe never removes: the backup `made`, and the org's
+/// newest backup holding a session when that is another. Every store prunes so.
+pub fn kept_by_a_wipe<'a>(made: &'a str, last_session: Option<&'a str>) -> Vec<&'a str> {
+    std::iter::once(made)
+        .chain(last_session.filter(|s| *s != made))
+        .collect()
 }
 
 /// The backups that pruning removes from `names`: the oldest beyond `keep` (at

@@ -19,7 +19,7 @@ use deadpool_postgres::{Pool, Transaction};
 use wa_actors::OrgId;
 use wa_actors::connection::ConnectionError;
 use wa_actors::storage::backups::{BEFORE_RESTORE, BackupInfo, RestoreError, Restored, parse_name};
-use wa_actors::storage::fs_ops::{backup_name, beyond_keep};
+use wa_actors::storage::fs_ops::{backup_name, beyond_keep, kept_by_a_wipe};
 use wa_actors::storage::{SessionStore, StorageError};
 
 use crate::error::Failure;
@@ -259,9 +259,7 @@ impl SessionStore for PostgresSessions {
                 // a QR never scanned) must not push the org's last real session
                 // out of its newest backups.
                 let session = newest_holding_a_session(&tx, org).await?;
-                let protect: Vec<&str> = std::iter::once(name.as_str())
-                    .chain(session.as_deref().filter(|s| s != name))
-                    .collect();
+                let protect = kept_by_a_wipe(name, session.as_deref());
                 self.prune(&tx, org, &protect).await?;
             }
             tx.commit().await.map_err(|e| e.describe())?;
