@@ -62,9 +62,9 @@ static EXPIRE_DUE: LazyLock<String> = LazyLock::new(|| {
 });
 
 /// The orgs with pending messages, by id: a loose index scan that hops from one org
-/// to the next on `(org, seq)` and probes each on `(org, status, seq)`, so it costs
-/// one probe per org, not one row per queued message (a `DISTINCT` over 100,000
-/// queued messages takes some 100 ms of a restart; this, a few).
+/// to the next on `(org, status, seq)` and probes each there, so it costs one probe
+/// per org, not one row per queued message (a `DISTINCT` over 100,000 queued
+/// messages takes some 100 ms of a restart; this, a few).
 static ORGS_WITH_PENDING: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH RECURSIVE orgs(org) AS (
@@ -86,14 +86,33 @@ static BY_KEY: LazyLock<String> = LazyLock::new(|| {
 });
 
 /// One statement per filter shape, so each can use its own index: `(org, status,
-/// seq)`, `(org, seq)`, `(status, seq)` or the table itself.
+/// seq)`, `(status, seq)` or the table itself.
+///
+/// An org's messages of any status are the newest of its `(org, status, seq)`
+/// ranges, one per status, merged by `seq` (SQLite merges ordered compound
+/// selects): reading them costs the limit, not the org's whole history, and no
+/// `(org, seq)` index is kept up to date on every enqueue for this one listing.
 static LIST: LazyLock<[String; 4]> = LazyLock::new(|| {
     let select = |filter: &str| {
         format!("SELECT {COLUMNS} FROM messages {filter} ORDER BY seq DESC LIMIT ?3")
     };
+    let per_status: Vec<String> = MessageStatus::ALL
+        .into_iter()
+        .map(|s| {
+            format!(
+                "SELECT seq FROM messages WHERE org = ?1 AND status = '{}'",
+                s.as_str()
+            )
+        })
+        .collect();
+    let by_org = format!(
+        "SELECT {COLUMNS} FROM messages WHERE ?2 IS NULL AND seq IN ({} ORDER BY seq DESC LIMIT ?3) \
+         ORDER BY seq DESC",
+        per_status.join(" UNION ALL ")
+    );
     [
         select("WHERE org = ?1 AND status = ?2"),
-        select("WHERE org = ?1 AND ?2 IS NULL"),
+        by_org,
         select("WHERE status = ?2 AND ?1 IS NULL"),
         select("WHERE ?1 IS NULL AND ?2 IS NULL"),
     ]

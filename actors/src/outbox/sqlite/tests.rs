@@ -104,6 +104,7 @@ async fn a_database_from_a_newer_build_is_refused() {
 
 /// A database written by the first schema (text messages only) opens, migrates to
 /// the current version keeping its messages, and takes media messages after.
+/// Migration 3 drops the `(org, seq)` index.
 #[tokio::test]
 async fn a_version_1_database_migrates_and_keeps_its_messages() {
     let dir = tempfile::tempdir().unwrap();
@@ -177,7 +178,18 @@ async fn a_version_1_database_migrates_and_keeps_its_messages() {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 2);
+    assert_eq!(version, schema::MIGRATIONS.len() as i64);
+    let indexes: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'messages'")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(
+        !indexes.iter().any(|i| i == "messages_org_seq"),
+        "migration 3 drops (org, seq): {indexes:?}"
+    );
 }
 
 #[tokio::test]

@@ -28,6 +28,10 @@ pub async fn list_filters_newest_accepted_first(store: Arc<dyn OutboxStore>) {
         (filter(Some("9"), None, 100), vec![]),
         (filter(None, None, 2), vec![&b2, &a3]),
         (filter(Some("2"), None, 1), vec![&a3]),
+        // An org's newest of any status, across statuses (queued a3, sending a2).
+        (filter(Some("2"), None, 2), vec![&a3, &a2]),
+        (filter(Some("7"), None, 100), vec![&b2, &b1]),
+        (filter(Some("7"), None, usize::MAX), vec![&b2, &b1]),
         (filter(None, None, 0), vec![]),
         (
             filter(None, None, usize::MAX),
