@@ -32,6 +32,7 @@
 //! one fsync, as it would without grouping. Reads use separate connections on the
 //! blocking pool and see the last commit (WAL), never waiting for the writer.
 
+mod id_clock;
 pub(crate) mod lane;
 pub mod memory;
 mod service;
@@ -183,11 +184,19 @@ pub struct MessageId(String);
 pub struct MessageIdError;
 
 impl MessageId {
-    /// A new id in WhatsApp Web's shape: `3EB0` + 9 random bytes in hex.
+    /// A new id in WhatsApp Web's shape: `3EB0` + 9 bytes in hex, which sort after
+    /// the last id this process made (`id_clock.rs` says why and how).
     pub fn generate() -> Self {
         use rand::RngExt;
+        static CLOCK: std::sync::Mutex<id_clock::IdClock> =
+            std::sync::Mutex::new(id_clock::IdClock::new());
         const HEX: &[u8; 16] = b"0123456789ABCDEF";
-        let bytes: [u8; 9] = rand::rng().random();
+        let now_ms = u64::try_from(Utc::now().timestamp_millis()).unwrap_or(0);
+        let random: u32 = rand::rng().random();
+        let bytes = CLOCK
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .next(now_ms, random);
         let mut id = String::with_capacity(22);
         id.push_str("3EB0");
         for b in bytes {
@@ -427,7 +436,7 @@ mod tests {
     }
 
     #[test]
-    fn generated_ids_have_whatsapp_webs_shape() {
+    fn generated_ids_have_whatsapp_webs_shape_and_increase() {
         let id = MessageId::generate();
         assert_eq!(id.as_str().len(), 22);
         assert!(id.as_str().starts_with("3EB0"));
@@ -436,8 +445,10 @@ mod tests {
                 .bytes()
                 .all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b))
         );
-        assert_ne!(MessageId::generate(), id);
-        assert_eq!(MessageId::parse(id.as_str()), Ok(id));
+        assert_eq!(MessageId::parse(id.as_str()), Ok(id.clone()));
+        // Each sorts after the one before (`id_clock.rs`).
+        let next = MessageId::generate();
+        assert!(next > id, "{next} after {id}");
     }
 
     #[test]
