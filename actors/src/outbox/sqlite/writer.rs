@@ -332,23 +332,22 @@ mod statement {
 mod savepoint {
     use rusqlite::Connection;
 
+    use super::statement;
+
     pub(super) fn begin(conn: &Connection) -> rusqlite::Result<()> {
-        conn.prepare_cached("SAVEPOINT job")?.execute([]).map(drop)
+        statement::run(conn, "SAVEPOINT job")
     }
 
     /// Keeps the job's changes in the batch's transaction.
     pub(super) fn release(conn: &Connection) -> rusqlite::Result<()> {
-        conn.prepare_cached("RELEASE job")?.execute([]).map(drop)
+        statement::run(conn, "RELEASE job")
     }
 
     /// Undoes the job's changes and ends its savepoint. Should SQLite refuse (it
     /// has rolled the whole transaction back), the batch's next step sees the
     /// transaction gone and stops.
     pub(super) fn roll_back(conn: &Connection) {
-        let undo = conn
-            .prepare_cached("ROLLBACK TO job")
-            .and_then(|mut s| s.execute([]));
-        if undo.is_ok() {
+        if statement::run(conn, "ROLLBACK TO job").is_ok() {
             let _ = release(conn);
         }
     }
