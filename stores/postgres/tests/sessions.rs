@@ -68,6 +68,23 @@ impl Rig {
         store.load_identity("peer.0").await.unwrap().map(|k| k[0])
     }
 
+    /// `times` live sessions of org `o` in a row, each wiped with a backup (marked
+    /// `reason`): the backups' names, oldest first.
+    async fn live_and_wipe(&self, o: &str, times: u8, reason: &str) -> Vec<String> {
+        let mut made = Vec::new();
+        for marker in 0..times {
+            self.live(o, marker).await;
+            made.push(
+                self.sessions
+                    .backup_and_wipe(&org(o), reason, true)
+                    .await
+                    .unwrap()
+                    .expect("a live session is backed up"),
+            );
+        }
+        made
+    }
+
     async fn names(&self, o: &str) -> Vec<String> {
         self.sessions
             .list_backups(&org(o))
@@ -119,17 +136,7 @@ async fn a_backup_keeps_the_session_and_a_restore_swaps_it_back() {
 async fn only_the_newest_backups_are_kept_and_names_are_checked() {
     let r = rig(3).await;
     r.own("a", "7").await;
-    let mut made = Vec::new();
-    for i in 0..5 {
-        r.live("7", i).await;
-        made.push(
-            r.sessions
-                .backup_and_wipe(&org("7"), "x", true)
-                .await
-                .unwrap()
-                .unwrap(),
-        );
-    }
+    let made = r.live_and_wipe("7", 5, "x").await;
     let mut newest: Vec<String> = made[2..].to_vec();
     newest.reverse();
     assert_eq!(r.names("7").await, newest, "newest first, three kept");
@@ -179,17 +186,7 @@ async fn wipes_of_sessionless_stores_keep_the_last_session() {
         .await
         .unwrap()
         .unwrap();
-    let mut sessionless = Vec::new();
-    for i in 0..4 {
-        r.live("7", i).await;
-        sessionless.push(
-            r.sessions
-                .backup_and_wipe(&org("7"), "pairing_failed", true)
-                .await
-                .unwrap()
-                .unwrap(),
-        );
-    }
+    let sessionless = r.live_and_wipe("7", 4, "pairing_failed").await;
     assert_eq!(
         r.names("7").await,
         vec![

@@ -428,9 +428,30 @@ fn enqueue_and_report() {
 /// The sync thread answers a committed batch only once an fsync begun after the
 /// commit has returned, answers every batch committed before that fsync with it,
 /// and passes an fsync's failure to each of their callers.
+/// A sync thread whose fsyncs the test runs: each fsync says it began on the
+/// returned receiver, then waits for the test to send what it ends with.
+fn sync_thread_run_by_the_test(
+    committed: std::sync::mpsc::Receiver<writer::Committed>,
+    held: std::sync::Arc<writer::SyncQueue>,
+) -> (
+    std::sync::mpsc::Receiver<()>,
+    std::sync::mpsc::SyncSender<std::io::Result<()>>,
+    std::thread::JoinHandle<()>,
+) {
+    let (began, fsync_began) = std::sync::mpsc::channel::<()>();
+    let (go, fsync_goes) = std::sync::mpsc::sync_channel::<std::io::Result<()>>(0);
+    let syncer = std::thread::spawn(move || {
+        writer::sync_loop(committed, &held, || {
+            began.send(()).unwrap();
+            fsync_goes.recv().unwrap()
+        })
+    });
+    (fsync_began, go, syncer)
+}
+
 #[test]
 fn a_write_is_answered_only_after_an_fsync_that_follows_it() {
-    use std::sync::mpsc::{channel, sync_channel};
+    use std::sync::mpsc::channel;
     use std::time::Duration;
 
     let dir = tempfile::tempdir().unwrap();
@@ -440,9 +461,6 @@ fn a_write_is_answered_only_after_an_fsync_that_follows_it() {
         let (job, answer) = writer::job(move |c| queries::enqueue(c, new).map(|_| ()));
         (writer::commit_batch(conn, [job]), answer)
     };
-    // Each fsync waits for the test's go, then reports what the test says.
-    let (began, fsync_began) = channel::<()>();
-    let (go, fsync_goes) = sync_channel::<std::io::Result<()>>(0);
     let (to_sync, committed) = channel();
     let syncing = std::sync::Arc::new(writer::SyncQueue::default());
 
@@ -452,13 +470,8 @@ fn a_write_is_answered_only_after_an_fsync_that_follows_it() {
     let (second, mut second_answer) = commit(&conn, "3");
     writer::hand_over(first, &to_sync, &syncing);
     writer::hand_over(second, &to_sync, &syncing);
-    let held = syncing.clone();
-    let syncer = std::thread::spawn(move || {
-        writer::sync_loop(committed, &held, || {
-            began.send(()).unwrap();
-            fsync_goes.recv().unwrap()
-        })
-    });
+    // Each fsync waits for the test's go, then reports what the test says.
+    let (fsync_began, go, syncer) = sync_thread_run_by_the_test(committed, syncing.clone());
     fsync_began.recv().unwrap();
     // Committed and visible to SQLite, but not yet on disk: nobody has heard.
     let stored: i64 = conn
@@ -495,7 +508,7 @@ fn a_write_is_answered_only_after_an_fsync_that_follows_it() {
 /// committed at once.
 #[test]
 fn writes_gather_while_an_fsync_runs() {
-    use std::sync::mpsc::{channel, sync_channel};
+    use std::sync::mpsc::channel;
 
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("outbox.db");
@@ -506,17 +519,9 @@ fn writes_gather_while_an_fsync_runs() {
             .query_row("SELECT count(*) FROM messages", [], |r| r.get(0))
             .unwrap()
     };
-    let (began, fsync_began) = channel::<()>();
-    let (go, fsync_goes) = sync_channel::<std::io::Result<()>>(0);
     let (to_sync, committed) = channel();
     let syncing = std::sync::Arc::new(writer::SyncQueue::default());
-    let held = syncing.clone();
-    let syncer = std::thread::spawn(move || {
-        writer::sync_loop(committed, &held, || {
-            began.send(()).unwrap();
-            fsync_goes.recv().unwrap()
-        })
-    });
+    let (fsync_began, go, syncer) = sync_thread_run_by_the_test(committed, syncing.clone());
     let (writes, jobs) = tokio::sync::mpsc::unbounded_channel();
     let writer = std::thread::spawn(move || writer::run(conn, jobs, to_sync, syncing));
     // Each write says when it has run on the writer thread.
