@@ -85,6 +85,18 @@ impl Rig {
         made
     }
 
+    /// The fake phone pairs org `o` on node `a`: its store holds a session.
+    async fn pair_sim(&self, o: &str) {
+        PostgresSimLedger::new(
+            self.db.pool().clone(),
+            Arc::new(self.fencing.clone()),
+            "a".into(),
+        )
+        .pair(&org(o), &SimCredentials::generate("573009990000"))
+        .await
+        .unwrap();
+    }
+
     async fn names(&self, o: &str) -> Vec<String> {
         self.sessions
             .list_backups(&org(o))
@@ -174,12 +186,7 @@ async fn wipes_of_sessionless_stores_keep_the_last_session() {
     let r = rig(3).await;
     r.own("a", "7").await;
     r.sessions.prepare(&org("7")).await.unwrap();
-    let ledger =
-        PostgresSimLedger::new(r.db.pool().clone(), Arc::new(r.fencing.clone()), "a".into());
-    ledger
-        .pair(&org("7"), &SimCredentials::generate("573009990000"))
-        .await
-        .unwrap();
+    r.pair_sim("7").await;
     let session = r
         .sessions
         .backup_and_wipe(&org("7"), "logged_out", true)
@@ -224,12 +231,7 @@ async fn credentials_are_found_and_orgs_listed() {
         )
         .await
         .unwrap();
-    let ledger =
-        PostgresSimLedger::new(r.db.pool().clone(), Arc::new(r.fencing.clone()), "a".into());
-    ledger
-        .pair(&org("sim"), &SimCredentials::generate("573009990000"))
-        .await
-        .unwrap();
+    r.pair_sim("sim").await;
     for (o, has) in [
         ("wa", true),
         ("sim", true),
