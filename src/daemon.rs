@@ -176,18 +176,18 @@ pub async fn run(
         tokio::spawn(resume(supervisor.clone(), config.sessions.resume_gap()));
     }
 
-    let mut app = http::router_with_limits(
+    let app = http::router_with_limits(
         AppState::new(AppStateParts {
             supervisor: supervisor.clone(),
             api_key: Arc::new(api_key),
             sim: connection.fake_phones,
             phone,
             events: live_events.clone(),
+            cluster: node.as_ref().map(|node| node.http.clone()),
         }),
         config.http_limits(),
     );
     if let Some(node) = &node {
-        app = app.layer(axum::Extension(node.http.clone()));
         // Requests handed over by other nodes run through this same router.
         node.serve_requests(app.clone());
     }

@@ -153,6 +153,7 @@ async fn app(events: LiveEvents) -> (Router, tempfile::TempDir) {
         sim: Some(sim),
         phone: Default::default(),
         events,
+        cluster: None,
     });
     (router(state), dir)
 }

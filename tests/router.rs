@@ -102,6 +102,7 @@ async fn app_with(sim_mode: bool, limits: HttpLimits) -> App {
         sim: sim_mode.then(|| sim.clone()),
         phone: Default::default(),
         events: Default::default(),
+        cluster: None,
     });
     let (router, paths) = router_and_paths(state, limits);
     App {

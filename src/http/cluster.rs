@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::body::{Body, Bytes};
-use axum::extract::{Extension, Request};
+use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -38,6 +38,7 @@ use wa_actors::OrgId;
 use wa_actors::cluster::{ClusterNode, Route};
 use wa_store_postgres::PostgresCommands;
 
+use super::AppState;
 use super::error::ApiError;
 use super::extract::BODY_LIMIT;
 use super::openapi::schemas::ErrorSchema;
@@ -53,7 +54,7 @@ pub const OWNER_HEADER: &str = "x-wa-owner";
 /// How many nodes a request is tried on before it is answered `503`.
 const HOPS: usize = 3;
 
-/// What the forwarding needs (an axum extension in cluster mode only).
+/// What the forwarding needs (in the handlers' state, in cluster mode only).
 pub struct ClusterHttp {
     pub node: ClusterNode,
     pub commands: Arc<PostgresCommands>,
@@ -113,13 +114,10 @@ fn org_of_body(body: &[u8]) -> Option<OrgId> {
 
 /// The middleware (on the keyed routes, after the key check).
 pub async fn forward(
-    cluster: Option<Extension<Arc<ClusterHttp>>>,
+    State(cluster): State<Arc<ClusterHttp>>,
     req: Request,
     next: Next,
 ) -> Response {
-    let Some(Extension(cluster)) = cluster else {
-        return next.run(req).await;
-    };
     let Owned::Owner { place } = owned(req.method(), req.uri().path()) else {
         return next.run(req).await;
     };
@@ -378,10 +376,8 @@ pub struct ClusterInfo {
         (status = 500, description = "The cluster database failed.", body = ErrorSchema),
     ),
 )]
-pub async fn nodes(
-    cluster: Option<Extension<Arc<ClusterHttp>>>,
-) -> Result<Json<ClusterInfo>, ApiError> {
-    let Some(Extension(cluster)) = cluster else {
+pub async fn nodes(State(state): State<AppState>) -> Result<Json<ClusterInfo>, ApiError> {
+    let Some(cluster) = &state.cluster else {
         return Err(ApiError::BadRequest(
             "this daemon runs on its own ([store] kind = \"sqlite\"); there is no cluster".into(),
         ));

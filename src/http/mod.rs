@@ -83,6 +83,9 @@ pub struct AppStateParts {
     pub phone: PhoneRules,
     /// The listeners of `GET /api/events`.
     pub events: LiveEvents,
+    /// What hands requests to an org's owner: with several daemons on one
+    /// database only (`[store] kind = "postgres"`).
+    pub cluster: Option<Arc<cluster::ClusterHttp>>,
 }
 
 /// Limits at the HTTP edge (`[server] request_timeout_seconds`, `max_in_flight`).
@@ -157,14 +160,19 @@ pub fn router_and_paths(state: AppState, limits: HttpLimits) -> (Router, Vec<&'s
     // `route_layer`: the key is checked only on matched routes (so an unknown path
     // is a 404, not a 401) and before any extractor touches the body; then, with
     // several daemons on one database, what only an org's owner can do is handed
-    // to it (the layer added last runs first).
-    let keyed = keyed
-        .into_router()
-        .route_layer(middleware::from_fn(cluster::forward))
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            auth::require_api_key,
+    // to it (the layer added last runs first). A daemon on its own has nothing to
+    // hand over, and its requests do not pay for the layer.
+    let mut keyed = keyed.into_router();
+    if let Some(cluster) = &state.cluster {
+        keyed = keyed.route_layer(middleware::from_fn_with_state(
+            cluster.clone(),
+            cluster::forward,
         ));
+    }
+    let keyed = keyed.route_layer(middleware::from_fn_with_state(
+        state.clone(),
+        auth::require_api_key,
+    ));
 
     let routes = Router::new()
         .merge(open.into_router())
