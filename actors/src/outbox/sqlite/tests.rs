@@ -425,9 +425,6 @@ fn enqueue_and_report() {
     });
 }
 
-/// The sync thread answers a committed batch only once an fsync begun after the
-/// commit has returned, answers every batch committed before that fsync with it,
-/// and passes an fsync's failure to each of their callers.
 /// A sync thread whose fsyncs the test runs: each fsync says it began on the
 /// returned receiver, then waits for the test to send what it ends with.
 fn sync_thread_run_by_the_test(
@@ -449,6 +446,9 @@ fn sync_thread_run_by_the_test(
     (fsync_began, go, syncer)
 }
 
+/// The sync thread answers a committed batch only once an fsync begun after the
+/// commit has returned, answers every batch committed before that fsync with it,
+/// and passes an fsync's failure to each of their callers.
 #[test]
 fn a_write_is_answered_only_after_an_fsync_that_follows_it() {
     use std::sync::mpsc::channel;
