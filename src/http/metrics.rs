@@ -1,15 +1,13 @@
-//! `GET /metrics` (behind the API key like `/api/*`) and the middleware that times
-//! every request. The recorder and the session-event counters are in
+//! `GET /metrics` (behind the API key like `/api/*`) and the timings of every
+//! request (taken by [`super::edge::Edge`]). The recorder and the session-event counters are in
 //! [`crate::metrics`]; the sessions by status are counted here at scrape time from
 //! the supervisor's snapshots, so they can never drift from `/api/sessions`.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, PoisonError, RwLock};
-use std::time::Instant;
 
-use axum::extract::{Request, State};
+use axum::extract::State;
 use axum::http::{Method, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use metrics::{Histogram, gauge, histogram};
 use wa_actors::outbox::MessageStatus;
@@ -97,7 +95,13 @@ impl HttpTimings {
         self.patterns.at(path).map_or("unmatched", |m| *m.value)
     }
 
-    fn record(&self, method: &'static str, route: &'static str, status: StatusCode, seconds: f64) {
+    pub(super) fn record(
+        &self,
+        method: &'static str,
+        route: &'static str,
+        status: StatusCode,
+        seconds: f64,
+    ) {
         let key = (method, route, status.as_u16());
         if let Some(histogram) = self
             .seen
@@ -124,7 +128,7 @@ impl HttpTimings {
 }
 
 /// HTTP's own methods by name; any other is `other`.
-fn method_label(method: &Method) -> &'static str {
+pub(super) fn method_label(method: &Method) -> &'static str {
     const KNOWN: [&str; 9] = [
         "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE",
     ];
@@ -132,25 +136,6 @@ fn method_label(method: &Method) -> &'static str {
         .into_iter()
         .find(|name| *name == method.as_str())
         .unwrap_or("other")
-}
-
-/// Records every request's latency by method, route pattern and status.
-pub async fn track_http(
-    State(timings): State<Arc<HttpTimings>>,
-    req: Request,
-    next: Next,
-) -> Response {
-    let started = Instant::now();
-    let method = method_label(req.method());
-    let route = timings.pattern(req.uri().path());
-    let response = next.run(req).await;
-    timings.record(
-        method,
-        route,
-        response.status(),
-        started.elapsed().as_secs_f64(),
-    );
-    response
 }
 
 #[cfg(test)]

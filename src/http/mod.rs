@@ -9,6 +9,7 @@
 pub mod auth;
 pub mod backups;
 pub mod cluster;
+pub mod edge;
 pub mod error;
 pub mod events;
 pub mod extract;
@@ -28,21 +29,13 @@ pub mod sim;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::BoxError;
 use axum::body::Body;
-use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Router, middleware};
-use tower::ServiceBuilder;
-use tower::limit::GlobalConcurrencyLimitLayer;
-use tower::load_shed::error::Overloaded;
 use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::{DefaultOnRequest, TraceLayer};
 use tracing::Span;
 use wa_actors::Supervisor;
 
@@ -119,9 +112,8 @@ pub fn router_with_limits(state: AppState, limits: HttpLimits) -> Router {
 
 /// Builds the whole router: `/health`, the console and the API's description
 /// without a key, the keyed `/api/*` and `/metrics` routes, and `/sim/*` in
-/// simulation mode, behind the edge layers (outermost first): request id, request
-/// span, load shedding over a global concurrency limit, JSON errors, timeout, body
-/// limits. Also returns every path it serves, from the route tables it is built
+/// simulation mode, behind the [`edge::Edge`] (request id, span, timing, load
+/// shedding, timeout, JSON errors) and the body limits. Also returns every path it serves, from the route tables it is built
 /// from: what `GET /openapi.json` must describe.
 pub fn router_and_paths(state: AppState, limits: HttpLimits) -> (Router, Vec<&'static str>) {
     let mut keyed = Routes::new()
@@ -187,53 +179,11 @@ pub fn router_and_paths(state: AppState, limits: HttpLimits) -> (Router, Vec<&'s
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state);
 
-    // The edge layers wrap the router once, as one tower stack, not each route
-    // (as `Router::layer` does): a route's service is cloned for every call, and
-    // so is everything it wraps, so a stack of layers per route costs a clone per
-    // layer per layer on every request.
-    let edge = ServiceBuilder::new()
-        // Outermost: every log line of a request (handlers, errors, shedding) is
-        // inside the span that carries its request id.
-        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(request_span)
-                // "started processing request", at debug: off by default, there
-                // when a request must be followed from its start.
-                .on_request(DefaultOnRequest::new().level(tracing::Level::DEBUG))
-                .on_response(log_response)
-                .on_failure(()),
-        )
-        .layer(PropagateRequestIdLayer::x_request_id())
-        // Latency of every answer, shed ones included.
-        .layer(middleware::from_fn_with_state(
-            metrics::HttpTimings::new(&paths),
-            metrics::track_http,
-        ))
-        // One semaphore for every route. When it has no permit left, `LoadShed`
-        // answers at once instead of queueing the request.
-        .layer(HandleErrorLayer::new(shed))
-        .load_shed()
-        .layer(GlobalConcurrencyLimitLayer::new(limits.max_in_flight))
-        .layer(middleware::map_response(json_errors))
-        // Inside `json_errors`, so its bare 504 gets the JSON error body.
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::GATEWAY_TIMEOUT,
-            limits.request_timeout,
-        ))
-        .service(routes);
+    // The edge wraps the router once, not each route (as `Router::layer` does): a
+    // route's service is cloned for every call, and so is everything it wraps.
+    let edge = edge::Edge::new(routes, metrics::HttpTimings::new(&paths), limits);
     let router = Router::new().fallback_service(edge);
     (router, paths)
-}
-
-/// The answer of a shed request (or of any other error of the limit layers).
-async fn shed(error: BoxError) -> ApiError {
-    if error.is::<Overloaded>() {
-        tracing::warn!("request shed: too many requests in flight");
-        ApiError::Overloaded
-    } else {
-        ApiError::Internal(error.to_string())
-    }
 }
 
 async fn not_found() -> ApiError {
@@ -249,7 +199,7 @@ async fn method_not_allowed() -> ApiError {
 fn request_span(req: &Request) -> Span {
     let request_id = req
         .headers()
-        .get("x-request-id")
+        .get(edge::REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
     tracing::info_span!(
@@ -262,7 +212,7 @@ fn request_span(req: &Request) -> Span {
 
 /// Failed requests at `info` (an operator wants to see them), the rest at `debug`
 /// (the Django client polls status every few seconds).
-fn log_response(resp: &Response, latency: Duration, _span: &Span) {
+fn log_response(resp: &Response, latency: Duration) {
     let status = resp.status().as_u16();
     let latency_ms = latency.as_millis() as u64;
     if status >= 400 {
@@ -275,7 +225,7 @@ fn log_response(resp: &Response, latency: Duration, _span: &Span) {
 /// Gives every error response that is not JSON yet (axum's own 405, tower-http's
 /// 413, a plain-text rejection) the JSON error body of CONTRACT §2, keeping its
 /// status and headers such as `Allow`.
-async fn json_errors(resp: Response) -> Response {
+fn json_errors(resp: Response) -> Response {
     let status = resp.status();
     if !(status.is_client_error() || status.is_server_error()) || is_json(&resp) {
         return resp;
@@ -314,26 +264,4 @@ fn is_json(resp: &Response) -> bool {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.starts_with("application/json"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Shedding is `Overloaded` (503 with `Retry-After`); any other failure of the
-    /// limit layers is the daemon's own `Internal` error, never a storage failure.
-    #[tokio::test]
-    async fn the_limit_layers_fail_as_overloaded_or_internal() {
-        assert!(matches!(
-            shed(BoxError::from(Overloaded::new())).await,
-            ApiError::Overloaded
-        ));
-        let other = shed(BoxError::from("the semaphore is closed")).await;
-        assert!(
-            matches!(&other, ApiError::Internal(m) if m == "the semaphore is closed"),
-            "{other:?}"
-        );
-        assert_eq!(other.status_code(), StatusCode::INTERNAL_SERVER_ERROR);
-        assert_eq!(other.to_string(), "internal error: the semaphore is closed");
-    }
 }
