@@ -25,7 +25,7 @@ use std::thread::JoinHandle;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::Connection;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use super::{
     Enqueued, ListFilter, Message, MessageId, MessageStatus, NewMessage, OutboxError, OutboxStore,
@@ -116,12 +116,28 @@ impl SqliteOutbox {
         .await;
     }
 
-    /// Runs `write` on the writer thread in the next group commit.
+    /// Runs `write` on the writer thread in the next group commit, in a savepoint.
     async fn write<T: Send + 'static>(
         &self,
         write: impl FnOnce(&Connection) -> Result<T, OutboxError> + Send + 'static,
     ) -> Result<T, OutboxError> {
-        let (job, answer) = writer::job(write);
+        self.run_job(writer::job(write)).await
+    }
+
+    /// Runs `write`, whose only change is its last statement and only when it
+    /// returns `Ok`, in the next group commit without a savepoint (see
+    /// `writer::Undo::LastStatement`).
+    async fn write_last_statement<T: Send + 'static>(
+        &self,
+        write: impl FnOnce(&Connection) -> Result<T, OutboxError> + Send + 'static,
+    ) -> Result<T, OutboxError> {
+        self.run_job(writer::last_statement_job(write)).await
+    }
+
+    async fn run_job<T: Send + 'static>(
+        &self,
+        (job, answer): (writer::Job, oneshot::Receiver<Result<T, OutboxError>>),
+    ) -> Result<T, OutboxError> {
         self.writes
             .send(job)
             .map_err(|_| OutboxError::Store("the outbox writer has stopped".to_owned()))?;
@@ -191,7 +207,7 @@ impl ReadPool {
 #[async_trait]
 impl OutboxStore for SqliteOutbox {
     async fn enqueue(&self, message: NewMessage) -> Result<Enqueued, OutboxError> {
-        self.write(move |conn| queries::enqueue(conn, message))
+        self.write_last_statement(move |conn| queries::enqueue(conn, message))
             .await
     }
 
@@ -207,7 +223,7 @@ impl OutboxStore for SqliteOutbox {
 
     async fn update(&self, id: &MessageId, update: Update) -> Result<Updated, OutboxError> {
         let id = id.clone();
-        self.write(move |conn| queries::update(conn, &id, &update))
+        self.write_last_statement(move |conn| queries::update(conn, &id, &update))
             .await
     }
 

@@ -221,9 +221,10 @@ async fn times_round_trip_to_the_nanosecond_and_years_past_9999_are_refused() {
     assert_eq!(store.get(&id).await.unwrap(), None);
 }
 
-/// One batch, driven by hand: a write that fails is undone alone (even after it
-/// wrote), a panicking one too, and the rest of the batch commits and sees each
-/// other's writes.
+/// One batch, driven by hand: a write that fails is undone alone (a savepoint's
+/// even after it wrote; a last-statement one by SQLite, its statement refused
+/// whole), a panicking one in a savepoint too, and the rest of the batch commits
+/// and sees each other's writes.
 #[test]
 fn a_failed_write_leaves_the_rest_of_its_batch_committed() {
     let dir = tempfile::tempdir().unwrap();
@@ -235,8 +236,8 @@ fn a_failed_write_leaves_the_rest_of_its_batch_committed() {
     };
     let a_id = a.message_id.clone();
     let (jobs, answers): (Vec<_>, Vec<_>) = [
-        writer::job(move |c| queries::enqueue(c, a).map(|_| "a")),
-        writer::job(move |c| queries::enqueue(c, taken_id).map(|_| "taken id")),
+        writer::last_statement_job(move |c| queries::enqueue(c, a).map(|_| "a")),
+        writer::last_statement_job(move |c| queries::enqueue(c, taken_id).map(|_| "taken id")),
         writer::job({
             let undone = undone.clone();
             move |c| {
@@ -245,8 +246,8 @@ fn a_failed_write_leaves_the_rest_of_its_batch_committed() {
             }
         }),
         writer::job(|_| -> Result<&str, OutboxError> { panic!("a bug in one write") }),
-        writer::job(move |c| queries::enqueue(c, b).map(|_| "b")),
-        writer::job(move |c| {
+        writer::last_statement_job(move |c| queries::enqueue(c, b).map(|_| "b")),
+        writer::last_statement_job(move |c| {
             match queries::update(c, &a_id, &Update::Sending { at: Utc::now() })? {
                 Updated::Applied(_) => Ok("a sending"),
                 other => panic!("{other:?}"),
@@ -272,6 +273,41 @@ fn a_failed_write_leaves_the_rest_of_its_batch_committed() {
         .unwrap();
     assert_eq!(total, 2);
     assert_eq!(queries::get(&conn, &undone.message_id).unwrap(), None);
+}
+
+/// A write without a savepoint that panics (a bug) may have run its statement,
+/// which cannot be undone alone: its whole batch is rolled back and every caller
+/// in it hears so, so none whose caller heard of a failure stays stored.
+#[test]
+fn a_panicking_last_statement_write_fails_its_whole_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let conn = schema::open_writer(&dir.path().join("outbox.db")).unwrap();
+    let (a, b) = (message("2", None), message("7", None));
+    let (jobs, answers): (Vec<_>, Vec<_>) = [
+        writer::last_statement_job(move |c| queries::enqueue(c, a).map(|_| ())),
+        writer::last_statement_job(move |c| {
+            queries::enqueue(c, b)?;
+            panic!("a bug after the statement")
+        }),
+    ]
+    .into_iter()
+    .unzip();
+    writer::commit_batch(&conn, jobs).answer(Ok(()));
+    let answers: Vec<_> = answers.into_iter().map(|a| a.blocking_recv()).collect();
+
+    assert!(
+        matches!(&answers[0], Ok(Err(OutboxError::Store(_)))),
+        "{answers:?}"
+    );
+    assert!(
+        answers[1].is_err(),
+        "the panicking write's caller hears it was dropped"
+    );
+    let total: i64 = conn
+        .query_row("SELECT count(*) FROM messages", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(total, 0);
+    assert!(conn.is_autocommit(), "no transaction is left open");
 }
 
 /// Each query reaches its rows through an index: no full scan of `messages`
