@@ -113,8 +113,9 @@ pub fn router_with_limits(state: AppState, limits: HttpLimits) -> Router {
 /// Builds the whole router: `/health`, the console and the API's description
 /// without a key, the keyed `/api/*` and `/metrics` routes, and `/sim/*` in
 /// simulation mode, behind the [`edge::Edge`] (request id, span, timing, load
-/// shedding, timeout, JSON errors) and the body limits. Also returns every path it serves, from the route tables it is built
-/// from: what `GET /openapi.json` must describe.
+/// shedding, timeout, JSON errors) and the body limits. Also returns every path it
+/// serves, from the route tables it is built from: what `GET /openapi.json` must
+/// describe.
 pub fn router_and_paths(state: AppState, limits: HttpLimits) -> (Router, Vec<&'static str>) {
     let mut keyed = Routes::new()
         .route("/api/start-session", post(sessions::start))
