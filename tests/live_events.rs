@@ -233,6 +233,68 @@ async fn a_listener_that_never_reads_holds_nobody_back_and_is_dropped() {
     );
 }
 
+/// What a stream logs after its handler returned (a listener told it fell behind)
+/// is logged in its request's span, so the line carries the request id.
+#[tokio::test]
+async fn a_lagging_stream_logs_with_its_request_id() {
+    let lines = Lines::default();
+    let _logs = tracing::subscriber::set_default(
+        tracing_subscriber::fmt()
+            .json()
+            .with_writer(lines.clone())
+            .finish(),
+    );
+    let events = LiveEvents::with_capacity(2);
+    let (app, _dir) = app(events.clone()).await;
+    let req = Request::get("/api/events")
+        .header("x-api-key", KEY)
+        .header("x-request-id", "events-probe-7")
+        .body(Body::empty())
+        .unwrap();
+    let mut stuck = app.oneshot(req).await.unwrap().into_body();
+    for n in 0..10 {
+        events.emit(connected(n));
+    }
+    let frame = next_frame(&mut stuck, &mut String::new()).await.unwrap();
+    assert_eq!(frame.event, "lagged", "{frame:?}");
+    let logged = lines.text();
+    let line = logged
+        .lines()
+        .find(|l| l.contains("fell behind"))
+        .unwrap_or_else(|| panic!("no line of the lag in {logged}"));
+    let line: Value = serde_json::from_str(line).unwrap();
+    assert_eq!(line["span"]["request_id"], "events-probe-7", "{line}");
+}
+
+/// Log lines written by a test's own subscriber.
+#[derive(Clone, Default)]
+struct Lines(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Lines {
+    fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
+impl std::io::Write for Lines {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Lines {
+    type Writer = Lines;
+
+    fn make_writer(&'a self) -> Lines {
+        self.clone()
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_quiet_stream_carries_a_keep_alive_every_15_seconds() {
     let events = LiveEvents::new();

@@ -12,6 +12,7 @@ use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;
 use futures_util::stream;
+use tracing::Instrument;
 
 use super::AppState;
 use crate::live_events::{Next, Subscription};
@@ -39,27 +40,41 @@ pub async fn events(
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let listener = state.events.subscribe();
     tracing::debug!("live events listener joined");
-    Sse::new(frames(listener)).keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
+    // The stream is polled after the handler returned, outside the request's span:
+    // its lines carry the span (and so the request id) only if it enters it.
+    let span = tracing::Span::current();
+    Sse::new(frames(listener, span)).keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
 }
 
-/// The SSE frames of one listener, until it lags or the daemon stops.
-fn frames(listener: Subscription) -> impl Stream<Item = Result<Event, Infallible>> {
-    stream::unfold(Some(listener), |listener| async move {
-        let mut listener = listener?;
-        let frame = match listener.next().await {
-            Next::Event(e) => Event::default().event(e.name).id(&e.id).data(&e.data),
-            Next::Lagged(missed) => {
-                tracing::info!(
-                    missed,
-                    "a live events listener fell behind; its stream ends"
-                );
-                let frame = Event::default()
-                    .event("lagged")
-                    .data(format!("{{\"missed\":{missed}}}"));
-                return Some((Ok(frame), None));
-            }
-            Next::Closed => return None,
-        };
-        Some((Ok(frame), Some(listener)))
+/// The SSE frames of one listener, until it lags or the daemon stops; what they
+/// log is logged in `span`.
+fn frames(
+    listener: Subscription,
+    span: tracing::Span,
+) -> impl Stream<Item = Result<Event, Infallible>> {
+    stream::unfold(Some(listener), move |listener| {
+        next_frame(listener).instrument(span.clone())
     })
+}
+
+/// The next frame of `listener`, and the listener again unless the stream ends.
+async fn next_frame(
+    listener: Option<Subscription>,
+) -> Option<(Result<Event, Infallible>, Option<Subscription>)> {
+    let mut listener = listener?;
+    let frame = match listener.next().await {
+        Next::Event(e) => Event::default().event(e.name).id(&e.id).data(&e.data),
+        Next::Lagged(missed) => {
+            tracing::info!(
+                missed,
+                "a live events listener fell behind; its stream ends"
+            );
+            let frame = Event::default()
+                .event("lagged")
+                .data(format!("{{\"missed\":{missed}}}"));
+            return Some((Ok(frame), None));
+        }
+        Next::Closed => return None,
+    };
+    Some((Ok(frame), Some(listener)))
 }
