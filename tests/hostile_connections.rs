@@ -221,7 +221,7 @@ async fn a_stop_answers_the_request_in_flight() {
     let mut daemon = Daemon::start_with_env(
         "[send]\nwait_seconds = 2\n",
         // "started processing request" tells when the request is in the daemon.
-        &[("RUST_LOG", "info,tower_http=debug")],
+        &[("RUST_LOG", "info,wa_supervisor::http::edge=debug")],
     )
     .await;
     daemon.ensure_connected("s", "573001234567").await;
