@@ -1,7 +1,8 @@
 //! `GET /metrics` (behind the API key like `/api/*`) and the timings of every
-//! request (taken by [`super::edge::Edge`]). The recorder and the session-event counters are in
-//! [`crate::metrics`]; the sessions by status are counted here at scrape time from
-//! the supervisor's snapshots, so they can never drift from `/api/sessions`.
+//! request (taken by [`super::edge::Edge`]). The recorder and the session-event
+//! counters are in [`crate::metrics`]; the sessions by status are counted here at
+//! scrape time from the supervisor's snapshots, so they can never drift from
+//! `/api/sessions`.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, PoisonError, RwLock};
