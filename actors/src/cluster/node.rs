@@ -496,6 +496,16 @@ impl Inner {
         if membership == Membership::Leaving {
             return;
         }
+        // Read before claiming: a session taken over starts from what its last
+        // node published (paired, banned until, logged out), also on this node's
+        // first tick, when nothing else has been read yet.
+        match self.bounded(self.store.published()).await {
+            Ok(all) => {
+                let mut state = self.state.lock().await;
+                self.show_all(&mut state, all);
+            }
+            Err(e) => tracing::debug!(error = %e, "published snapshots could not be read"),
+        }
         self.claim_share().await;
         // A removed session's actor may still have been stopping when its request
         // finished; whatever it left is given up here. No settling time: a lease
@@ -504,13 +514,6 @@ impl Inner {
         let orgs: Vec<OrgId> = self.state.lock().await.held.keys().cloned().collect();
         for org in orgs {
             self.give_up_if_removed(&org).await;
-        }
-        match self.bounded(self.store.published()).await {
-            Ok(all) => {
-                let mut state = self.state.lock().await;
-                self.show_all(&mut state, all);
-            }
-            Err(e) => tracing::debug!(error = %e, "published snapshots could not be read"),
         }
     }
 

@@ -48,6 +48,8 @@ struct MemoryLeases {
     silent: AtomicBool,
     /// The next renewals fail at once (a database that refuses for a moment).
     failing_renewals: AtomicU32,
+    /// Each org's last published snapshot, with the token it was written under.
+    published: Mutex<HashMap<OrgId, (SessionSnapshot, Token)>>,
 }
 
 impl MemoryLeases {
@@ -59,6 +61,18 @@ impl MemoryLeases {
 
     fn token(&self) -> Token {
         self.next_token.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    /// `snapshot` as another node's reader would find it now.
+    fn as_published(&self, snapshot: &SessionSnapshot, token: Token) -> Published {
+        let leases = self.leases.lock().unwrap();
+        let owner_live = leases
+            .get(&snapshot.organization_id)
+            .is_some_and(|l| l.token == token && l.live(Instant::now()));
+        Published {
+            snapshot: snapshot.clone(),
+            owner_live,
+        }
     }
 
     /// The node holding `org`'s live lease, and until when.
@@ -258,19 +272,29 @@ impl LeaseStore for MemoryLeases {
         self.answer().await;
         let leases = self.leases.lock().unwrap();
         match leases.get(&s.organization_id) {
-            Some(l) if l.token == token && l.live(Instant::now()) => Ok(()),
+            Some(l) if l.token == token && l.live(Instant::now()) => {
+                let mut published = self.published.lock().unwrap();
+                published.insert(s.organization_id.clone(), (s.clone(), token));
+                Ok(())
+            }
             _ => Err(ClusterError::Fenced),
         }
     }
 
     async fn published(&self) -> Result<Vec<Published>, ClusterError> {
         self.answer().await;
-        Ok(Vec::new())
+        let all: Vec<(SessionSnapshot, Token)> =
+            self.published.lock().unwrap().values().cloned().collect();
+        Ok(all
+            .iter()
+            .map(|(snapshot, token)| self.as_published(snapshot, *token))
+            .collect())
     }
 
-    async fn published_of(&self, _: &OrgId) -> Result<Option<Published>, ClusterError> {
+    async fn published_of(&self, org: &OrgId) -> Result<Option<Published>, ClusterError> {
         self.answer().await;
-        Ok(None)
+        let one = self.published.lock().unwrap().get(org).cloned();
+        Ok(one.map(|(snapshot, token)| self.as_published(&snapshot, token)))
     }
 }
 
@@ -379,6 +403,16 @@ async fn node(
     leases: &Arc<MemoryLeases>,
     ledger: &Arc<MemoryLedger>,
 ) -> TestNode {
+    node_spreading(id, leases, ledger, Duration::ZERO).await
+}
+
+/// A node whose takeovers are spread over `takeover_gap` each.
+async fn node_spreading(
+    id: &'static str,
+    leases: &Arc<MemoryLeases>,
+    ledger: &Arc<MemoryLedger>,
+    takeover_gap: Duration,
+) -> TestNode {
     let dir = tempfile::tempdir().unwrap();
     let (fencing, refused) = Fencing::new();
     let sim = SimConnector::with_ledger(
@@ -413,7 +447,7 @@ async fn node(
         node_id: id.into(),
         lease: LEASE,
         renew: RENEW,
-        takeover_gap: Duration::ZERO,
+        takeover_gap,
         stop_bound: sup.release_bound(),
     };
     // What the daemon's configuration checks: a renewal period and a stop fit.
@@ -636,4 +670,47 @@ async fn leaving_keeps_renewing_until_each_org_stopped() {
     assert!(!a.sup.runs(&o));
     assert!(ledger.open_on(&o).is_empty());
     assert_eq!(leases.holder(&o), None, "freed for the others");
+}
+
+/// What the first node up after every node stopped shows of a paired session
+/// it takes over while the takeover waits its turn (the resume itself is the
+/// cluster tests' over PostgreSQL, whose store the nodes share).
+async fn first_takeover_reads(forget_published: bool) -> SessionSnapshot {
+    let leases = Arc::new(MemoryLeases::default());
+    let ledger = Arc::new(MemoryLedger::default());
+    let a = node("a", &leases, &ledger).await;
+    let o = org("7");
+    pair(&a, &o).await;
+    advance(RENEW).await;
+    a.node.leave().await;
+    assert!(!a.sup.runs(&o));
+    assert_eq!(leases.holder(&o), None, "freed");
+    if forget_published {
+        leases.published.lock().unwrap().clear();
+    }
+    // A minute's spread: the takeover waits a random part of it, and time does
+    // not move while the first tick settles.
+    let b = node_spreading("b", &leases, &ledger, Duration::from_secs(60)).await;
+    settle().await;
+    assert_eq!(b.node.held().len(), 1, "taken on b's first tick");
+    assert!(b.sup.runs(&o));
+    b.sup.status(&o)
+}
+
+/// A paired session taken over on a node's first tick starts from what its last
+/// node published: `reconnecting` with its number, never `connecting`, on which
+/// the deployed client cleans it (CONTRACT §3).
+#[tokio::test(start_paused = true)]
+async fn a_session_taken_over_on_a_first_tick_reads_as_its_last_node_left_it() {
+    let shown = first_takeover_reads(false).await;
+    assert_eq!(shown.status, SessionStatus::Reconnecting, "{shown:?}");
+    assert_eq!(shown.phone_number.as_deref(), Some(PHONE), "{shown:?}");
+}
+
+/// With nothing published of it (a lease seeded from stored credentials), a
+/// session taken over reads `reconnecting` until the store says otherwise.
+#[tokio::test(start_paused = true)]
+async fn a_session_taken_over_with_nothing_published_reads_reconnecting() {
+    let shown = first_takeover_reads(true).await;
+    assert_eq!(shown.status, SessionStatus::Reconnecting, "{shown:?}");
 }

@@ -179,6 +179,14 @@ impl Actor for OrgActor {
                 state.recover(&last, after, "restarting after an internal error");
             }
             Begin::TakeOver { after } => {
+                if last.status == SessionStatus::NotStarted {
+                    // Nothing was published of it (a lease seeded from stored
+                    // credentials, or a node that died before its first
+                    // snapshot): until the probe reads the store it may well be
+                    // paired, so it reads `reconnecting`, never `connecting`, on
+                    // which the deployed client cleans it (CONTRACT §3).
+                    state.paired = true;
+                }
                 state.recover(&last, after, "taking the session over from another node");
             }
             Begin::Restore { backup, reply } => {
