@@ -132,6 +132,7 @@ impl MessageStatus {
             }
             (Update::Failed { .. }, S::Queued | S::Sending) => Some(S::Failed),
             (Update::Expired, S::Queued | S::Sending) => Some(S::Expired),
+            (Update::ExpiredUnsent, S::Queued) => Some(S::Expired),
             (Update::Cancelled, S::Queued) => Some(S::Cancelled),
             _ => None,
         }
@@ -167,6 +168,10 @@ pub enum Update {
         error: String,
     },
     Expired,
+    /// Expired only if it was never handed to WhatsApp (still `queued`): a compat
+    /// send whose wait ended answers an error, so the message must then never
+    /// leave; one the lane has just begun to send is left to its ack.
+    ExpiredUnsent,
     Cancelled,
 }
 
@@ -369,7 +374,7 @@ impl Message {
                 self.read_at.get_or_insert(*at);
             }
             Update::Failed { error } => self.error = Some(error.clone()),
-            Update::Expired | Update::Cancelled => {}
+            Update::Expired | Update::ExpiredUnsent | Update::Cancelled => {}
         }
         true
     }
@@ -406,6 +411,7 @@ mod tests {
             (&read,      [None,           Some(S::Read),    Some(S::Read),   Some(S::Read),   None,    Some(S::Read),    Some(S::Read), None]),
             (&failed,    [Some(S::Failed), Some(S::Failed), None,            None,            None,    None,            None,    None]),
             (&Update::Expired,   [Some(S::Expired), Some(S::Expired), None,  None,            None,    None,            None,    None]),
+            (&Update::ExpiredUnsent, [Some(S::Expired), None,     None,            None,            None,    None,            None,    None]),
             (&Update::Cancelled, [Some(S::Cancelled), None,  None,            None,            None,    None,            None,    None]),
         ];
         for (update, row) in table {

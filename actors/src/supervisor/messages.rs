@@ -118,10 +118,12 @@ impl Supervisor {
         let settled = |m: &Message| !m.status.is_pending();
         let mut now = watch.until(Instant::now() + wait, settled).await;
         if now.status == MessageStatus::Queued {
-            // Its wait is over and it was never handed to WhatsApp: it never will be.
+            // Its wait is over and it was never handed to WhatsApp: it never will
+            // be. If the lane began to send it meanwhile (this view lags the
+            // store), the store refuses, and the answer waits for the ack below.
             match self
                 .outbox
-                .update(&message.message_id, Update::Expired)
+                .update(&message.message_id, Update::ExpiredUnsent)
                 .await?
             {
                 Updated::Applied(m) | Updated::Refused(m) => now = m,

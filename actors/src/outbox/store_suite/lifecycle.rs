@@ -34,6 +34,7 @@ pub async fn every_transition_through_update(store: Arc<dyn OutboxStore>) {
             error: "not on WhatsApp".into(),
         },
         Update::Expired,
+        Update::ExpiredUnsent,
         Update::Cancelled,
     ];
     for status in S::ALL {
