@@ -286,6 +286,8 @@ async fn dispatch(
                 node.wake();
                 executor.notify_one();
                 replies.heard_all();
+                let outbox = supervisor.outbox().clone();
+                tokio::spawn(async move { outbox.catch_up().await });
             }
             Heard::Notice { channel, payload } => match channel.as_str() {
                 OUTBOX_CHANNEL => {

@@ -213,6 +213,20 @@ impl Outbox {
         }
     }
 
+    /// Whatever another daemon changed while this one could not hear of it (its
+    /// listening connection was down): every lane here looks at the store again,
+    /// and every caller waiting on a message reads it anew.
+    pub async fn catch_up(&self) {
+        let wakes: Vec<Arc<Notify>> = self.inner.wakes.lock().unwrap().values().cloned().collect();
+        for wake in wakes {
+            wake.notify_one();
+        }
+        let waited: Vec<MessageId> = self.inner.waiters.lock().unwrap().keys().cloned().collect();
+        for id in waited {
+            self.refresh(&id).await;
+        }
+    }
+
     /// The lane of `org` waits on this when it has nothing to send.
     pub(crate) fn wake(&self, org: &OrgId) -> Arc<Notify> {
         self.inner
@@ -361,6 +375,58 @@ mod tests {
         async fn counts(&self) -> Result<Vec<(OrgId, MessageStatus, u64)>, OutboxError> {
             self.0.counts().await
         }
+    }
+
+    /// After a deafness, each lane is woken and each waiting caller reads the
+    /// store anew: another daemon's changes are not lost with their notices.
+    #[tokio::test]
+    async fn catching_up_wakes_every_lane_and_refreshes_every_waiter() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(MemoryStore::new());
+        let outbox = Outbox::new(
+            store.clone(),
+            Arc::new(crate::events::NoEvents),
+            Box::new(|_: &OrgId| crate::SessionStatus::Connected),
+            MediaFiles::new(dir.path()),
+        );
+        let org = OrgId::parse("2").unwrap();
+        let now = Utc::now();
+        let new = NewMessage {
+            message_id: MessageId::generate(),
+            org: org.clone(),
+            phone: "573009999999".into(),
+            body: MessageBody::Text("hola".into()),
+            idempotency_key: None,
+            origin: Origin::Compat,
+            created_at: now,
+            expires_at: now + Span::minutes(5),
+        };
+        let mut watch = outbox.watch(&Message::accepted(new.clone()));
+        outbox.enqueue(new.clone()).await.unwrap();
+        let lane = outbox.wake(&org);
+        // Another daemon sends it; its notices are lost.
+        store
+            .update(&new.message_id, Update::Sending { at: now })
+            .await
+            .unwrap();
+        store
+            .update(&new.message_id, Update::Sent { at: now })
+            .await
+            .unwrap();
+        let at_once = Duration::ZERO;
+        // The acceptance rang the lane; that ring is taken.
+        let _ = tokio::time::timeout(at_once, lane.notified()).await;
+        let rung = tokio::time::timeout(at_once, lane.notified()).await;
+        assert!(rung.is_err(), "nothing rang since");
+        let sent = |m: &Message| m.status == MessageStatus::Sent;
+        let seen = watch.until(tokio::time::Instant::now(), sent).await;
+        assert_eq!(seen.status, MessageStatus::Queued, "not heard of yet");
+
+        outbox.catch_up().await;
+        let rung = tokio::time::timeout(at_once, lane.notified()).await;
+        assert!(rung.is_ok(), "the lane looks again");
+        let seen = watch.until(tokio::time::Instant::now(), sent).await;
+        assert_eq!(seen.status, MessageStatus::Sent);
     }
 
     /// Messages expire by the store's clock, not this machine's.
