@@ -446,7 +446,9 @@ async fn cancelled_and_expired_files_are_removed() {
     .expect("an answer");
     assert_eq!(code, 202, "{cancelled}");
     let cancelled_id = cancelled["message_id"].as_str().unwrap().to_owned();
-    let expires_at = (chrono::Utc::now() + chrono::Duration::seconds(3)).to_rfc3339();
+    // A few seconds ahead, with room for a slow upload on a loaded machine: it
+    // must still be ahead when the daemon checks it.
+    let expires_at = (chrono::Utc::now() + chrono::Duration::seconds(8)).to_rfc3339();
     let (code, expiring) = send_form(
         &daemon,
         form(

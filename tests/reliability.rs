@@ -232,7 +232,10 @@ async fn a_hanging_send_answers_in_time_and_stops_nothing() {
     let took = began.elapsed();
     assert!(code >= 400, "{code} {body}");
     assert!(body["error"].is_string(), "{body}");
-    assert!(took < Duration::from_secs(6), "answered after {took:?}");
+    // The send's own answer (due a second before the request timeout), not the
+    // edge's 504 at the timeout: no wall-clock bound, which a loaded machine
+    // could stretch.
+    assert_ne!(code, 504, "the request timed out after {took:?}: {body}");
 
     // Its record says so, and nothing went out.
     let (_, listed) = daemon.get("/api/messages?organization_id=h").await;

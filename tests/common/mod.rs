@@ -300,7 +300,15 @@ impl Daemon {
     }
 
     pub fn logs(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
+        let mut logs = std::fs::read(self.dir.path().join("daemon.log")).unwrap_or_default();
+        // A line the daemon is still writing (maybe cut inside a character) is
+        // left for the next read.
+        let whole = logs
+            .iter()
+            .rposition(|b| *b == b'\n')
+            .map_or(0, |end| end + 1);
+        logs.truncate(whole);
+        String::from_utf8_lossy(&logs).into_owned()
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {

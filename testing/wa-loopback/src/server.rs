@@ -406,11 +406,13 @@ impl Link {
             Some(own) => {
                 let lid = self.shared.lock().lid_of(&own.user);
                 let lid = Jid::lid(lid.as_str());
-                self.send(&login::success_node(now(), Some(&lid))).await?;
+                // Recorded before it is written, so that a client that is
+                // connected always finds its login in the record.
                 self.shared.record(ServerEvent::LoggedIn {
                     phone: own.user.to_string(),
                     pattern,
                 });
+                self.send(&login::success_node(now(), Some(&lid))).await?;
             }
             None => {
                 let id = self.id();
