@@ -301,13 +301,14 @@ impl ClusterNode {
     }
 
     /// A request answered here is done; an org left without a session (a clean
-    /// or a logout, or nothing was started) gives its lease up at once.
+    /// or a logout, or nothing was started) gives its lease up at once, and one
+    /// left with a session that runs nowhere is taken over here.
     pub async fn finish(&self, org: &OrgId) {
         let inner = &self.inner;
         if let Some(held) = inner.state.lock().await.held.get_mut(org) {
             held.busy = held.busy.saturating_sub(1);
         }
-        inner.give_up_if_removed(org).await;
+        inner.settle_held(org).await;
     }
 
     /// Shows the snapshot another node published for `org` (its publication was
@@ -513,7 +514,7 @@ impl Inner {
         // its actor running from the claim on.
         let orgs: Vec<OrgId> = self.state.lock().await.held.keys().cloned().collect();
         for org in orgs {
-            self.give_up_if_removed(&org).await;
+            self.settle_held(&org).await;
         }
     }
 
@@ -669,19 +670,55 @@ impl Inner {
         ));
     }
 
-    /// Gives up the lease of an org whose session was removed (or never started
-    /// by the request that claimed it), once no request is busy with it.
-    async fn give_up_if_removed(&self, org: &OrgId) {
-        let _claiming = self.claims.lock().await;
+    /// Settles a lease held here that no request is busy with and no actor here
+    /// drives. A session removed (or never started by the request that claimed
+    /// it) gives its lease up. One that is still a session somewhere (a status
+    /// other than `not_started`, or stored credentials) is taken over here, as a
+    /// claimed one would be: a request that does not start sessions (a logout, a
+    /// number check) may have taken a free lease before any tick claimed it, and
+    /// the session must not be left running nowhere under a lease renewed here.
+    async fn settle_held(&self, org: &OrgId) {
+        let claiming = self.claims.lock().await;
+        {
+            let state = self.state.lock().await;
+            let Some(held) = state.held.get(org) else {
+                return;
+            };
+            if held.busy > 0 || self.supervisor.runs(org) {
+                return;
+            }
+        }
+        let a_session = match self.supervisor.status(org).status {
+            SessionStatus::NotStarted => {
+                let stored = self.supervisor.has_credentials(org);
+                match tokio::time::timeout(self.spec.call_bound(), stored).await {
+                    Ok(Ok(stored)) => stored,
+                    failed => {
+                        let error = match failed {
+                            Ok(Err(e)) => e.to_string(),
+                            _ => "no answer in time".to_owned(),
+                        };
+                        tracing::warn!(org_id = %org, %error, "could not tell whether a held session is stored; deciding at the next tick");
+                        return;
+                    }
+                }
+            }
+            _ => true,
+        };
+        if a_session {
+            drop(claiming);
+            tracing::info!(org_id = %org, "taking over a held session that runs nowhere");
+            if let Err(e) = self.supervisor.take_over(org, Duration::ZERO).await {
+                tracing::warn!(org_id = %org, error = %e, "a held session could not be taken over; retrying at the next tick");
+            }
+            return;
+        }
         let held = {
             let mut state = self.state.lock().await;
             let Some(held) = state.held.get(org) else {
                 return;
             };
-            if held.busy > 0
-                || self.supervisor.runs(org)
-                || self.supervisor.status(org).status != SessionStatus::NotStarted
-            {
+            if held.busy > 0 || self.supervisor.runs(org) {
                 return;
             }
             // Out of the table while the store answers: a request for the org
