@@ -18,7 +18,8 @@
 //! [`Connection::send_media`]; a text goes through [`Connection::send_text`].
 //!
 //! A send that does not return, or an ack that does not come, within
-//! `ack_timeout` means the connection is a zombie: the lane tells the actor
+//! `ack_timeout` (for a file, plus its upload at [`SLOWEST_UPLOAD`]) means the
+//! connection is a zombie: the lane tells the actor
 //! (which reconnects) and sends the same message again, with the same id, on the
 //! next connection. Acks and receipts reach the lane through its inbox (the actor
 //! forwards the connection's delivery events in order).
@@ -43,6 +44,17 @@ const STORE_RETRY: Duration = Duration::from_secs(1);
 /// How long it waits after a send found the connection gone, unless the actor
 /// replaces the connection sooner.
 const INTERRUPTED_RETRY: Duration = Duration::from_secs(1);
+/// The slowest upload a file is given time for, in bytes a second (128 KiB/s,
+/// about 1 Mbit/s: a shop's poor uplink). A file's send uploads it before the
+/// message is written, so its ack is waited for that much longer: a large file
+/// on a slow line is not taken for a dead connection.
+const SLOWEST_UPLOAD: u64 = 128 * 1024;
+
+/// How long an attempt may take before its connection counts as a zombie: the
+/// ack timeout, plus the upload of `upload_bytes` at [`SLOWEST_UPLOAD`].
+fn ack_wait(ack_timeout: Duration, upload_bytes: usize) -> Duration {
+    ack_timeout + Duration::from_secs_f64(upload_bytes as f64 / SLOWEST_UPLOAD as f64)
+}
 
 /// What a server ack's error says of an attempt.
 fn acked(error: Option<String>) -> Attempted {
@@ -314,7 +326,8 @@ impl Lane {
                 }
             }
         };
-        let deadline = Instant::now() + self.parts.spec.ack_timeout;
+        let upload_bytes = media.as_ref().map_or(0, |m| m.bytes.len());
+        let deadline = Instant::now() + ack_wait(self.parts.spec.ack_timeout, upload_bytes);
         let (conn, phone) = (&live.conn, &message.phone);
         let send = async move {
             match (&message.body, &media) {
@@ -454,5 +467,19 @@ impl Lane {
                 None
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_adds_its_upload_at_the_slowest_rate_to_the_ack_wait() {
+        let ack = Duration::from_secs(20);
+        assert_eq!(ack_wait(ack, 0), ack, "a text waits the ack timeout");
+        assert_eq!(ack_wait(ack, 128 * 1024), Duration::from_secs(21));
+        // The largest file by default (16 MiB): two more minutes.
+        assert_eq!(ack_wait(ack, 16 << 20), Duration::from_secs(20 + 128));
     }
 }
