@@ -136,7 +136,11 @@ pub async fn restore(
 ) -> Result<Json<Restored>, ApiError> {
     let org = required_org(body.organization_id)?;
     let backup = required(body.backup, "backup")?;
-    let done = state.supervisor.restore(&org, &backup).await?;
+    let done = state
+        .supervisor
+        .restore(&org, &backup)
+        .await
+        .map_err(state.session_error(&org))?;
     tracing::info!(
         org_id = %org,
         backup = %done.restored,

@@ -73,8 +73,11 @@ pub enum ApiError {
     #[error("{0}")]
     UnknownBackup(String),
     /// The session is in the middle of something this request would undo.
-    #[error("{0}")]
-    Busy(String),
+    #[error("{reason}")]
+    Busy {
+        reason: String,
+        status: Option<SessionStatus>,
+    },
     #[error("the supervisor is unavailable")]
     Unavailable,
     #[error("too many requests in flight")]
@@ -105,6 +108,10 @@ impl ApiError {
                 reason,
                 status: Some(status),
             },
+            Self::Busy { reason, .. } => Self::Busy {
+                reason,
+                status: Some(status),
+            },
             other => other,
         }
     }
@@ -125,7 +132,7 @@ impl ApiError {
             | Self::UnknownBackup(_) => StatusCode::NOT_FOUND,
             Self::KeyReused(_)
             | Self::NotCancellable(_)
-            | Self::Busy(_)
+            | Self::Busy { .. }
             | Self::NotConnectedNow { .. } => StatusCode::CONFLICT,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::SendFailed { .. }
@@ -146,7 +153,7 @@ impl ApiError {
             Self::NoQr { status }
             | Self::NotConnected { status }
             | Self::NotConnectedNow { status } => Some(*status),
-            Self::SendFailed { status, .. } => *status,
+            Self::SendFailed { status, .. } | Self::Busy { status, .. } => *status,
             _ => None,
         }
     }
@@ -274,7 +281,10 @@ impl From<SessionError> for ApiError {
             SessionError::ActorFailed(msg) => Self::Internal(msg),
             SessionError::TimedOut => Self::Timeout,
             SessionError::Unavailable => Self::Unavailable,
-            SessionError::Busy(why) => Self::Busy(why),
+            SessionError::Busy(reason) => Self::Busy {
+                reason,
+                status: None,
+            },
             SessionError::InvalidBackupName(_) => Self::BadRequest(e.to_string()),
             SessionError::UnknownBackup(_) => Self::UnknownBackup(e.to_string()),
         }
@@ -354,6 +364,13 @@ mod tests {
         assert_eq!(code, StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(b["status"], "connected");
         assert!(b["error"].as_str().unwrap().contains("boom"));
+
+        // A session busy with something else says what it is doing.
+        let busy = SessionError::Busy("the session is being restored".into());
+        let (code, b) = body(ApiError::from(busy).with_status(SessionStatus::Reconnecting)).await;
+        assert_eq!(code, StatusCode::CONFLICT);
+        assert_eq!(b["status"], "reconnecting");
+        assert_eq!(b["error"], "the session is being restored");
 
         for (e, want) in [
             (SessionError::NoSession, StatusCode::NOT_FOUND),

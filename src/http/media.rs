@@ -201,7 +201,7 @@ pub async fn send_media(
         .supervisor
         .enqueue_media(request)
         .await
-        .map_err(|e| ApiError::from(e).with_status(state.supervisor.status(&org).status))?;
+        .map_err(state.session_error(&org))?;
     let (Enqueued::New(message) | Enqueued::Duplicate(message)) = &enqueued;
     let duplicate = matches!(enqueued, Enqueued::Duplicate(_));
     tracing::debug!(org_id = %org, message_id = %message.message_id, kind = message.body.kind(), duplicate, "media message accepted");

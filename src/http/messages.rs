@@ -70,7 +70,7 @@ pub async fn send(
         .supervisor
         .send_text(&org, &phone, &text, key)
         .await
-        .map_err(|e| ApiError::from(e).with_status(state.supervisor.status(&org).status))?;
+        .map_err(state.session_error(&org))?;
     tracing::info!(org_id = %org, message_id = %sent.message_id, "message sent");
     Ok(Json(Sent {
         success: true,

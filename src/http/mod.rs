@@ -56,6 +56,16 @@ impl AppState {
     pub fn new(parts: AppStateParts) -> Self {
         Self(Arc::new(parts))
     }
+
+    /// Turns a failure about `org`'s session into its API error, with the
+    /// session's status attached where the error carries one (CONTRACT §2).
+    /// The status is read only on a failure, as it is then.
+    pub fn session_error<'a, E: Into<ApiError>>(
+        &'a self,
+        org: &'a wa_actors::OrgId,
+    ) -> impl FnOnce(E) -> ApiError + 'a {
+        move |e| e.into().with_status(self.supervisor.status(org).status)
+    }
 }
 
 impl std::ops::Deref for AppState {

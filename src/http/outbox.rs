@@ -263,7 +263,7 @@ pub async fn enqueue(
         .supervisor
         .enqueue(request)
         .await
-        .map_err(|e| ApiError::from(e).with_status(state.supervisor.status(&org).status))?;
+        .map_err(state.session_error(&org))?;
     let (Enqueued::New(message) | Enqueued::Duplicate(message)) = &enqueued;
     let duplicate = matches!(enqueued, Enqueued::Duplicate(_));
     // At debug: a line per request on the busiest route would cost more than the

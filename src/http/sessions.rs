@@ -72,7 +72,11 @@ pub async fn start(
         Some(Text(raw)) if !raw.trim().is_empty() => Some(state.phone.normalize(&raw)?),
         _ => None,
     };
-    let outcome = state.supervisor.start(&org, phone_for_code).await?;
+    let outcome = state
+        .supervisor
+        .start(&org, phone_for_code)
+        .await
+        .map_err(state.session_error(&org))?;
     let snap = outcome.snapshot;
     tracing::info!(
         org_id = %org,
@@ -243,7 +247,11 @@ pub async fn logout(
     ApiJson(body): ApiJson<OrgBody>,
 ) -> Result<Json<Removed>, ApiError> {
     let org = required_org(body.organization_id)?;
-    let outcome = state.supervisor.logout(&org).await?;
+    let outcome = state
+        .supervisor
+        .logout(&org)
+        .await
+        .map_err(state.session_error(&org))?;
     tracing::info!(org_id = %org, backup = ?outcome.backup, "session logged out");
     // Say what happened: a session that never paired had nothing to back up.
     let message = match outcome.backup {
@@ -280,7 +288,11 @@ pub async fn force_clean(
     ApiJson(body): ApiJson<OrgBody>,
 ) -> Result<Json<Removed>, ApiError> {
     let org = required_org(body.organization_id)?;
-    let outcome = state.supervisor.force_clean(&org).await?;
+    let outcome = state
+        .supervisor
+        .force_clean(&org)
+        .await
+        .map_err(state.session_error(&org))?;
     tracing::info!(org_id = %org, backup = ?outcome.backup, "session cleaned on request");
     let message = match outcome.backup {
         Some(_) => "Session cleaned; the old session was backed up",
