@@ -227,7 +227,8 @@ pub fn expiry(
 /// always with the same `message_id`. The same `idempotency_key` for the same
 /// organization again answers `200` with the stored message; with another phone or
 /// text, `409`. An organization that is `not_started` with no stored credentials is
-/// a `404`, so the caller can fall back to another channel; any other status queues.
+/// a `404`, so the caller can fall back to another channel (a retry whose key names
+/// a message accepted before still answers that message); any other status queues.
 #[utoipa::path(
     post,
     path = "/api/messages",

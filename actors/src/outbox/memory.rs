@@ -81,6 +81,12 @@ impl OutboxStore for MemoryStore {
         Ok(inner.by_id.get(id).map(|&i| inner.messages[i].clone()))
     }
 
+    async fn by_key(&self, org: &OrgId, key: &str) -> Result<Option<Message>, OutboxError> {
+        let inner = self.lock();
+        let index = inner.by_key.get(&(org.clone(), key.to_owned()));
+        Ok(index.map(|&i| inner.messages[i].clone()))
+    }
+
     async fn list(&self, filter: &ListFilter) -> Result<Vec<Message>, OutboxError> {
         let inner = self.lock();
         Ok(inner

@@ -149,6 +149,11 @@ impl Outbox {
         self.inner.store.get(id).await
     }
 
+    /// The org's message accepted with idempotency key `key`, if any.
+    pub async fn by_key(&self, org: &OrgId, key: &str) -> Result<Option<Message>, OutboxError> {
+        self.inner.store.by_key(org, key).await
+    }
+
     pub async fn list(&self, filter: &ListFilter) -> Result<Vec<Message>, OutboxError> {
         self.inner.store.list(filter).await
     }
@@ -353,6 +358,9 @@ mod tests {
         }
         async fn get(&self, id: &MessageId) -> Result<Option<Message>, OutboxError> {
             self.0.get(id).await
+        }
+        async fn by_key(&self, org: &OrgId, key: &str) -> Result<Option<Message>, OutboxError> {
+            self.0.by_key(org, key).await
         }
         async fn list(&self, filter: &ListFilter) -> Result<Vec<Message>, OutboxError> {
             self.0.list(filter).await

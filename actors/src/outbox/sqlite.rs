@@ -216,6 +216,12 @@ impl OutboxStore for SqliteOutbox {
         self.read(move |conn| queries::get(conn, &id)).await
     }
 
+    async fn by_key(&self, org: &OrgId, key: &str) -> Result<Option<Message>, OutboxError> {
+        let (org, key) = (org.clone(), key.to_owned());
+        self.read(move |conn| queries::by_key(conn, &org, &key))
+            .await
+    }
+
     async fn list(&self, filter: &ListFilter) -> Result<Vec<Message>, OutboxError> {
         let filter = filter.clone();
         self.read(move |conn| queries::list(conn, &filter)).await

@@ -65,6 +65,9 @@ pub trait OutboxStore: Send + Sync + 'static {
     /// One message by id.
     async fn get(&self, id: &MessageId) -> Result<Option<Message>, OutboxError>;
 
+    /// The org's message accepted with idempotency key `key`, if any.
+    async fn by_key(&self, org: &OrgId, key: &str) -> Result<Option<Message>, OutboxError>;
+
     /// Messages matching `filter`, newest accepted first.
     async fn list(&self, filter: &ListFilter) -> Result<Vec<Message>, OutboxError>;
 

@@ -33,7 +33,6 @@ impl Supervisor {
     /// Whenever no new message is committed (a duplicate, a refusal, a failure),
     /// the received file is removed again.
     pub async fn enqueue_media(&self, request: MediaRequest) -> Result<Enqueued, SendError> {
-        self.may_queue(&request.org).await?;
         let MediaRequest {
             org,
             phone,
@@ -59,10 +58,6 @@ impl Supervisor {
             size: file.size(),
         };
         let id = MessageId::generate();
-        let files = self.outbox.media();
-        file.commit(files, &id)
-            .await
-            .map_err(|e| OutboxError::Store(format!("the file could not be stored: {e}")))?;
         let request = MessageRequest {
             org,
             phone,
@@ -70,7 +65,15 @@ impl Supervisor {
             idempotency_key,
             expires_at,
         };
-        let enqueued = self.outbox.enqueue(self.queued(request, id.clone())).await;
+        let new = self.queued(request, id.clone());
+        if let Some(earlier) = self.refused_unless_accepted_before(&new).await? {
+            return Ok(earlier);
+        }
+        let files = self.outbox.media();
+        file.commit(files, &id)
+            .await
+            .map_err(|e| OutboxError::Store(format!("the file could not be stored: {e}")))?;
+        let enqueued = self.outbox.enqueue(new).await;
         if !matches!(enqueued, Ok(Enqueued::New(_))) {
             files.remove(&id).await;
         }

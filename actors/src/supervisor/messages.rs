@@ -36,19 +36,36 @@ impl Supervisor {
     /// is `not_started` and holds no credentials has nowhere to send from (the
     /// caller may fall back to e-mail); any other org queues, whatever its status.
     pub async fn enqueue(&self, request: MessageRequest) -> Result<Enqueued, SendError> {
-        self.may_queue(&request.org).await?;
         let new = self.queued(request, MessageId::generate());
+        if let Some(earlier) = self.refused_unless_accepted_before(&new).await? {
+            return Ok(earlier);
+        }
         Ok(self.outbox.enqueue(new).await?)
     }
 
-    /// Whether the org has anywhere to send from (see [`Supervisor::enqueue`]).
-    pub(super) async fn may_queue(&self, org: &OrgId) -> Result<(), SendError> {
-        if self.registry.status(org) == SessionStatus::NotStarted
-            && matches!(self.has_credentials(org).await, Ok(false))
+    /// Refuses `new` when its org has nowhere to send from (see
+    /// [`Supervisor::enqueue`]), unless it is the retry of a message accepted
+    /// before (its idempotency key): that one is answered as the duplicate it is
+    /// (or the key's conflict), never as a 404 the caller would take for "not
+    /// accepted" and fall back on while the first may still be sent. `None`: go
+    /// on and enqueue it.
+    pub(super) async fn refused_unless_accepted_before(
+        &self,
+        new: &NewMessage,
+    ) -> Result<Option<Enqueued>, SendError> {
+        if self.registry.status(&new.org) != SessionStatus::NotStarted
+            || !matches!(self.has_credentials(&new.org).await, Ok(false))
         {
-            return Err(SendError::NoSession);
+            return Ok(None);
         }
-        Ok(())
+        let Some(key) = &new.idempotency_key else {
+            return Err(SendError::NoSession);
+        };
+        match self.outbox.by_key(&new.org, key).await? {
+            Some(earlier) if earlier.same_request(new) => Ok(Some(Enqueued::Duplicate(earlier))),
+            Some(earlier) => Err(OutboxError::KeyReused(Box::new(earlier)).into()),
+            None => Err(SendError::NoSession),
+        }
     }
 
     /// The message `request` asks to queue, as message `id`.

@@ -183,6 +183,17 @@ impl OutboxStore for PostgresOutbox {
         Ok(Enqueued::New(message))
     }
 
+    async fn by_key(&self, org: &OrgId, key: &str) -> Result<Option<Message>, OutboxError> {
+        let conn = self.conn().await?;
+        let sql =
+            format!("SELECT {COLUMNS} FROM wa_outbox WHERE org = $1 AND idempotency_key = $2");
+        let row = conn
+            .query_opt(&sql, &[&org.as_str(), &key])
+            .await
+            .map_err(|e| store(&e))?;
+        row.map(|r| decode(&r).map(|(_, m)| m)).transpose()
+    }
+
     async fn get(&self, id: &MessageId) -> Result<Option<Message>, OutboxError> {
         let conn = self.conn().await?;
         let sql = format!("SELECT {COLUMNS} FROM wa_outbox WHERE message_id = $1");

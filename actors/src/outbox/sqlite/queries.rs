@@ -134,10 +134,7 @@ const COUNTS: &str = "SELECT org, status, count(*) FROM messages GROUP BY org, s
 
 pub(super) fn enqueue(conn: &Connection, new: NewMessage) -> Result<Enqueued, OutboxError> {
     if let Some(key) = &new.idempotency_key
-        && let Some(stored) = conn
-            .prepare_cached(&BY_KEY)?
-            .query_row(params![new.org.as_str(), key], decode)
-            .optional()?
+        && let Some(stored) = by_key_stored(conn, &new.org, key)?
     {
         return if stored.message.same_request(&new) {
             Ok(Enqueued::Duplicate(stored.message))
@@ -227,6 +224,21 @@ fn get_stored(conn: &Connection, id: &MessageId) -> rusqlite::Result<Option<Stor
 
 pub(super) fn get(conn: &Connection, id: &MessageId) -> Result<Option<Message>, OutboxError> {
     Ok(get_stored(conn, id)?.map(|s| s.message))
+}
+
+pub(super) fn by_key(
+    conn: &Connection,
+    org: &OrgId,
+    key: &str,
+) -> Result<Option<Message>, OutboxError> {
+    Ok(by_key_stored(conn, org, key)?.map(|s| s.message))
+}
+
+fn by_key_stored(conn: &Connection, org: &OrgId, key: &str) -> Result<Option<Stored>, OutboxError> {
+    Ok(conn
+        .prepare_cached(&BY_KEY)?
+        .query_row(params![org.as_str(), key], decode)
+        .optional()?)
 }
 
 pub(super) fn list(conn: &Connection, filter: &ListFilter) -> Result<Vec<Message>, OutboxError> {

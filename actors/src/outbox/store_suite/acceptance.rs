@@ -107,6 +107,18 @@ pub async fn keys_belong_to_one_org(store: Arc<dyn OutboxStore>) {
     accept(&*store, text("2", "573001234567", "hola", None)).await;
     accept(&*store, text("2", "573001234567", "hola", None)).await;
     assert_eq!(store.list(&filter(None, None, 100)).await.unwrap().len(), 4);
+    // Found by its key within its org only.
+    apply(&*store, &in_7.message_id, Update::Cancelled).await;
+    let found = |o: &str, key: &str| {
+        let (store, o, key) = (Arc::clone(&store), org(o), key.to_owned());
+        async move { store.by_key(&o, &key).await.unwrap() }
+    };
+    assert_eq!(found("2", "k").await, Some(in_2.clone()));
+    let cancelled = found("7", "k").await.expect("7's");
+    assert_eq!(cancelled.message_id, in_7.message_id);
+    assert_eq!(cancelled.status, MessageStatus::Cancelled, "as it is now");
+    assert_eq!(found("2", "other").await, None);
+    assert_eq!(found("9", "k").await, None);
 }
 
 pub async fn racing_enqueues_of_one_new_key(store: Arc<dyn OutboxStore>) {

@@ -235,6 +235,40 @@ async fn an_org_without_a_session_or_credentials_queues_nothing() {
     );
 }
 
+/// The retry of a message accepted before, after its org was cleaned (nowhere
+/// to send from now), is answered by its key: the message it was, or the key's
+/// conflict, never "no session" for a message that may still be sent.
+#[tokio::test(start_paused = true)]
+async fn a_keyed_retry_after_a_clean_finds_its_message() {
+    let rig = Rig::new().await;
+    let a = org("2");
+    rig.sup.start(&a, None).await.unwrap();
+    rig.wait(&a, SessionStatus::QrReady).await;
+    let keyed = |key: &str, text: &str| MessageRequest {
+        idempotency_key: Some(key.into()),
+        ..request(&a, text)
+    };
+    let Enqueued::New(first) = rig.sup.enqueue(keyed("cita-9", "hola")).await.unwrap() else {
+        panic!("first is new")
+    };
+    rig.sup.force_clean(&a).await.unwrap();
+    assert_eq!(rig.sup.status(&a).status, SessionStatus::NotStarted);
+
+    let Enqueued::Duplicate(again) = rig.sup.enqueue(keyed("cita-9", "hola")).await.unwrap() else {
+        panic!("the retry is the message accepted before")
+    };
+    assert_eq!(again.message_id, first.message_id);
+    assert!(matches!(
+        rig.sup.enqueue(keyed("cita-9", "otro texto")).await,
+        Err(SendError::Outbox(OutboxError::KeyReused(_)))
+    ));
+    assert_eq!(
+        rig.sup.enqueue(keyed("cita-10", "hola")).await,
+        Err(SendError::NoSession),
+        "a new message still has nowhere to go"
+    );
+}
+
 /// Ten compatible sends issued one after another while the session reconnects
 /// reach the connection in the order they were issued once it is back.
 #[tokio::test(start_paused = true)]
