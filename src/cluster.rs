@@ -14,6 +14,7 @@
 //! | `wa_leases` | node | claims its share of the leases that node freed |
 //! | `wa_commands` | node | runs the requests handed to it |
 //! | `wa_replies` | request id | hands the answer to the request waiting for it |
+//! | `wa_events` | node, event | shows another node's event to this node's live listeners ([`crate::shared_events`]) |
 //!
 //! Notifications are only a shortcut: ticks, polls and a full refresh after the
 //! listening connection comes back cover any that are lost.
@@ -31,11 +32,14 @@ use wa_actors::storage::SessionStore;
 use wa_store_postgres::cluster::{LEASES_CHANNEL, SNAPSHOT_CHANNEL};
 use wa_store_postgres::commands::{COMMANDS_CHANNEL, REPLIES_CHANNEL};
 use wa_store_postgres::deadpool_postgres::Pool;
+use wa_store_postgres::events::EVENTS_CHANNEL;
 use wa_store_postgres::outbox::{MESSAGE_CHANNEL, OUTBOX_CHANNEL};
 use wa_store_postgres::{Heard, PostgresCommands, PostgresLeases, tokio_postgres};
 
 use crate::config::Config;
 use crate::http::cluster::{ClusterHttp, run_forwarded};
+use crate::live_events::LiveEvents;
+use crate::shared_events;
 
 /// How often handed-over requests are looked for without a notification.
 const COMMAND_POLL: Duration = Duration::from_secs(1);
@@ -43,6 +47,8 @@ const COMMAND_POLL: Duration = Duration::from_secs(1);
 const REPLY_POLL: Duration = Duration::from_millis(250);
 /// How long requests between nodes are kept in the database.
 const COMMANDS_KEPT: Duration = Duration::from_secs(3600);
+/// How long a starting node waits to be listening before it goes on without.
+const LISTENING_WAIT: Duration = Duration::from_secs(10);
 
 /// Why the database could not be used at start.
 #[derive(Debug, thiserror::Error)]
@@ -164,12 +170,14 @@ pub struct Node {
 impl Node {
     /// Joins the cluster: leases, notifications, requests from other nodes.
     /// `sessions` says which orgs have stored sessions (seeded as leases to
-    /// claim, for a cluster that starts on sessions stored before).
+    /// claim, for a cluster that starts on sessions stored before); `live` hears
+    /// the other nodes' events.
     pub async fn start(
         db: &Database,
         config: &Config,
         supervisor: Supervisor,
         sessions: &dyn SessionStore,
+        live: LiveEvents,
     ) -> Result<Self, ClusterStartError> {
         let spec = ClusterSpec {
             node_id: db.node_id.clone(),
@@ -207,7 +215,7 @@ impl Node {
             answer_within: config.supervisor_config().call_timeout(),
         });
         let executor = Arc::new(Notify::new());
-        let heard = wa_store_postgres::listen(
+        let mut heard = wa_store_postgres::listen(
             db.config.clone(),
             &[
                 OUTBOX_CHANNEL,
@@ -216,14 +224,24 @@ impl Node {
                 LEASES_CHANNEL,
                 COMMANDS_CHANNEL,
                 REPLIES_CHANNEL,
+                EVENTS_CHANNEL,
             ],
         );
+        // Ready once listening: what the other nodes announce from then on (their
+        // events, the requests they hand over) is heard.
+        let first = tokio::time::timeout(LISTENING_WAIT, heard.recv()).await;
+        let first = first.unwrap_or_else(|_| {
+            tracing::warn!("not yet listening to the cluster's notifications; going on");
+            None
+        });
         tokio::spawn(dispatch(
+            first,
             heard,
             node.clone(),
             supervisor,
             replies,
             executor.clone(),
+            live,
         ));
         tracing::info!(node_id = %db.node_id, "joined the cluster");
         Ok(Self {
@@ -272,16 +290,25 @@ impl Node {
     }
 }
 
-/// Acts on what the listener hears (see the module docs).
+/// Acts on what the listener hears (see the module docs), `first` first.
 async fn dispatch(
+    mut first: Option<Heard>,
     mut heard: mpsc::UnboundedReceiver<Heard>,
     node: ClusterNode,
     supervisor: Supervisor,
     replies: Replies,
     executor: Arc<Notify>,
+    live: LiveEvents,
 ) {
-    while let Some(heard) = heard.recv().await {
-        match heard {
+    loop {
+        let next = match first.take() {
+            Some(next) => next,
+            None => match heard.recv().await {
+                Some(next) => next,
+                None => return,
+            },
+        };
+        match next {
             Heard::Connected => {
                 node.wake();
                 executor.notify_one();
@@ -314,6 +341,7 @@ async fn dispatch(
                         replies.heard(id);
                     }
                 }
+                EVENTS_CHANNEL => shared_events::heard(&payload, node.node_id(), &live),
                 _ => {}
             },
         }

@@ -27,6 +27,7 @@ use crate::instance_lock::{InstanceLock, LockError};
 use crate::live_events::LiveEvents;
 use crate::metrics::MetricsSink;
 use crate::server::{self, open_files};
+use crate::shared_events::SharedEvents;
 use crate::systemd::{self, Notifier};
 use crate::webhook::Webhooks;
 
@@ -109,6 +110,13 @@ pub async fn run(
     if let Some(webhooks) = &webhooks {
         sinks.push(Arc::new(webhooks.clone()));
     }
+    if let Some(db) = &database {
+        // Every node's live listeners hear this node's events too.
+        sinks.push(Arc::new(SharedEvents::start(
+            db.pool.clone(),
+            db.node_id.clone(),
+        )));
+    }
     // Every message accepted from now on is committed here before it is answered.
     let outbox: Arc<dyn OutboxStore> = match &database {
         None => {
@@ -152,7 +160,14 @@ pub async fn run(
             )
             .await
             .map_err(DaemonError::Supervisor)?;
-            let node = Node::start(db, &config, supervisor.clone(), sessions.as_ref()).await?;
+            let node = Node::start(
+                db,
+                &config,
+                supervisor.clone(),
+                sessions.as_ref(),
+                live_events.clone(),
+            )
+            .await?;
             (supervisor, Some(node))
         }
     };

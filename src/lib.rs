@@ -23,6 +23,7 @@ pub mod metrics;
 pub mod phone;
 pub mod qr_render;
 pub mod server;
+pub mod shared_events;
 pub mod systemd;
 pub mod telemetry;
 pub mod webhook;

@@ -135,16 +135,26 @@ impl Default for LiveEvents {
     }
 }
 
+impl LiveEvents {
+    /// Hands an event to the listeners (one of this node's, or one another node
+    /// announced).
+    pub fn show(&self, event: WebhookEvent) {
+        if self.listeners() == 0 {
+            return;
+        }
+        if let Err(mpsc::error::TrySendError::Full(event)) = self.inner.to_render.try_send(event) {
+            tracing::warn!(org_id = %event.organization_id, event = event.name, "live events arrive faster than they are rendered; one dropped");
+        }
+    }
+}
+
 impl EventSink for LiveEvents {
     fn emit(&self, event: SessionEvent) {
         if self.listeners() == 0 {
             return;
         }
-        let Some(event) = WebhookEvent::from_session(event) else {
-            return;
-        };
-        if let Err(mpsc::error::TrySendError::Full(event)) = self.inner.to_render.try_send(event) {
-            tracing::warn!(org_id = %event.organization_id, event = event.name, "live events arrive faster than they are rendered; one dropped");
+        if let Some(event) = WebhookEvent::from_session(event) {
+            self.show(event);
         }
     }
 }

@@ -2,6 +2,7 @@
 //! over the real binary and in process (a tiny buffer, paused time).
 
 mod common;
+mod sse_support;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,65 +13,13 @@ use axum::http::Request;
 use common::{API_KEY, Daemon};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
+use sse_support::{Frame, frames, read_until};
 use tower::ServiceExt;
 use wa_actors::connection::sim::{SimConnector, SimTiming};
 use wa_actors::{EventKind, EventSink, OrgId, SessionEvent, SessionStatus, Supervisor};
 use wa_supervisor::api_key::ApiKey;
 use wa_supervisor::http::{AppState, AppStateParts, router};
 use wa_supervisor::live_events::LiveEvents;
-
-/// One parsed SSE frame: `event`, `id`, `data`, or a `:` comment.
-#[derive(Debug, Default, Clone, PartialEq)]
-struct Frame {
-    event: String,
-    id: String,
-    data: String,
-    comment: bool,
-}
-
-/// Splits complete frames off the front of `buf`.
-fn frames(buf: &mut String) -> Vec<Frame> {
-    let mut out = Vec::new();
-    while let Some(end) = buf.find("\n\n") {
-        let block: String = buf.drain(..end + 2).collect();
-        let mut frame = Frame::default();
-        for line in block.lines() {
-            if let Some(v) = line.strip_prefix("event: ") {
-                frame.event = v.into();
-            } else if let Some(v) = line.strip_prefix("id: ") {
-                frame.id = v.into();
-            } else if let Some(v) = line.strip_prefix("data: ") {
-                frame.data.push_str(v);
-            } else if line.starts_with(':') {
-                frame.comment = true;
-            }
-        }
-        out.push(frame);
-    }
-    out
-}
-
-/// Reads an SSE response until a frame named `name` arrives; returns every frame
-/// read so far.
-async fn read_until(resp: &mut reqwest::Response, buf: &mut String, name: &str) -> Vec<Frame> {
-    let mut seen = Vec::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let chunk = tokio::time::timeout_at(deadline, resp.chunk())
-            .await
-            .unwrap_or_else(|_| panic!("no {name} in time; saw {seen:?}"))
-            .unwrap()
-            .expect("the stream is open");
-        buf.push_str(std::str::from_utf8(&chunk).unwrap());
-        for frame in frames(buf) {
-            let done = frame.event == name;
-            seen.push(frame);
-            if done {
-                return seen;
-            }
-        }
-    }
-}
 
 #[tokio::test]
 async fn a_listener_sees_the_qr_then_the_connection_of_a_pairing() {

@@ -40,7 +40,8 @@ pub const EVENT_NAMES: [&str; 17] = [
 #[derive(Clone, Debug, PartialEq)]
 pub struct WebhookEvent {
     pub name: &'static str,
-    /// Random 128 bits in hex: the receiver's de-duplication key.
+    /// 128 bits in hex, one per event ([`event_id_of`]): the receiver's
+    /// de-duplication key.
     pub event_id: String,
     pub organization_id: OrgId,
     pub status: SessionStatus,
@@ -60,8 +61,33 @@ pub enum Data {
 }
 
 /// A fresh event id: 128 random bits as 32 lowercase hex digits.
+#[cfg(test)]
 pub fn new_event_id() -> String {
     format!("{:032x}", rand::random::<u128>())
+}
+
+/// An event's id, 32 lowercase hex digits: 128 bits of the SHA-256 of what makes
+/// it this event (its org, its time to the nanosecond, its name and data). Every
+/// sink of one event, the webhook and the live listeners of this node and of the
+/// others, so carries the same id, and two events never share one.
+fn event_id_of(org: &OrgId, at: DateTime<Utc>, name: &str, data: &Data) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    for part in [org.as_str(), name] {
+        hash.update(part.as_bytes());
+        hash.update([0]);
+    }
+    hash.update(at.timestamp_nanos_opt().unwrap_or_default().to_be_bytes());
+    match data {
+        Data::Qr { code, pairing_code } => {
+            hash.update(code.as_bytes());
+            hash.update([0]);
+            hash.update(pairing_code.as_deref().unwrap_or_default().as_bytes());
+        }
+        Data::Json(map) => hash.update(Value::Object(map.clone()).to_string().as_bytes()),
+    }
+    let digest = hash.finalize();
+    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl WebhookEvent {
@@ -115,10 +141,61 @@ impl WebhookEvent {
         };
         Some(Self {
             name,
-            event_id: new_event_id(),
+            event_id: event_id_of(&event.org, event.at, name, &data),
             organization_id: event.org,
             status: event.status,
             timestamp: event.at,
+            data,
+        })
+    }
+
+    /// The event as one line of JSON for another node (see
+    /// [`WebhookEvent::from_wire`]): its parts, not its body, so that a QR travels
+    /// as its short code and each node draws it.
+    pub fn to_wire(&self) -> String {
+        let (qr, data) = match &self.data {
+            Data::Qr { code, pairing_code } => (Some((code, pairing_code)), None),
+            Data::Json(map) => (None, Some(map)),
+        };
+        json!({
+            "name": self.name,
+            "event_id": self.event_id,
+            "organization_id": self.organization_id.as_str(),
+            "status": self.status.as_str(),
+            "timestamp": self.timestamp,
+            "qr": qr,
+            "data": data,
+        })
+        .to_string()
+    }
+
+    /// An event another node wrote with [`WebhookEvent::to_wire`]; `None` for
+    /// one this build does not know (a newer node's event name or status).
+    pub fn from_wire(wire: &str) -> Option<Self> {
+        #[derive(serde::Deserialize)]
+        struct Wire {
+            name: String,
+            event_id: String,
+            organization_id: String,
+            status: String,
+            timestamp: DateTime<Utc>,
+            qr: Option<(String, Option<String>)>,
+            data: Option<Map<String, Value>>,
+        }
+        let wire: Wire = serde_json::from_str(wire).ok()?;
+        let data = match (wire.qr, wire.data) {
+            (Some((code, pairing_code)), None) => Data::Qr { code, pairing_code },
+            (None, Some(map)) => Data::Json(map),
+            _ => return None,
+        };
+        Some(Self {
+            name: EVENT_NAMES.into_iter().find(|n| *n == wire.name)?,
+            event_id: wire.event_id,
+            organization_id: OrgId::parse(&wire.organization_id).ok()?,
+            status: SessionStatus::ALL
+                .into_iter()
+                .find(|s| s.as_str() == wire.status)?,
+            timestamp: wire.timestamp,
             data,
         })
     }
@@ -237,6 +314,43 @@ mod tests {
         serde_json::from_slice(&ev.body()).unwrap()
     }
 
+    /// What another node reads of an event is the event: a QR keeps its code and
+    /// pairing code, any other its data; an unknown name or status is skipped.
+    #[test]
+    fn an_event_crosses_to_another_node_whole() {
+        let qr = EventKind::Qr {
+            code: "2@abc,def".into(),
+            pairing_code: Some("ABCD-1234".into()),
+        };
+        let cleaned = EventKind::Cleaned {
+            reason: "bad_mac".into(),
+            backup: Some("2026-11-23T07-15-33Z_bad_mac".into()),
+        };
+        for (status, kind) in [
+            (SessionStatus::QrReady, qr),
+            (SessionStatus::Connecting, cleaned),
+        ] {
+            let sent = WebhookEvent::from_session(event(status, kind)).unwrap();
+            let read = WebhookEvent::from_wire(&sent.to_wire()).expect("read back");
+            assert_eq!(read, sent);
+            assert_eq!(read.body(), sent.body());
+        }
+        let sent = changed(SessionStatus::Banned).unwrap().to_wire();
+        for (from, to) in [
+            ("\"session.banned\"", "\"session.renamed\""),
+            ("\"status\":\"banned\"", "\"status\":\"snoozing\""),
+            ("\"organization_id\":\"2\"", "\"organization_id\":\"../x\""),
+        ] {
+            assert!(sent.contains(from), "{sent}");
+            assert_eq!(
+                WebhookEvent::from_wire(&sent.replace(from, to)),
+                None,
+                "{to}"
+            );
+        }
+        assert_eq!(WebhookEvent::from_wire("not json"), None);
+    }
+
     fn changed(status: SessionStatus) -> Option<WebhookEvent> {
         let kind = EventKind::StatusChanged {
             from: SessionStatus::Connected,
@@ -266,14 +380,35 @@ mod tests {
     }
 
     #[test]
-    fn event_ids_are_128_bit_hex_and_distinct() {
-        let a = new_event_id();
+    fn event_ids_are_128_bit_hex_one_per_event() {
+        let at: DateTime<Utc> = "2026-11-23T07:15:33.123Z".parse().unwrap();
+        let connected = |org: &str, phone: &str, at| {
+            let kind = EventKind::Connected {
+                phone: phone.into(),
+            };
+            let e = SessionEvent {
+                org: OrgId::parse(org).unwrap(),
+                at,
+                ..event(SessionStatus::Connected, kind)
+            };
+            WebhookEvent::from_session(e).unwrap().event_id
+        };
+        let a = connected("2", "1", at);
         assert_eq!(a.len(), 32);
         assert!(
             a.bytes()
                 .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
         );
-        assert_ne!(a, new_event_id());
+        // One event, whichever sink shapes it: one id.
+        assert_eq!(a, connected("2", "1", at));
+        let later = at + chrono::Duration::nanoseconds(1);
+        for other in [
+            connected("3", "1", at),
+            connected("2", "9", at),
+            connected("2", "1", later),
+        ] {
+            assert_ne!(a, other);
+        }
     }
 
     #[test]

@@ -104,6 +104,7 @@ pub mod cluster;
 pub mod commands;
 mod device;
 mod error;
+pub mod events;
 mod fence;
 mod listen;
 mod media;
