@@ -9,9 +9,8 @@ mod sse_support;
 use std::collections::HashSet;
 
 use cluster_support::*;
-use common::API_KEY;
 use serde_json::Value;
-use sse_support::read_until;
+use sse_support::{listen, read_until};
 
 const ORG: &str = "optica-luz";
 const PHONE: &str = "573001234567";
@@ -21,14 +20,7 @@ async fn a_listener_on_one_node_hears_an_org_another_node_drives() {
     let db = database().await;
     let a = sim_node(&db, "a").await;
     let b = sim_node(&db, "b").await;
-    let mut resp = b
-        .http
-        .get(b.url("/api/events"))
-        .header("X-API-Key", API_KEY)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
+    let mut resp = listen(&b).await;
     let mut buf = String::new();
 
     // Both are empty: a new org goes to "a", whatever node is asked.
@@ -52,13 +44,7 @@ async fn a_listener_on_one_node_hears_an_org_another_node_drives() {
     assert_eq!(ids.len(), seen.len(), "each event once: {names:?}");
 
     // The owner's own listeners see the same events (same ids) as before.
-    let mut own = a
-        .http
-        .get(a.url("/api/events"))
-        .header("X-API-Key", API_KEY)
-        .send()
-        .await
-        .unwrap();
+    let mut own = listen(&a).await;
     let (code, _) = a
         .post(
             "/api/force-clean-session",

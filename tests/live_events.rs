@@ -10,10 +10,10 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::http::Request;
-use common::{API_KEY, Daemon};
+use common::Daemon;
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
-use sse_support::{Frame, frames, read_until};
+use sse_support::{Frame, frames, listen, read_until};
 use tower::ServiceExt;
 use wa_actors::connection::sim::{SimConnector, SimTiming};
 use wa_actors::{EventKind, EventSink, OrgId, SessionEvent, SessionStatus, Supervisor};
@@ -24,18 +24,7 @@ use wa_supervisor::live_events::LiveEvents;
 #[tokio::test]
 async fn a_listener_sees_the_qr_then_the_connection_of_a_pairing() {
     let daemon = Daemon::start().await;
-    let mut resp = daemon
-        .http
-        .get(daemon.url("/api/events"))
-        .header("X-API-Key", API_KEY)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    assert_eq!(
-        resp.headers()["content-type"].to_str().unwrap(),
-        "text/event-stream"
-    );
+    let mut resp = listen(&daemon).await;
     let mut buf = String::new();
 
     daemon

@@ -5,6 +5,25 @@
 
 use std::time::Duration;
 
+use crate::common::{API_KEY, Daemon};
+
+/// Opens `GET /api/events` on `daemon` (with the key) and checks it is a stream.
+pub async fn listen(daemon: &Daemon) -> reqwest::Response {
+    let resp = daemon
+        .http
+        .get(daemon.url("/api/events"))
+        .header("X-API-Key", API_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.headers()["content-type"].to_str().unwrap(),
+        "text/event-stream"
+    );
+    resp
+}
+
 /// One parsed SSE frame: `event`, `id`, `data`, or a `:` comment.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Frame {

@@ -508,16 +508,22 @@ async fn pair(n: &TestNode, o: &OrgId) {
     n.node.finish(o).await;
 }
 
-/// A node whose database goes silent (its connection dead without a word) stops
-/// its orgs by itself, before the lease it last renewed can run out, although
-/// its tick waits on the store meanwhile.
-#[tokio::test(start_paused = true)]
-async fn a_node_cut_off_from_the_database_stops_before_its_lease_can_run_out() {
+/// A fresh database and WhatsApp, and node "a" with org "7" paired on it.
+async fn paired_on_a() -> (Arc<MemoryLeases>, Arc<MemoryLedger>, TestNode, OrgId) {
     let leases = Arc::new(MemoryLeases::default());
     let ledger = Arc::new(MemoryLedger::default());
     let a = node("a", &leases, &ledger).await;
     let o = org("7");
     pair(&a, &o).await;
+    (leases, ledger, a, o)
+}
+
+/// A node whose database goes silent (its connection dead without a word) stops
+/// its orgs by itself, before the lease it last renewed can run out, although
+/// its tick waits on the store meanwhile.
+#[tokio::test(start_paused = true)]
+async fn a_node_cut_off_from_the_database_stops_before_its_lease_can_run_out() {
+    let (leases, ledger, a, o) = paired_on_a().await;
     for _ in 0..5 {
         advance(RENEW).await;
     }
@@ -546,11 +552,7 @@ async fn a_node_cut_off_from_the_database_stops_before_its_lease_can_run_out() {
 /// A refusal stops its org at once even while a tick waits on a silent store.
 #[tokio::test(start_paused = true)]
 async fn a_refusal_stops_the_org_while_a_tick_waits_on_the_store() {
-    let leases = Arc::new(MemoryLeases::default());
-    let ledger = Arc::new(MemoryLedger::default());
-    let a = node("a", &leases, &ledger).await;
-    let o = org("7");
-    pair(&a, &o).await;
+    let (leases, _, a, o) = paired_on_a().await;
     leases.silent.store(true, Ordering::SeqCst);
     advance(RENEW).await; // a tick starts and waits on the store
     a.fencing.refused(&o);
@@ -648,11 +650,7 @@ async fn a_lease_is_freed_only_after_its_org_stopped() {
 /// once its org stopped.
 #[tokio::test(start_paused = true)]
 async fn leaving_keeps_renewing_until_each_org_stopped() {
-    let leases = Arc::new(MemoryLeases::default());
-    let ledger = Arc::new(MemoryLedger::default());
-    let a = node("a", &leases, &ledger).await;
-    let o = org("7");
-    pair(&a, &o).await;
+    let (leases, ledger, a, o) = paired_on_a().await;
     advance(RENEW).await;
     let (_, before) = leases.holder(&o).unwrap();
     let leaving = tokio::spawn({
@@ -676,11 +674,7 @@ async fn leaving_keeps_renewing_until_each_org_stopped() {
 /// it takes over while the takeover waits its turn (the resume itself is the
 /// cluster tests' over PostgreSQL, whose store the nodes share).
 async fn first_takeover_reads(forget_published: bool) -> SessionSnapshot {
-    let leases = Arc::new(MemoryLeases::default());
-    let ledger = Arc::new(MemoryLedger::default());
-    let a = node("a", &leases, &ledger).await;
-    let o = org("7");
-    pair(&a, &o).await;
+    let (leases, ledger, a, o) = paired_on_a().await;
     advance(RENEW).await;
     a.node.leave().await;
     assert!(!a.sup.runs(&o));
@@ -721,11 +715,7 @@ async fn a_session_taken_over_with_nothing_published_reads_reconnecting() {
 /// renews.
 #[tokio::test(start_paused = true)]
 async fn a_freed_lease_taken_for_a_reading_request_resumes_its_session() {
-    let leases = Arc::new(MemoryLeases::default());
-    let ledger = Arc::new(MemoryLedger::default());
-    let a = node("a", &leases, &ledger).await;
-    let o = org("7");
-    pair(&a, &o).await;
+    let (leases, ledger, a, o) = paired_on_a().await;
     let b = node("b", &leases, &ledger).await;
     settle().await;
     assert!(b.node.held().is_empty(), "a holds it");

@@ -95,8 +95,7 @@ async fn logged_out_backs_up_and_wipes() {
     rig.settle_for(Duration::from_secs(600)).await;
     assert_eq!(rig.sup.status(&a).status, SessionStatus::LoggedOut);
     // start-session gives a new QR.
-    rig.sup.start(&a, None).await.unwrap();
-    rig.wait(&a, SessionStatus::QrReady).await;
+    rig.show_qr(&a).await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -165,8 +164,7 @@ async fn unscanned_qr_codes_run_out_into_disconnected() {
     let done = rig.wait(&a, SessionStatus::Disconnected).await;
     assert!(done.qr.is_none());
     // start-session resumes from disconnected.
-    rig.sup.start(&a, None).await.unwrap();
-    rig.wait(&a, SessionStatus::QrReady).await;
+    rig.show_qr(&a).await;
 
     rig.inject(&a, Fault::QrExhausted).await;
     rig.wait(&a, SessionStatus::Disconnected).await;

@@ -89,8 +89,7 @@ async fn one_number_serves_one_org() {
     let rig = Rig::new().await;
     let (a, b) = (org("a"), org("b"));
     rig.connect(&a, "573001234567").await;
-    rig.sup.start(&b, None).await.unwrap();
-    rig.wait(&b, SessionStatus::QrReady).await;
+    rig.show_qr(&b).await;
     rig.sim.scan(&b, "573001234567").unwrap();
     let _refused = rig.wait(&b, SessionStatus::NumberInUse).await;
     rig.settle_for(Duration::from_millis(10)).await;
@@ -105,8 +104,7 @@ async fn one_number_serves_one_org() {
         .unwrap();
     // Once `a` logs out, the number is free for `b`.
     rig.sup.logout(&a).await.unwrap();
-    rig.sup.start(&b, None).await.unwrap();
-    rig.wait(&b, SessionStatus::QrReady).await;
+    rig.show_qr(&b).await;
     rig.sim.scan(&b, "573001234567").unwrap();
     rig.wait(&b, SessionStatus::Connected).await;
 }
@@ -156,8 +154,7 @@ async fn sends_fail_clearly_without_a_connected_session() {
         rig.sup.send_text(&a, "573009999999", "x", None).await,
         Err(SendError::NoSession)
     );
-    rig.sup.start(&a, None).await.unwrap();
-    rig.wait(&a, SessionStatus::QrReady).await;
+    rig.show_qr(&a).await;
     assert_eq!(
         rig.sup.send_text(&a, "573009999999", "x", None).await,
         Err(SendError::NotConnected {

@@ -69,8 +69,7 @@ async fn new_file(rig: &Rig, org: &OrgId, bytes: &[u8], filename: Option<&str>) 
 async fn files_queued_before_pairing_go_out_in_order_as_image_and_document() {
     let rig = Rig::new().await;
     let a = org("2");
-    rig.sup.start(&a, None).await.unwrap();
-    rig.wait(&a, SessionStatus::QrReady).await;
+    rig.show_qr(&a).await;
     let image = new_file(&rig, &a, &samples::png(), None).await;
     let text = match rig
         .sup
@@ -135,8 +134,7 @@ async fn files_queued_before_pairing_go_out_in_order_as_image_and_document() {
 async fn cancelled_and_expired_files_are_removed_and_never_sent() {
     let rig = Rig::new().await;
     let a = org("2");
-    rig.sup.start(&a, None).await.unwrap();
-    rig.wait(&a, SessionStatus::QrReady).await;
+    rig.show_qr(&a).await;
     let cancelled = new_file(&rig, &a, &samples::png(), Some("ojo.png")).await;
     // Expiry reads the wall clock, which paused time does not move: a message
     // accepted already past its expiry is expired by the next sweep.

@@ -103,6 +103,12 @@ impl Rig {
         }
     }
 
+    /// Starts an org and waits for its QR code (never paired yet).
+    async fn show_qr(&self, org: &OrgId) {
+        self.sup.start(org, None).await.unwrap();
+        self.wait(org, SessionStatus::QrReady).await;
+    }
+
     /// Starts an org and pairs it as `phone`, up to `connected`.
     async fn connect(&self, org: &OrgId, phone: &str) -> SessionSnapshot {
         let snapshot = pair(&self.sup, &self.sim, org, phone).await;

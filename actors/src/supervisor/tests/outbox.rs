@@ -29,8 +29,7 @@ async fn enqueue(rig: &Rig, org: &OrgId, text: &str) -> Message {
 async fn messages_accepted_before_pairing_are_sent_in_order_after_the_scan() {
     let rig = Rig::new().await;
     let a = org("2");
-    rig.sup.start(&a, None).await.unwrap();
-    rig.wait(&a, SessionStatus::QrReady).await;
+    rig.show_qr(&a).await;
     let mut accepted = Vec::new();
     for i in 0..20 {
         accepted.push(enqueue(&rig, &a, &format!("recordatorio {i}")).await);
@@ -104,8 +103,7 @@ async fn an_idempotency_key_accepts_a_message_once() {
 async fn expired_and_cancelled_messages_are_never_sent() {
     let rig = Rig::new().await;
     let a = org("2");
-    rig.sup.start(&a, None).await.unwrap();
-    rig.wait(&a, SessionStatus::QrReady).await;
+    rig.show_qr(&a).await;
     let soon = MessageRequest {
         expires_at: Some(chrono::Utc::now() + chrono::Duration::seconds(30)),
         ..request(&a, "caduca")
@@ -147,8 +145,7 @@ async fn expired_and_cancelled_messages_are_never_sent() {
 async fn a_message_past_its_expiry_is_expired_by_the_sweep() {
     let rig = Rig::new().await;
     let a = org("2");
-    rig.sup.start(&a, None).await.unwrap();
-    rig.wait(&a, SessionStatus::QrReady).await;
+    rig.show_qr(&a).await;
     let past = MessageRequest {
         expires_at: Some(chrono::Utc::now() - chrono::Duration::seconds(1)),
         ..request(&a, "tarde")
@@ -242,8 +239,7 @@ async fn an_org_without_a_session_or_credentials_queues_nothing() {
 async fn a_keyed_retry_after_a_clean_finds_its_message() {
     let rig = Rig::new().await;
     let a = org("2");
-    rig.sup.start(&a, None).await.unwrap();
-    rig.wait(&a, SessionStatus::QrReady).await;
+    rig.show_qr(&a).await;
     let keyed = |key: &str, text: &str| MessageRequest {
         idempotency_key: Some(key.into()),
         ..request(&a, text)
