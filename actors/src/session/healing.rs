@@ -55,7 +55,6 @@ impl OrgState {
         let window = trip.window.as_str();
         match trip.step {
             Step::Restart => {
-                tracing::warn!(org_id = %self.org, step = "restart", window, events = trip.events, senders = trip.senders, "healing: restarting the connection");
                 self.emitter.emit(
                     self.status(),
                     EventKind::Healing {
@@ -78,6 +77,9 @@ impl OrgState {
                     }
                 };
                 self.open_because(mode, why);
+                // Logged once the restart is under way: whoever reads it and then
+                // the status finds the new connection's, never the old one's.
+                tracing::warn!(org_id = %self.org, step = "restart", window, events = trip.events, senders = trip.senders, "healing: restarting the connection");
             }
             Step::Wipe => self.clean_up(window, trip.events, trip.senders),
         }
