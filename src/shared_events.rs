@@ -60,8 +60,13 @@ impl EventSink for SharedEvents {
 async fn announce_all(pool: Pool, mut queue: mpsc::Receiver<String>) {
     let mut batch = Vec::with_capacity(BATCH);
     while queue.recv_many(&mut batch, BATCH).await > 0 {
-        if let Err(e) = announce(&pool, &batch).await {
-            tracing::warn!(error = %e, count = batch.len(), "events could not be announced to the other nodes");
+        if announce(&pool, &batch).await.is_err() {
+            // One bad event (or a moment's failure) costs only itself.
+            for one in batch.chunks(1) {
+                if let Err(e) = announce(&pool, one).await {
+                    tracing::warn!(error = %e, "an event could not be announced to the other nodes");
+                }
+            }
         }
         batch.clear();
     }
@@ -73,7 +78,7 @@ pub fn heard(payload: &str, me: &str, live: &LiveEvents) {
     let Some((node, wire)) = payload.split_once('\n') else {
         return;
     };
-    if node == me {
+    if node == me || live.listeners() == 0 {
         return;
     }
     match WebhookEvent::from_wire(wire) {

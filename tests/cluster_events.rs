@@ -56,4 +56,22 @@ async fn a_listener_on_one_node_hears_an_org_another_node_drives() {
     let on_a = read_until(&mut own, &mut own_buf, "session.cleaned").await;
     let on_b = read_until(&mut resp, &mut b_buf, "session.cleaned").await;
     assert_eq!(on_a.last().unwrap().id, on_b.last().unwrap().id);
+    // And a's own listener never hears its own events back from the others:
+    // after the next ones (a new pairing's QR), each id is still there once.
+    let (code, _) = b
+        .post(
+            "/api/start-session",
+            serde_json::json!({ "organization_id": ORG }),
+        )
+        .await;
+    assert_eq!(code, 200);
+    let mut on_a = on_a;
+    on_a.extend(read_until(&mut own, &mut own_buf, "session.qr").await);
+    let names: Vec<&str> = on_a.iter().map(|f| f.event.as_str()).collect();
+    let ids: HashSet<&str> = on_a.iter().map(|f| f.id.as_str()).collect();
+    assert_eq!(
+        ids.len(),
+        on_a.len(),
+        "each event once on its own node: {names:?}"
+    );
 }

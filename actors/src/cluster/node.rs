@@ -139,6 +139,9 @@ struct HeldOrg {
     token: Token,
     /// Requests about the org being answered here right now.
     busy: u32,
+    /// Requests about the org taken here since the lease was won: a decision
+    /// made on what was read before one came is stale.
+    served: u64,
     /// The org is stopped at this instant unless a renewal confirmed first.
     deadline: Instant,
     publisher: AbortHandle,
@@ -273,6 +276,7 @@ impl ClusterNode {
             }
             if let Some(held) = state.held.get_mut(org) {
                 held.busy += 1;
+                held.served += 1;
                 return Ok(Route::Here);
             }
             if state.stopping.contains_key(org) {
@@ -483,6 +487,7 @@ impl Inner {
         let mut state = self.state.lock().await;
         let held = state.held.get_mut(org)?;
         held.busy += 1;
+        held.served += 1;
         Some(Route::Here)
     }
 
@@ -647,6 +652,7 @@ impl Inner {
             HeldOrg {
                 token,
                 busy,
+                served: u64::from(busy),
                 deadline: sent + self.spec.drive_for(),
                 publisher: publisher.abort_handle(),
             },
@@ -679,15 +685,9 @@ impl Inner {
     /// the session must not be left running nowhere under a lease renewed here.
     async fn settle_held(&self, org: &OrgId) {
         let claiming = self.claims.lock().await;
-        {
-            let state = self.state.lock().await;
-            let Some(held) = state.held.get(org) else {
-                return;
-            };
-            if held.busy > 0 || self.supervisor.runs(org) {
-                return;
-            }
-        }
+        let Some(seen) = self.idle(&*self.state.lock().await, org) else {
+            return;
+        };
         let a_session = match self.supervisor.status(org).status {
             SessionStatus::NotStarted => {
                 let stored = self.supervisor.has_credentials(org);
@@ -705,7 +705,14 @@ impl Inner {
             }
             _ => true,
         };
+        let mut state = self.state.lock().await;
+        // Decided on what was read: if a request came meanwhile (a clean, a
+        // start) or the lease was lost, the next settle decides afresh.
+        if self.idle(&state, org) != Some(seen) {
+            return;
+        }
         if a_session {
+            drop(state);
             drop(claiming);
             tracing::info!(org_id = %org, "taking over a held session that runs nowhere");
             if let Err(e) = self.supervisor.take_over(org, Duration::ZERO).await {
@@ -713,18 +720,10 @@ impl Inner {
             }
             return;
         }
-        let held = {
-            let mut state = self.state.lock().await;
-            let Some(held) = state.held.get(org) else {
-                return;
-            };
-            if held.busy > 0 || self.supervisor.runs(org) {
-                return;
-            }
-            // Out of the table while the store answers: a request for the org
-            // waits for the claim mutex, then claims afresh.
-            state.held.remove(org).expect("just seen")
-        };
+        // Out of the table while the store answers: a request for the org waits
+        // for the claim mutex, then claims afresh.
+        let held = state.held.remove(org).expect("just seen");
+        drop(state);
         let lease = Held {
             org: org.clone(),
             token: held.token,
@@ -738,6 +737,13 @@ impl Inner {
                 self.state.lock().await.held.insert(org.clone(), held);
             }
         }
+    }
+
+    /// The token and request count of `org`'s lease when it is held here, no
+    /// request is busy with it and no actor drives it.
+    fn idle(&self, state: &State, org: &OrgId) -> Option<(Token, u64)> {
+        let held = state.held.get(org)?;
+        (held.busy == 0 && !self.supervisor.runs(org)).then_some((held.token, held.served))
     }
 
     fn show_all(&self, state: &mut State, all: Vec<Published>) {
