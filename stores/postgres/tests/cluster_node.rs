@@ -153,7 +153,10 @@ async fn a_paused_owner_loses_its_org_without_ever_driving_it_beside_the_new_one
     assert_eq!(a.node.held().len(), 1);
     b.node.tick().await;
     assert!(b.node.held().is_empty(), "a live lease is not b's to take");
+    // Each tick reads what is published (a's last snapshot may be written just
+    // after the pairing: a daemon hears of it by its notification).
     eventually("b shows a's published snapshot", async || {
+        b.node.tick().await;
         let s = b.sup.status(&o);
         s.status == SessionStatus::Connected && s.node_id.as_deref() == Some("a")
     })
@@ -182,11 +185,12 @@ async fn a_paused_owner_loses_its_org_without_ever_driving_it_beside_the_new_one
     .await;
 
     // a wakes up and, before its first renewal, tries to deliver: refused, and it
-    // stops the org at once; b delivers.
+    // stops the org at once; b delivers. (b hears of the message only then: had
+    // it sent it first, a's lane would find nothing to send and try nothing.)
     let m = message(&a, &o, "recordatorio").await;
+    eventually("a stops driving the org", async || !a.sup.runs(&o)).await;
     // What the daemon's listener does when the database announces the message.
     b.sup.outbox().nudge(&o);
-    eventually("a stops driving the org", async || !a.sup.runs(&o)).await;
     eventually("sent by b", async || {
         b.sup
             .outbox()
