@@ -139,9 +139,6 @@ struct HeldOrg {
     token: Token,
     /// Requests about the org being answered here right now.
     busy: u32,
-    /// Requests about the org taken here since the lease was won: a decision
-    /// made on what was read before one came is stale.
-    served: u64,
     /// The org is stopped at this instant unless a renewal confirmed first.
     deadline: Instant,
     publisher: AbortHandle,
@@ -276,7 +273,6 @@ impl ClusterNode {
             }
             if let Some(held) = state.held.get_mut(org) {
                 held.busy += 1;
-                held.served += 1;
                 return Ok(Route::Here);
             }
             if state.stopping.contains_key(org) {
@@ -305,14 +301,13 @@ impl ClusterNode {
     }
 
     /// A request answered here is done; an org left without a session (a clean
-    /// or a logout, or nothing was started) gives its lease up at once, and one
-    /// left with a session that runs nowhere is taken over here.
+    /// or a logout, or nothing was started) gives its lease up at once.
     pub async fn finish(&self, org: &OrgId) {
         let inner = &self.inner;
         if let Some(held) = inner.state.lock().await.held.get_mut(org) {
             held.busy = held.busy.saturating_sub(1);
         }
-        inner.settle_held(org).await;
+        inner.give_up_if_removed(org).await;
     }
 
     /// Shows the snapshot another node published for `org` (its publication was
@@ -487,7 +482,6 @@ impl Inner {
         let mut state = self.state.lock().await;
         let held = state.held.get_mut(org)?;
         held.busy += 1;
-        held.served += 1;
         Some(Route::Here)
     }
 
@@ -519,7 +513,7 @@ impl Inner {
         // its actor running from the claim on.
         let orgs: Vec<OrgId> = self.state.lock().await.held.keys().cloned().collect();
         for org in orgs {
-            self.settle_held(&org).await;
+            self.give_up_if_removed(&org).await;
         }
     }
 
@@ -652,7 +646,6 @@ impl Inner {
             HeldOrg {
                 token,
                 busy,
-                served: u64::from(busy),
                 deadline: sent + self.spec.drive_for(),
                 publisher: publisher.abort_handle(),
             },
@@ -676,54 +669,25 @@ impl Inner {
         ));
     }
 
-    /// Settles a lease held here that no request is busy with and no actor here
-    /// drives. A session removed (or never started by the request that claimed
-    /// it) gives its lease up. One that is still a session somewhere (a status
-    /// other than `not_started`, or stored credentials) is taken over here, as a
-    /// claimed one would be: a request that does not start sessions (a logout, a
-    /// number check) may have taken a free lease before any tick claimed it, and
-    /// the session must not be left running nowhere under a lease renewed here.
-    async fn settle_held(&self, org: &OrgId) {
-        let claiming = self.claims.lock().await;
-        let Some(seen) = self.idle(&*self.state.lock().await, org) else {
-            return;
-        };
-        let a_session = match self.supervisor.status(org).status {
-            SessionStatus::NotStarted => {
-                let stored = self.supervisor.has_credentials(org);
-                match tokio::time::timeout(self.spec.call_bound(), stored).await {
-                    Ok(Ok(stored)) => stored,
-                    failed => {
-                        let error = match failed {
-                            Ok(Err(e)) => e.to_string(),
-                            _ => "no answer in time".to_owned(),
-                        };
-                        tracing::warn!(org_id = %org, %error, "could not tell whether a held session is stored; deciding at the next tick");
-                        return;
-                    }
-                }
+    /// Gives up the lease of an org whose session was removed (or never started
+    /// by the request that claimed it), once no request is busy with it.
+    async fn give_up_if_removed(&self, org: &OrgId) {
+        let _claiming = self.claims.lock().await;
+        let held = {
+            let mut state = self.state.lock().await;
+            let Some(held) = state.held.get(org) else {
+                return;
+            };
+            if held.busy > 0
+                || self.supervisor.runs(org)
+                || self.supervisor.status(org).status != SessionStatus::NotStarted
+            {
+                return;
             }
-            _ => true,
+            // Out of the table while the store answers: a request for the org
+            // waits for the claim mutex, then claims afresh.
+            state.held.remove(org).expect("just seen")
         };
-        let mut state = self.state.lock().await;
-        // Decided on what was read: if a request came meanwhile (a clean, a
-        // start) or the lease was lost, the next settle decides afresh.
-        if self.idle(&state, org) != Some(seen) {
-            return;
-        }
-        if a_session {
-            drop(state);
-            drop(claiming);
-            tracing::info!(org_id = %org, "taking over a held session that runs nowhere");
-            if let Err(e) = self.supervisor.take_over(org, Duration::ZERO).await {
-                tracing::warn!(org_id = %org, error = %e, "a held session could not be taken over; retrying at the next tick");
-            }
-            return;
-        }
-        // Out of the table while the store answers: a request for the org waits
-        // for the claim mutex, then claims afresh.
-        let held = state.held.remove(org).expect("just seen");
-        drop(state);
         let lease = Held {
             org: org.clone(),
             token: held.token,
@@ -737,13 +701,6 @@ impl Inner {
                 self.state.lock().await.held.insert(org.clone(), held);
             }
         }
-    }
-
-    /// The token and request count of `org`'s lease when it is held here, no
-    /// request is busy with it and no actor drives it.
-    fn idle(&self, state: &State, org: &OrgId) -> Option<(Token, u64)> {
-        let held = state.held.get(org)?;
-        (held.busy == 0 && !self.supervisor.runs(org)).then_some((held.token, held.served))
     }
 
     fn show_all(&self, state: &mut State, all: Vec<Published>) {

@@ -708,28 +708,3 @@ async fn a_session_taken_over_with_nothing_published_reads_reconnecting() {
     let shown = first_takeover_reads(true).await;
     assert_eq!(shown.status, SessionStatus::Reconnecting, "{shown:?}");
 }
-
-/// A request that starts no session (a number check) on a node that takes a
-/// freed lease before any tick claimed it: the session is taken over here when
-/// the request finishes, never left running nowhere under a lease this node
-/// renews.
-#[tokio::test(start_paused = true)]
-async fn a_freed_lease_taken_for_a_reading_request_resumes_its_session() {
-    let (leases, ledger, a, o) = paired_on_a().await;
-    let b = node("b", &leases, &ledger).await;
-    settle().await;
-    assert!(b.node.held().is_empty(), "a holds it");
-    // a hands its orgs over; b's next tick is a renewal period away.
-    a.node.leave().await;
-    assert_eq!(leases.holder(&o), None, "freed");
-    assert!(b.node.held().is_empty(), "no tick of b claimed it yet");
-
-    assert_eq!(b.node.route(&o, false).await.unwrap(), Route::Here);
-    assert!(!b.sup.runs(&o), "the request starts nothing");
-    b.node.finish(&o).await;
-    assert_eq!(b.node.held().len(), 1);
-    // (What the session then does is the takeover's, tested above; the fake
-    // phones' credentials are probed in each node's own directory, so here it
-    // pairs anew.)
-    assert!(b.sup.runs(&o), "taken over once the request finished");
-}
