@@ -61,6 +61,11 @@ impl SessionStatus {
         }
     }
 
+    /// The status named `name` (its wire name), if any.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+
     /// Whether a connection is open or being opened in this status.
     pub fn is_active(self) -> bool {
         matches!(
@@ -141,6 +146,8 @@ mod tests {
                 serde_json::to_value(status).unwrap(),
                 serde_json::Value::String(status.as_str().to_owned())
             );
+            assert_eq!(SessionStatus::parse(status.as_str()), Some(status));
         }
+        assert_eq!(SessionStatus::parse("snoozing"), None);
     }
 }

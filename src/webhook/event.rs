@@ -192,9 +192,7 @@ impl WebhookEvent {
             name: EVENT_NAMES.into_iter().find(|n| *n == wire.name)?,
             event_id: wire.event_id,
             organization_id: OrgId::parse(&wire.organization_id).ok()?,
-            status: SessionStatus::ALL
-                .into_iter()
-                .find(|s| s.as_str() == wire.status)?,
+            status: SessionStatus::parse(&wire.status)?,
             timestamp: wire.timestamp,
             data,
         })

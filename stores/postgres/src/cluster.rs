@@ -407,10 +407,7 @@ impl LeaseStore for PostgresLeases {
 
 /// A published snapshot row; `None` for one this build cannot read.
 fn published(row: &Row) -> Option<Published> {
-    let status: &str = row.get(2);
-    let status = SessionStatus::ALL
-        .into_iter()
-        .find(|s| s.as_str() == status)?;
+    let status = SessionStatus::parse(row.get(2))?;
     Some(Published {
         snapshot: SessionSnapshot {
             organization_id: OrgId::parse(row.get(0)).ok()?,
