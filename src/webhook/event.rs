@@ -84,7 +84,7 @@ fn event_id_of(org: &OrgId, at: DateTime<Utc>, name: &str, data: &Data) -> Strin
             hash.update([0]);
             hash.update(pairing_code.as_deref().unwrap_or_default().as_bytes());
         }
-        Data::Json(map) => hash.update(Value::Object(map.clone()).to_string().as_bytes()),
+        Data::Json(map) => hash.update(serde_json::to_vec(map).expect("a JSON map serializes")),
     }
     let digest = hash.finalize();
     digest[..16].iter().map(|b| format!("{b:02x}")).collect()
